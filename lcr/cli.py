@@ -1,0 +1,180 @@
+"""The ``lcr`` command line: one command per library function, nothing more.
+
+Every command reads its defaults from ``params.yaml`` (when present in the working folder) and
+lets options override them. User errors print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lcr.config import load_params
+from lcr.errors import LcrError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="LabelCoRank: long-tail multi-label text classification.")
+
+ParamsOption = typer.Option(None, "--params", help="Parameter file (default: ./params.yaml if present).")
+DataDirOption = typer.Option(None, "--data-dir", help="Data folder (default: params.yaml's data_dir, else ./data).")
+
+
+def _user_errors(func):
+    """Turn :class:`LcrError` into a one-line message and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except LcrError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2)
+
+    return wrapper
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def format_stats(stats: dict) -> str:
+    """Render ``stats.json`` as the paper's Table 1 columns, one row per split."""
+    lines = [f"{stats['dataset']}: {stats['labels']} labels"
+             + (f"  (train stand-in: {stats['train_standin']})" if stats.get("train_standin") else "")
+             + (f"  (missing: {', '.join(stats['missing'])})" if stats.get("missing") else ""),
+             f"{'split':<6} {'docs':>9} {'labels':>7} {'L_avg':>7} {'W_avg':>8}"]
+    for split, row in stats["splits"].items():
+        lines.append(f"{split:<6} {row['documents']:>9,} {row['labels_present']:>7} "
+                     f"{row['avg_labels']:>7.2f} {row['avg_words']:>8.1f}")
+    return "\n".join(lines)
+
+
+@app.command()
+@_user_errors
+def datasets():
+    """List the datasets that `lcr fetch` knows."""
+    from lcr.datasets.fetch import REGISTRY
+
+    for name, source in REGISTRY.items():
+        typer.echo(f"{name:<14} {source.description}")
+    typer.echo(f"{'custom':<14} your own corpus: JSONL/CSV/TSV file or folder, with --from PATH")
+
+
+@app.command()
+@_user_errors
+def fetch(
+    dataset: str = typer.Argument(..., help="reuters21578, aapd, mag-cs, pubmed or custom"),
+    source: Optional[Path] = typer.Option(None, "--from", help="Release archive, file or folder to read instead of the mirror/URL."),
+    dev_fraction: Optional[float] = typer.Option(None, help="Share of train held out as dev when the source has no dev split."),
+    merge_train_dev: Optional[bool] = typer.Option(None, "--merge-train-dev/--no-merge-train-dev", help="Train on train + dev (the paper's AAPD setting)."),
+    train_standin: Optional[str] = typer.Option(None, help="Split that stands in for a missing train split (smoke runs)."),
+    name: Optional[str] = typer.Option(None, help="custom only: the store name (data/<name>)."),
+    text_field: str = typer.Option("text", help="custom only: text field/column."),
+    labels_field: str = typer.Option("labels", help="custom only: labels field/column."),
+    id_field: str = typer.Option("id", help="custom only: id field/column."),
+    label_sep: str = typer.Option("|", help="custom CSV/TSV only: separator between labels."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """Fetch a dataset and write its normalised store and stats.json."""
+    from lcr.datasets.fetch import fetch as fetch_dataset
+
+    config = load_params(params)
+    ds = config.dataset(dataset)
+    stats = fetch_dataset(
+        dataset,
+        data_dir or config.data_dir,
+        source_path=source or ds.source,
+        dev_fraction=ds.dev_fraction if dev_fraction is None else dev_fraction,
+        merge_train_dev=ds.merge_train_dev if merge_train_dev is None else merge_train_dev,
+        train_standin=train_standin or ds.train_standin,
+        custom_options=dict(name=name, text_field=text_field, labels_field=labels_field,
+                            id_field=id_field, label_sep=label_sep),
+        progress=_progress(),
+    )
+    typer.echo(format_stats(stats))
+
+
+@app.command()
+@_user_errors
+def stats(
+    dataset: str = typer.Argument(..., help="A fetched dataset (data/<dataset>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print stats.json as it is."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """Print a fetched dataset's statistics (the paper's Table 1 columns)."""
+    from lcr.datasets.store import read_stats
+
+    config = load_params(params)
+    result = read_stats(Path(data_dir or config.data_dir) / dataset)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_stats(result))
+
+
+@app.command()
+@_user_errors
+def prepare(
+    dataset: str = typer.Argument(..., help="A fetched dataset (data/<dataset>)."),
+    head_fraction: Optional[float] = typer.Option(None, help="Share of most frequent labels that are head labels."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """Compute label frequencies, ranks, co-occurrence, head/tail subsets and the distribution plot."""
+    from lcr.labels import prepare as prepare_labels
+
+    config = load_params(params)
+    folder = Path(data_dir or config.data_dir) / dataset
+    artifacts = prepare_labels(folder, head_fraction=head_fraction or config.prepare.head_fraction,
+                               show_progress=_progress())
+    summary = json.loads((folder / "labels" / "subsets.json").read_text(encoding="utf-8"))
+    typer.echo(f"{dataset}: {len(artifacts.vocab)} labels, co-occurrence nnz {artifacts.cooc.nnz:,}; "
+               f"written to {folder / 'labels'}")
+    typer.echo(json.dumps(summary.get("sizes", summary), indent=2)[:2000])
+
+
+@app.command()
+@_user_errors
+def export(
+    dataset: str = typer.Argument(...),
+    split: str = typer.Argument(..., help="train, dev or test"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL file (default: stdout)."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """Write a split as JSON lines {"id", "text", "labels"} for other tools."""
+    from lcr.datasets.store import export_jsonl
+
+    config = load_params(params)
+    n = export_jsonl(Path(data_dir or config.data_dir) / dataset, split, output or sys.stdout)
+    if output:
+        typer.echo(f"wrote {n:,} documents to {output}", err=True)
+
+
+@app.command()
+@_user_errors
+def metrics(
+    gold: str = typer.Option(..., help="DATASET:SPLIT of a fetched dataset, or a JSONL file of {id, labels}."),
+    pred: Path = typer.Option(..., help="Predictions JSONL {id, labels: [ranked], scores: [...]}."),
+    threshold: float = typer.Option(0.5, help="Score threshold for micro/macro F1."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """Score predictions: P@k, nDCG@k, PSP@k, PSnDCG@k, F1 (full, head, tail); JSON on stdout."""
+    from lcr.evaluation import evaluate_prediction_file
+
+    config = load_params(params)
+    result = evaluate_prediction_file(gold, pred, data_dir=data_dir or config.data_dir, threshold=threshold)
+    typer.echo(json.dumps(result, indent=2))
+
+
+def main():  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Dataset readers, the dataset registry and the normalised store."""
