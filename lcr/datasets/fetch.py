@@ -128,7 +128,7 @@ REGISTRY: dict[str, DatasetSource] = {
 def get_source(name: str) -> DatasetSource:
     """The registry entry of a dataset, or a clear error listing the known ones."""
     if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY) + ["custom"])
+        known = ", ".join(sorted([*REGISTRY, "custom"]))
         raise LcrError(f"unknown dataset '{name}'; known datasets: {known}")
     return REGISTRY[name]
 

@@ -1,0 +1,131 @@
+"""Tokenised splits and length-bucketed, dynamically padded batches.
+
+Batches hold documents of similar length, so padding (and wasted attention FLOPs) stays small;
+the order of batches is shuffled per epoch from ``(seed, epoch)`` alone, which makes a resumed
+run see exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from lcr.datasets import store
+
+
+@dataclass
+class EncodedSplit:
+    """A tokenised split.
+
+    Attributes:
+        ids: document ids (N).
+        input_ids: token ids per document, with special tokens, truncated to max_length.
+        labels: binary CSR matrix (N x K) in label-index order.
+    """
+
+    ids: list[str]
+    input_ids: list[np.ndarray]
+    labels: sp.csr_matrix
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+    def subset(self, indices) -> "EncodedSplit":
+        """The documents at ``indices`` (used to cap a split for small budgets)."""
+        indices = np.asarray(indices)
+        return EncodedSplit([self.ids[i] for i in indices], [self.input_ids[i] for i in indices],
+                            self.labels[indices])
+
+
+def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str], max_length: int,
+                 *, chunk: int = 2048, progress: bool = False) -> EncodedSplit:
+    """Tokenise a split of the store with a (fast) Hugging Face tokenizer.
+
+    Args:
+        dataset_dir: ``data/<dataset>``.
+        split: ``train``, ``dev`` or ``test``.
+        tokenizer: the encoder's tokenizer.
+        vocab: label ids in index order.
+        max_length: truncation length in tokens, special tokens included.
+        chunk: documents per tokenizer call (the fast tokenizer batches internally).
+        progress: show a progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    table = store.read_split(dataset_dir, split, columns=["id", "text", "labels"])
+    texts = table.column("text").to_pylist()
+    input_ids: list[np.ndarray] = []
+    for start in tqdm(range(0, len(texts), chunk), desc=f"tokenise {split}", disable=not progress):
+        encoded = tokenizer(texts[start:start + chunk], truncation=True, max_length=max_length)
+        input_ids.extend(np.asarray(ids, dtype=np.int32) for ids in encoded["input_ids"])
+    labels = store.labels_to_matrix(table.column("labels"), vocab)
+    return EncodedSplit(table.column("id").to_pylist(), input_ids, labels)
+
+
+def length_bucketed_batches(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,
+                            epoch: int = 0, bucket_batches: int = 50) -> list[np.ndarray]:
+    """Group document indices into batches of similar length.
+
+    With ``shuffle``, documents are permuted (from ``seed`` and ``epoch``), cut into buckets of
+    ``bucket_batches`` batches, sorted by length inside each bucket, and the batches shuffled;
+    without it (evaluation) documents are simply sorted by length.
+
+    Returns:
+        A list of index arrays; every batch has ``batch_size`` documents except possibly one.
+    """
+    n = len(lengths)
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    bucket = batch_size * bucket_batches
+    batches = []
+    for start in range(0, n, bucket):
+        chunk = order[start:start + bucket]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def shard(items: list, rank: int, world_size: int, *, pad: bool) -> list:
+    """The share of ``items`` that process ``rank`` of ``world_size`` handles.
+
+    Args:
+        pad: repeat items from the start so every rank gets the same count (training: every
+            rank must run the same number of steps); without it (evaluation) nothing is
+            duplicated, so no document is counted twice.
+    """
+    if world_size == 1:
+        return list(items)
+    items = list(items)
+    if pad and len(items) % world_size:
+        items += items[: world_size - len(items) % world_size]
+    return items[rank::world_size]
+
+
+def collate(split: EncodedSplit, indices: np.ndarray, pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest document.
+
+    Returns:
+        ``input_ids`` (B x T long), ``attention_mask`` (B x T long, 0 on padding) and
+        ``labels`` (B x K float, multi-hot).
+    """
+    rows = [split.input_ids[i] for i in indices]
+    longest = max(len(r) for r in rows)
+    input_ids = np.full((len(rows), longest), pad_token_id, dtype=np.int64)  # (B, T)
+    attention_mask = np.zeros((len(rows), longest), dtype=np.int64)  # (B, T)
+    for b, r in enumerate(rows):
+        input_ids[b, : len(r)] = r
+        attention_mask[b, : len(r)] = 1
+    labels = split.labels[indices].toarray().astype(np.float32)  # (B, K)
+    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
+            "labels": torch.from_numpy(labels)}

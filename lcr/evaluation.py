@@ -1,0 +1,75 @@
+"""Scoring a prediction file against gold labels (the ``lcr metrics`` command).
+
+Gold is either ``DATASET:SPLIT`` (a fetched store; its head/tail subsets and propensities come
+from the prepared label artifacts when ``lcr prepare`` has run) or a JSONL file of
+``{"id", "labels"}``. The metric maths is :func:`lcr.metrics.evaluate`, the same function that
+training and evaluation use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lcr import metrics
+from lcr.datasets import store
+from lcr.errors import LcrError
+
+
+def load_gold(gold: str, data_dir: str | Path = "data") -> dict:
+    """Resolve a gold specification.
+
+    Args:
+        gold: a JSONL file path, or ``DATASET:SPLIT`` naming a fetched dataset.
+        data_dir: the data folder holding fetched datasets.
+
+    Returns:
+        ``{"ids", "vocab", "matrix", "subsets", "train_freq", "n_train", "source"}``; the last
+        four are empty/None when the gold is a plain file or the dataset is not prepared.
+    """
+    path = Path(gold)
+    if path.is_file():
+        ids, labels = metrics.read_gold_jsonl(path)
+        vocab = sorted({label for row in labels for label in row})
+        return {"ids": ids, "vocab": vocab, "matrix": metrics.labels_to_csr(labels, vocab, source=path),
+                "subsets": {}, "train_freq": None, "n_train": None, "source": str(path)}
+    if ":" not in gold:
+        raise LcrError(f"--gold {gold}: neither a file nor DATASET:SPLIT")
+    dataset, split = gold.rsplit(":", 1)
+    folder = Path(data_dir) / dataset
+    vocab, _ = store.read_vocab(folder)
+    ids = store.read_split(folder, split, columns=["id"]).column("id").to_pylist()
+    matrix = store.label_matrix(folder, split, vocab)
+    result = {"ids": ids, "vocab": vocab, "matrix": matrix, "subsets": {}, "train_freq": None,
+              "n_train": None, "source": f"{folder}:{split}"}
+    labels_dir = folder / store.LABELS_DIR
+    if labels_dir.exists():
+        from lcr.labels import LabelArtifacts, subset_masks
+
+        artifacts = LabelArtifacts.load(labels_dir)
+        if list(artifacts.vocab) != list(vocab):
+            raise LcrError(f"{labels_dir} was prepared from another label vocabulary: run "
+                           f"`lcr prepare {dataset}` again")
+        result.update(subsets=subset_masks(matrix, artifacts.head_mask),
+                      train_freq=artifacts.freq, n_train=artifacts.n_train)
+    return result
+
+
+def evaluate_prediction_file(gold: str, pred: str | Path, *, data_dir: str | Path = "data",
+                             threshold: float = 0.5, ks: tuple[int, ...] = (1, 3, 5)) -> dict:
+    """Score a predictions JSONL file against gold labels.
+
+    Returns:
+        ``{"metrics": {"full": {...}, "head": {...}, "tail": {...}}, "report": {...}}`` where the
+        report counts missing predictions, unknown labels and truncated rankings.
+    """
+    pred = Path(pred)
+    if not pred.is_file():
+        raise LcrError(f"--pred {pred}: no such file")
+    reference = load_gold(gold, data_dir)
+    pred_ids, pred_labels, pred_scores = metrics.read_predictions_jsonl(pred)
+    topk, scores, report = metrics.align_predictions(reference["ids"], reference["vocab"], pred_ids,
+                                                      pred_labels, pred_scores, max(ks), source=pred)
+    result = metrics.evaluate(reference["matrix"], topk, scores=scores,
+                              train_freq=reference["train_freq"], n_train=reference["n_train"],
+                              threshold=threshold, subsets=reference["subsets"], ks=ks)
+    return {"gold": reference["source"], "predictions": str(pred), "metrics": result, "report": report}

@@ -1,0 +1,438 @@
+"""Training and evaluation of LabelCoRank and the RoBERTa baseline (``lcr train``).
+
+One function, :func:`train`, runs a whole training job: it validates its inputs before any long
+work, tokenises the splits, trains with length-bucketed dynamic padding, gradient accumulation,
+clipping, an optional warm-up/decay schedule and bf16 autocast, evaluates on dev after every
+epoch (early stopping and best-checkpoint selection on ``select_metric``), and finally evaluates
+the best model on the evaluation split and its head/tail subsets and writes the predictions.
+
+Distributed: started under ``torchrun --nproc_per_node=N`` it runs DistributedDataParallel (NCCL
+on GPU, gloo on CPU). Every optimiser step consumes one *global* batch of
+``batch_size * world_size`` documents, each process taking its slice, so N processes with batch
+B follow the same trajectory as one process with batch N*B. Evaluation splits documents across
+processes without the padding a DistributedSampler adds, so nothing is counted twice. Only rank 0
+logs and writes.
+
+Checkpoints (``checkpoint.pt``) are written atomically every ``checkpoint_every`` steps and at
+every epoch end, with the optimiser, scheduler and RNG states and the position inside the epoch;
+``resume=True`` continues a killed run and reaches the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lcr import metrics
+from lcr.atomic import atomic_open, atomic_path
+from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches, shard
+from lcr.config import TrainParams
+from lcr.datasets import store
+from lcr.errors import LcrError
+
+CHECKPOINT = "checkpoint.pt"
+BEST_DIR = "best_model"
+
+
+# --------------------------------------------------------------------------------------------
+# Set-up
+
+
+@dataclass
+class DistEnv:
+    """Where this process stands in a (possibly single-process) job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> DistEnv:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistEnv()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistEnv(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _device(params: TrainParams) -> torch.device:
+    if params.device == "cuda" or (params.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise LcrError("device 'cuda' was asked for, but torch sees no CUDA device")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _use_bf16(params: TrainParams, device: torch.device) -> bool:
+    if params.bf16 in (True, "true"):
+        return True
+    if params.bf16 in (False, "false"):
+        return False
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str = "test"):
+    """Validate everything a training job needs before any long work starts.
+
+    Returns:
+        (label vocabulary, label artifacts).
+
+    Raises:
+        LcrError: unknown variant, a dataset that was not fetched or prepared, gamma larger than
+            the number of labels, an encoder path that does not exist, an unknown split.
+    """
+    from lcr.encoder import check_encoder
+    from lcr.labels import LabelArtifacts
+
+    params.validate()
+    dataset_dir = Path(dataset_dir)
+    vocab, _ = store.read_vocab(dataset_dir)
+    labels_dir = dataset_dir / store.LABELS_DIR
+    if not labels_dir.exists():
+        raise LcrError(f"{dataset_dir.name} is not prepared ({labels_dir} is missing): "
+                       f"run `lcr prepare {dataset_dir.name}` first")
+    store.split_path(dataset_dir, eval_split)  # rejects an unknown split name
+    if params.variant != "roberta" and params.gamma > len(vocab):
+        raise LcrError(f"gamma = {params.gamma} is larger than the number of labels K = {len(vocab)}")
+    check_encoder(params.encoder)
+    artifacts = LabelArtifacts.load(labels_dir)
+    return vocab, artifacts
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+
+
+@torch.no_grad()
+def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device, top_k: int,
+            pad_token_id: int, env: DistEnv = DistEnv(), bf16: bool = False,
+            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Rank labels for every document of a split, keeping only the top-k per batch.
+
+    No dense N x K score matrix is ever held: each batch's scores are cut to top-k at once.
+    Under DDP each process scores its share of the documents and the shares are gathered.
+
+    Returns:
+        (topk, scores): int64 (N x top_k) label indices and float32 (N x top_k) sigmoid scores,
+        in the split's document order.
+    """
+    from tqdm.auto import tqdm
+
+    model.eval()
+    mine = shard(list(range(len(split))), env.rank, env.world_size, pad=False)
+    lengths = split.lengths[mine] if mine else np.zeros(0, dtype=np.int64)
+    batches = [np.asarray(mine)[b] for b in length_bucketed_batches(lengths, batch_size, shuffle=False)]
+    k = min(top_k, split.labels.shape[1])
+    found_idx, found_scores, found_docs = [], [], []
+    for indices in tqdm(batches, desc="predict", disable=not progress, leave=False):
+        batch = {name: t.to(device) for name, t in collate(split, indices, pad_token_id).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(batch["input_ids"], batch["attention_mask"]).logits  # (B, K)
+        scores, idx = torch.topk(torch.sigmoid(logits.float()), k, dim=-1)  # (B, k), (B, k)
+        found_idx.append(idx.cpu().numpy())
+        found_scores.append(scores.cpu().numpy())
+        found_docs.append(indices)
+    topk = np.concatenate(found_idx) if found_idx else np.zeros((0, k), dtype=np.int64)
+    scores = np.concatenate(found_scores) if found_scores else np.zeros((0, k), dtype=np.float32)
+    docs = np.concatenate(found_docs) if found_docs else np.zeros(0, dtype=np.int64)
+    if env.world_size > 1:
+        import torch.distributed as dist
+
+        gathered = [None] * env.world_size
+        dist.all_gather_object(gathered, (docs, topk, scores))
+        docs = np.concatenate([g[0] for g in gathered])
+        topk = np.concatenate([g[1] for g in gathered])
+        scores = np.concatenate([g[2] for g in gathered])
+    order = np.argsort(docs, kind="stable")
+    model.train()
+    return topk[order].astype(np.int64), scores[order].astype(np.float32)
+
+
+def write_predictions(path: str | Path, ids: list[str], vocab: list[str], topk: np.ndarray,
+                      scores: np.ndarray) -> None:
+    """Write the prediction JSONL that ``lcr metrics`` reads (label ids, best first)."""
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        for doc_id, row, row_scores in zip(ids, topk, scores):
+            handle.write(json.dumps({"id": doc_id, "labels": [vocab[i] for i in row],
+                                     "scores": [round(float(s), 6) for s in row_scores]}) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    # weights_only: a checkpoint holds tensors and plain Python values, nothing to unpickle.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+            "python_version": random.getstate()[0], "python_gauss": random.getstate()[2]}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def _schedule(params: TrainParams, total_steps: int):
+    warmup = int(params.warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if params.schedule == "constant":
+            return min(1.0, (step + 1) / warmup) if warmup else 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def _cap(split: EncodedSplit, limit: int | None, seed: int) -> EncodedSplit:
+    if limit is None or len(split) <= limit:
+        return split
+    rng = np.random.default_rng([seed, 7])
+    return split.subset(np.sort(rng.choice(len(split), size=limit, replace=False)))
+
+
+def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, *,
+          eval_split: str = "test", resume: bool = False, tracker=None,
+          progress: bool | None = None) -> dict:
+    """Train one model on a prepared dataset and evaluate it.
+
+    Args:
+        dataset_dir: ``data/<dataset>`` (fetched and prepared).
+        output_dir: where checkpoints, the best model, predictions and metrics go.
+        params: model and training settings.
+        eval_split: the split of the final evaluation (``test``; ``dev`` for MATCH data to
+            match the paper's N_tst).
+        resume: continue from ``output_dir/checkpoint.pt`` when it exists.
+        tracker: an object with ``log_params(dict)``, ``log_metrics(dict, step)``,
+            ``log_artifact(path)`` and ``run_id`` (see :mod:`lcr.tracking`), or None; used on
+            rank 0 only.
+        progress: show progress bars (default: when stderr is a terminal).
+
+    Returns:
+        ``{"dev": best dev metrics, "eval": {"full", "head", "tail"}, "best_epoch", "steps",
+        "output_dir"}`` (also written to ``output_dir/metrics.json``).
+    """
+    from tqdm.auto import tqdm
+
+    from lcr.encoder import load_encoder
+    from lcr.model import build_model
+
+    dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+    vocab, artifacts = check_inputs(dataset_dir, params, eval_split)
+    device = _device(params)
+    env = _init_distributed(device)
+    progress = (sys.stderr.isatty() if progress is None else progress) and env.is_main
+    bf16 = _use_bf16(params, device)
+    checkpoint_path = output_dir / CHECKPOINT
+    state = _load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    if state is not None and state["params"] != dataclasses.asdict(params):
+        raise LcrError(f"{checkpoint_path} was written with other settings; remove it or drop --resume")
+
+    seed_everything(params.seed)
+    encoder, tokenizer = load_encoder(params.encoder)
+    cooc = artifacts.cooc if params.cooccurrence == "counts" else artifacts.cooc_conditional
+    model = build_model(params, encoder, cooc=cooc, freq_rank=artifacts.rank).to(device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    train_split = _cap(encode_split(dataset_dir, "train", tokenizer, vocab, params.max_length,
+                                    progress=progress), params.max_train_docs, params.seed)
+    dev_split = _cap(encode_split(dataset_dir, "dev", tokenizer, vocab, params.max_length),
+                     params.max_eval_docs, params.seed)
+    if len(train_split) == 0:
+        raise LcrError(f"{dataset_dir.name}: the train split is empty")
+
+    raw_model = model
+    if env.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Some parameters take no part in a step (the encoder's pooler, the position table of
+        # no_pos), which DDP must be told about.
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=True)
+    if params.compile:
+        model = torch.compile(model)
+
+    global_batch = params.batch_size * env.world_size
+    steps_per_epoch = math.ceil(len(train_split) / global_batch / params.grad_accum)
+    total_steps = steps_per_epoch * params.epochs
+    if params.max_steps is not None:
+        total_steps = min(total_steps, params.max_steps)
+    optimizer = torch.optim.AdamW(raw_model.parameters(), lr=params.lr,
+                                  fused=device.type == "cuda" or None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(params, total_steps))
+
+    position = {"epoch": 0, "batch": 0, "step": 0}
+    best = {"metric": -math.inf, "epoch": -1, "dev": {}}
+    history: list[dict] = []
+    patience_left = params.patience
+    if state is not None:
+        raw_model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        position, best, history = state["position"], state["best"], state["history"]
+        patience_left = state["patience_left"]
+
+    tracking = tracker if env.is_main else None
+    if tracking is not None and state is None:
+        tracking.log_params({"dataset": dataset_dir.name, "eval_split": eval_split,
+                             "world_size": env.world_size, **dataclasses.asdict(params)})
+
+    def checkpoint() -> None:
+        if env.is_main:
+            _save_checkpoint(checkpoint_path, {
+                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": _rng_state(), "position": position,
+                "best": best, "history": history, "patience_left": patience_left,
+                "params": dataclasses.asdict(params)})
+
+    def evaluate_dev() -> dict:
+        if len(dev_split) == 0:
+            return {}
+        topk, scores = predict(raw_model, dev_split, batch_size=params.eval_batch_size, device=device,
+                               top_k=max(5, params.top_k_saved), pad_token_id=pad_id, env=env, bf16=bf16)
+        return metrics.evaluate(dev_split.labels, topk, scores=scores, train_freq=artifacts.freq,
+                                n_train=artifacts.n_train)["full"]
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.train()
+    stop = position["step"] >= total_steps
+    started = time.time()
+    while not stop and position["epoch"] < params.epochs:
+        epoch = position["epoch"]
+        batches = length_bucketed_batches(train_split.lengths, global_batch, shuffle=True,
+                                          seed=params.seed, epoch=epoch)
+        bar = tqdm(total=len(batches), initial=position["batch"], desc=f"epoch {epoch + 1}/{params.epochs}",
+                   disable=not progress, unit="batch")
+        accumulated = 0
+        for b in range(position["batch"], len(batches)):
+            indices = batches[b]
+            if env.world_size > 1 and len(indices) % env.world_size:
+                # Pad the last global batch so every process gets a slice of the same size.
+                indices = np.concatenate([indices, indices[: env.world_size - len(indices) % env.world_size]])
+            mine = indices[env.rank::env.world_size]
+            batch = {name: t.to(device) for name, t in collate(train_split, mine, pad_id).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"])
+            (out.loss / params.grad_accum).backward()
+            accumulated += 1
+            bar.update(1)
+            if accumulated < params.grad_accum and b + 1 < len(batches):
+                continue
+            accumulated = 0
+            if params.clip_norm:
+                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), params.clip_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            position = {"epoch": epoch, "batch": b + 1, "step": position["step"] + 1}
+            step = position["step"]
+            if tracking is not None and step % params.log_every == 0:
+                losses = {"loss": float(out.loss.detach())}
+                for name in ("loss1", "loss2"):
+                    if getattr(out, name, None) is not None:
+                        losses[name] = float(getattr(out, name).detach())
+                tracking.log_metrics({**losses, "lr": scheduler.get_last_lr()[0]}, step=step)
+                bar.set_postfix(loss=f"{losses['loss']:.4f}")
+            if step % params.checkpoint_every == 0:
+                checkpoint()
+            if step >= total_steps:
+                stop = True
+                break
+        bar.close()
+
+        # Epoch end (or the step budget): evaluate on dev, keep the best model, maybe stop.
+        dev = evaluate_dev()
+        history.append({"epoch": epoch + 1, "step": position["step"], **dev})
+        value = dev.get(params.select_metric, -math.inf) if dev else epoch  # no dev: keep the last
+        if value > best["metric"]:
+            best = {"metric": value, "epoch": epoch + 1, "dev": dev}
+            patience_left = params.patience
+            if env.is_main:
+                raw_model.save_pretrained(output_dir / BEST_DIR)
+        elif patience_left is not None:
+            patience_left -= 1
+            stop = stop or patience_left <= 0
+        if tracking is not None and dev:
+            tracking.log_metrics({f"dev_{k}": v for k, v in dev.items() if k != "n_docs"}, step=epoch + 1)
+        position = {"epoch": epoch + 1, "batch": 0, "step": position["step"]}
+        checkpoint()
+
+    result = _final_evaluation(raw_model, dataset_dir, output_dir, params, vocab, artifacts, tokenizer,
+                               eval_split, device, env, bf16, progress)
+    result.update(dev=best["dev"], best_epoch=best["epoch"], steps=position["step"], history=history,
+                  train_seconds=round(time.time() - started, 1), output_dir=str(output_dir))
+    if env.is_main:
+        with atomic_open(output_dir / "metrics.json", "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+    if tracking is not None:
+        flat = {f"{subset}_{name}": value for subset, values in result["eval"].items()
+                for name, value in values.items() if name != "n_docs"}
+        tracking.log_metrics(flat, step=position["step"])
+        for name in ("metrics.json", f"predictions-{eval_split}.jsonl"):
+            tracking.log_artifact(output_dir / name)
+    return result
+
+
+def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainParams, vocab, artifacts,
+                      tokenizer, eval_split: str, device, env: DistEnv, bf16: bool, progress: bool) -> dict:
+    """Evaluate the best model on the evaluation split with its head and tail subsets."""
+    from lcr.labels import subset_masks
+    from lcr.model import load_model
+
+    best_dir = output_dir / BEST_DIR
+    if env.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0 has written the best model
+    if best_dir.exists():
+        model = load_model(best_dir, model.encoder_for_loading()).to(device)
+    split = _cap(encode_split(dataset_dir, eval_split, tokenizer, vocab, params.max_length),
+                 params.max_eval_docs, params.seed)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    topk, scores = predict(model, split, batch_size=params.eval_batch_size, device=device,
+                           top_k=max(5, params.top_k_saved), pad_token_id=pad_id, env=env, bf16=bf16,
+                           progress=progress)
+    evaluation = metrics.evaluate(split.labels, topk, scores=scores, train_freq=artifacts.freq,
+                                  n_train=artifacts.n_train, subsets=subset_masks(split.labels, artifacts.head_mask))
+    if env.is_main:
+        write_predictions(output_dir / f"predictions-{eval_split}.jsonl", split.ids, vocab, topk, scores)
+    return {"eval_split": eval_split, "eval": evaluation}

@@ -1,0 +1,74 @@
+"""The `lcr` command line, end to end on real files (fixtures and, when present, the mirror)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from lcr.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def custom_store(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"id": f"d{i}", "text": f"some words {i}", "labels": ["a", "b", "c"][: 1 + i % 3]} for i in range(30)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = tmp_path / "data"
+    result = invoke("fetch", "custom", "--from", corpus, "--name", "toy", "--dev-fraction", "0.2",
+                    "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    return data
+
+
+def test_fetch_prints_table1_columns(custom_store):
+    result = invoke("stats", "toy", "--data-dir", custom_store)
+    assert result.exit_code == 0
+    assert "toy: 3 labels" in result.output and "L_avg" in result.output
+    as_json = json.loads(invoke("stats", "toy", "--json", "--data-dir", custom_store).output)
+    assert as_json["splits"]["train"]["documents"] + as_json["splits"]["dev"]["documents"] == 30
+
+
+def test_export_then_metrics_on_perfect_predictions(custom_store, tmp_path):
+    out = tmp_path / "train.jsonl"
+    assert invoke("export", "toy", "train", "-o", out, "--data-dir", custom_store).exit_code == 0
+    gold = [json.loads(line) for line in out.read_text().splitlines()]
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps({"id": g["id"], "labels": g["labels"], "scores": [0.9] * len(g["labels"])}) + "\n"
+                            for g in gold))
+    assert invoke("prepare", "toy", "--data-dir", custom_store).exit_code == 0
+    result = invoke("metrics", "--gold", "toy:train", "--pred", pred, "--data-dir", custom_store)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)["metrics"]
+    assert scores["full"]["P@1"] == 1.0 and scores["full"]["nDCG@5"] == 1.0
+    assert scores["full"]["PSP@5"] == pytest.approx(1.0)
+    assert {"head", "tail"} <= set(scores)
+    # The same predictions against the exported JSONL gold (no subsets without a prepared dataset).
+    plain = json.loads(invoke("metrics", "--gold", out, "--pred", pred).output)["metrics"]
+    assert plain["full"]["P@1"] == 1.0 and "head" not in plain
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fetch", "imagenet"], "unknown dataset 'imagenet'"),
+    (["prepare", "nothing"], "lcr fetch nothing"),
+    (["export", "nothing", "train"], "lcr fetch nothing"),
+    (["metrics", "--gold", "x:test", "--pred", "missing.jsonl"], "no such file"),
+])
+def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
+    result = invoke(*args, "--data-dir", tmp_path) if args[0] != "metrics" else invoke(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "lcr.cli", "datasets"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "reuters21578" in result.stdout and "custom" in result.stdout

@@ -1,0 +1,487 @@
+"""Tests of lcr.metrics: hand-computed cases, a randomised cross-check and the JSONL readers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from lcr.errors import DataFormatError, LcrError
+from lcr.metrics import (
+    PADDING,
+    UNKNOWN_LABEL,
+    align_predictions,
+    evaluate,
+    f1_at_threshold,
+    inverse_propensity,
+    label_frequency,
+    labels_to_csr,
+    ndcg_at_k,
+    precision_at_k,
+    psndcg_at_k,
+    psp_at_k,
+    read_gold_jsonl,
+    read_predictions_jsonl,
+    top_k,
+)
+
+LOG2_3 = math.log2(3)  # log2(i + 1) at rank i = 2
+
+
+def csr(rows: list[list[int]], n_labels: int) -> sp.csr_matrix:
+    dense = np.zeros((len(rows), n_labels))
+    for i, row in enumerate(rows):
+        dense[i, row] = 1
+    return sp.csr_matrix(dense)
+
+
+# --------------------------------------------------------------------------------------------
+# P@k and nDCG@k by hand
+
+# doc0: gold {0, 2}, ranking [0, 1, 2]           (a full ranking)
+# doc1: gold {},     ranking [3, 4, 0]           (no gold labels: scores 0, still counted)
+# doc2: gold {1, 2, 3, 4}, ranking [1, -, -]     (more gold labels than k=3, fewer predictions)
+GOLD = csr([[0, 2], [], [1, 2, 3, 4]], 5)
+TOPK = np.array([[0, 1, 2], [3, 4, 0], [1, -1, -1]])
+
+
+def test_precision_by_hand():
+    # P@1: doc0 hit, doc1 miss, doc2 hit          -> (1 + 0 + 1) / 3
+    assert precision_at_k(GOLD, TOPK, 1) == pytest.approx(2 / 3)
+    # P@3: doc0 2/3, doc1 0, doc2 1/3 (divides by 3 although only one prediction)
+    assert precision_at_k(GOLD, TOPK, 3) == pytest.approx((2 / 3 + 0 + 1 / 3) / 3)
+    # P@5 on a 3-wide ranking (the rest is padding): doc0 2/5, doc1 0, doc2 1/5 -> 3/15
+    assert precision_at_k(GOLD, TOPK, 5) == pytest.approx(0.2)
+
+
+def test_ndcg_by_hand():
+    # nDCG@1: doc0 1/1, doc1 0, doc2 1/1
+    assert ndcg_at_k(GOLD, TOPK, 1) == pytest.approx(2 / 3)
+    # doc0: DCG@3 = 1/log2(2) + 1/log2(4) = 1.5;  denominator min(3, |y|=2) terms = 1 + 1/log2(3)
+    doc0 = 1.5 / (1 + 1 / LOG2_3)
+    # doc2: DCG@3 = 1;  denominator min(3, 4) = 3 terms = 1 + 1/log2(3) + 1/2
+    doc2 = 1 / (1 + 1 / LOG2_3 + 0.5)
+    assert ndcg_at_k(GOLD, TOPK, 3) == pytest.approx((doc0 + 0 + doc2) / 3)
+    # nDCG@5: DCG unchanged; doc0 denominator still 2 terms, doc2 now 4 terms (+ 1/log2(5))
+    doc2_5 = 1 / (1 + 1 / LOG2_3 + 0.5 + 1 / math.log2(5))
+    assert ndcg_at_k(GOLD, TOPK, 5) == pytest.approx((doc0 + 0 + doc2_5) / 3)
+
+
+def test_unknown_label_index_is_a_miss():
+    # -2 (unknown label) at rank 1 of doc0: hits drop from [1, 0, 1] to [0, 0, 1]
+    topk = TOPK.copy()
+    topk[0, 0] = UNKNOWN_LABEL
+    # P@3 = (1/3 + 0 + 1/3) / 3
+    assert precision_at_k(GOLD, topk, 3) == pytest.approx(2 / 9)
+    assert UNKNOWN_LABEL < 0 and PADDING < 0 and UNKNOWN_LABEL != PADDING
+
+
+def test_bad_inputs_rejected():
+    with pytest.raises(ValueError):
+        precision_at_k(GOLD, TOPK.astype(float), 1)
+    with pytest.raises(ValueError):
+        precision_at_k(GOLD, TOPK[:2], 1)
+    with pytest.raises(ValueError):
+        precision_at_k(GOLD, np.array([[5], [0], [0]]), 1)  # index out of range
+    with pytest.raises(ValueError):
+        precision_at_k(GOLD, TOPK, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Propensity-scored metrics by hand
+
+
+def test_inverse_propensity_formula():
+    # N = 100, N_l = 0:  C = (ln 100 - 1) * 2.5^0.55,  w = 1 + C * 1.5^-0.55
+    c = (math.log(100) - 1) * 2.5**0.55
+    w = inverse_propensity([0, 10], 100)
+    assert w[0] == pytest.approx(1 + c * 1.5**-0.55)
+    assert w[1] == pytest.approx(1 + c * 11.5**-0.55)  # N_l = 10: (10 + 1.5)^-0.55
+    # custom A, B
+    c2 = (math.log(100) - 1) * 3.0**0.5
+    assert inverse_propensity([4], 100, A=0.5, B=2.0)[0] == pytest.approx(1 + c2 * 6.0**-0.5)
+    assert label_frequency(csr([[0, 1], [1], []], 3)).tolist() == [1, 2, 0]
+
+
+# 3 labels with training frequencies 8, 2, 0 out of 10 documents: w0 < w1 < w2 (rarer = heavier)
+FREQ, N_TRAIN = [8, 2, 0], 10
+W0, W1, W2 = inverse_propensity(FREQ, N_TRAIN)
+# doc0: gold {0, 1}, ranking [0, 2]  (finds the head label 0, misses the rarer gold label 1)
+# doc1: gold {2},    ranking [2, 0]
+PS_GOLD = csr([[0, 1], [2]], 3)
+PS_TOPK = np.array([[0, 2], [2, 0]])
+
+
+def test_psp_by_hand():
+    assert W0 < W1 < W2
+    # PSP@1: ranking gains doc0 w0, doc1 w2; best: doc0 max(w0, w1) = w1, doc1 w2
+    assert psp_at_k(PS_GOLD, PS_TOPK, 1, FREQ, N_TRAIN) == pytest.approx((W0 + W2) / (W1 + W2))
+    # PSP@2: ranking gains doc0 w0 + 0, doc1 w2 + 0; best: doc0 w1 + w0, doc1 w2 (1/k cancels)
+    assert psp_at_k(PS_GOLD, PS_TOPK, 2, FREQ, N_TRAIN) == pytest.approx(
+        (W0 + W2) / (W0 + W1 + W2))
+
+
+def test_psndcg_by_hand():
+    c2 = 1 + 1 / LOG2_3  # nDCG denominator of doc0 (2 gold labels), k = 2
+    # ranking: doc0 w0/1 / c2, doc1 w2/1 / 1;  best: doc0 (w1/1 + w0/log2 3) / c2, doc1 w2
+    expected = (W0 / c2 + W2) / ((W1 + W0 / LOG2_3) / c2 + W2)
+    assert psndcg_at_k(PS_GOLD, PS_TOPK, 2, FREQ, N_TRAIN) == pytest.approx(expected)
+    # k = 1: denominators are 1: (w0 + w2) / (w1 + w2)
+    assert psndcg_at_k(PS_GOLD, PS_TOPK, 1, FREQ, N_TRAIN) == pytest.approx((W0 + W2) / (W1 + W2))
+
+
+def test_ps_metrics_perfect_ranking_is_one():
+    perfect = np.array([[1, 0], [2, -1]])  # gold labels sorted by w descending
+    for k in (1, 2, 3):
+        assert psp_at_k(PS_GOLD, perfect, k, FREQ, N_TRAIN) == pytest.approx(1.0)
+        assert psndcg_at_k(PS_GOLD, perfect, k, FREQ, N_TRAIN) == pytest.approx(1.0)
+    # all gold labels found but in the wrong order: 1.0 at k = 2, below 1 at k = 1
+    swapped = np.array([[0, 1], [2, -1]])
+    assert psp_at_k(PS_GOLD, swapped, 2, FREQ, N_TRAIN) == pytest.approx(1.0)
+    assert psp_at_k(PS_GOLD, swapped, 1, FREQ, N_TRAIN) < 1.0
+    # no gold label at all: normaliser 0 -> reported as 0
+    assert psp_at_k(csr([[], []], 3), perfect, 1, FREQ, N_TRAIN) == 0.0
+    with pytest.raises(ValueError):
+        psp_at_k(PS_GOLD, perfect, 1, [1, 2], N_TRAIN)  # wrong number of labels
+
+
+# --------------------------------------------------------------------------------------------
+# F1 by hand
+
+
+def test_f1_by_hand():
+    # 5 labels; label 4 occurs nowhere and is left out of macro F1.
+    gold = csr([[0, 1], [3], []], 5)
+    topk = np.array([[0, 2, 1], [3, UNKNOWN_LABEL, PADDING], [1, PADDING, PADDING]])
+    scores = np.array([[0.9, 0.6, 0.4], [0.7, 0.8, np.nan], [0.2, np.nan, np.nan]])
+    # threshold 0.5 -> predicted: doc0 {0, 2}, doc1 {3, unknown}, doc2 {}
+    # TP = 2 (doc0 label 0, doc1 label 3); |pred| = 4 (the unknown label is a false positive);
+    # |gold| = 3  -> micro F1 = 2*2 / (4 + 3) = 4/7
+    # per label: l0 2*1/(1+1) = 1, l1 0/(0+1) = 0, l2 0/(1+0) = 0, l3 2*1/(1+1) = 1 -> macro 2/4
+    micro, macro = f1_at_threshold(gold, topk, scores, 0.5)
+    assert micro == pytest.approx(4 / 7)
+    assert macro == pytest.approx(0.5)
+    # threshold 0.3 adds doc0 label 1 (0.4): TP 3, |pred| 5 -> 6/8; l1 becomes 2*1/(1+1) = 1
+    micro, macro = f1_at_threshold(gold, topk, scores, 0.3)
+    assert micro == pytest.approx(6 / 8)
+    assert macro == pytest.approx(3 / 4)
+    # nothing predicted and nothing gold: 0, 0
+    assert f1_at_threshold(csr([[]], 5), np.array([[-1]]), np.array([[np.nan]]), 0.5) == (0.0, 0.0)
+    with pytest.raises(ValueError):
+        f1_at_threshold(gold, topk, scores[:, :2], 0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# top_k
+
+
+def test_top_k_tie_breaking():
+    scores = np.array([[0.5, 0.9, 0.5, 0.9, 0.1],
+                       [1.0, 1.0, 1.0, 1.0, 1.0],
+                       [0.0, np.nan, 0.3, 0.2, 0.3]])
+    idx = top_k(scores, 3)
+    assert idx.dtype == np.int64
+    # row 0: 0.9 at 1 and 3 (lower index first), then the 0.5 tie -> label 0
+    # row 1: all tied -> labels 0, 1, 2;  row 2: 0.3 at 2 and 4, then 0.2 at 3 (NaN is last)
+    assert idx.tolist() == [[1, 3, 0], [0, 1, 2], [2, 4, 3]]
+    idx, vals = top_k(scores, 2, return_scores=True)
+    assert idx.tolist() == [[1, 3], [0, 1], [2, 4]]
+    assert vals.tolist() == [[0.9, 0.9], [1.0, 1.0], [0.3, 0.3]]
+    # k >= K: a full stable sort; NaN ranks last
+    assert top_k(scores, 9).tolist()[2] == [2, 4, 3, 0, 1]
+    assert top_k(np.array([[3, 1, 3]]), 2).tolist() == [[0, 2]]  # integer scores
+
+
+def test_top_k_random_matches_full_sort():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        scores = rng.integers(0, 4, size=(7, 12)).astype(np.float32)  # many ties
+        scores[::2] = rng.random((4, 12))  # rows without ties take the fast path
+        for k in (1, 3, 5, 12):
+            # reference: sort by (-score, label index)
+            ref = np.array([sorted(range(12), key=lambda j: (-row[j], j))[:k] for row in scores])
+            assert np.array_equal(top_k(scores, k), ref)
+
+
+def test_top_k_torch_tensor():
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([[0.1, 0.7, 0.7, 0.2]], dtype=torch.bfloat16)
+    idx = top_k(t, 2)
+    assert isinstance(idx, np.ndarray) and idx.tolist() == [[1, 2]]
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate
+
+
+def test_evaluate_full_and_subsets():
+    scores = np.array([[0.9, 0.6, 0.4], [0.7, 0.2, 0.1], [0.8, np.nan, np.nan]])
+    tail = np.array([False, True, True])
+    res = evaluate(GOLD, TOPK, scores=scores, train_freq=[5, 4, 3, 2, 1], n_train=20,
+                   subsets={"head": ~tail, "tail": tail})
+    assert set(res) == {"full", "head", "tail"}
+    keys = {f"{m}@{k}" for m in ("P", "nDCG", "PSP", "PSnDCG") for k in (1, 3, 5)}
+    assert set(res["full"]) == keys | {"micro_F1", "macro_F1", "n_docs"}
+    assert res["full"]["P@3"] == pytest.approx(1 / 3)
+    assert res["full"]["n_docs"] == 3 and res["head"]["n_docs"] == 1
+    # head = doc0 only: P@1 = 1, P@3 = 2/3, nDCG@3 = 1.5 / (1 + 1/log2 3)
+    assert res["head"]["P@3"] == pytest.approx(2 / 3)
+    assert res["head"]["nDCG@3"] == pytest.approx(1.5 / (1 + 1 / LOG2_3))
+    # tail = docs 1, 2: each metric equals the function applied to those rows
+    rows = np.flatnonzero(tail)
+    assert res["tail"]["P@1"] == pytest.approx(precision_at_k(GOLD[rows], TOPK[rows], 1))
+    assert res["tail"]["nDCG@5"] == pytest.approx(ndcg_at_k(GOLD[rows], TOPK[rows], 5))
+    assert res["tail"]["PSP@3"] == pytest.approx(
+        psp_at_k(GOLD[rows], TOPK[rows], 3, [5, 4, 3, 2, 1], 20))
+    assert res["tail"]["PSnDCG@3"] == pytest.approx(
+        psndcg_at_k(GOLD[rows], TOPK[rows], 3, [5, 4, 3, 2, 1], 20))
+    assert (res["tail"]["micro_F1"], res["tail"]["macro_F1"]) == pytest.approx(
+        f1_at_threshold(GOLD[rows], TOPK[rows], scores[rows], 0.5))
+    for inner in res.values():
+        for key, value in inner.items():
+            assert type(value) is (int if key == "n_docs" else float)
+    json.dumps(res)
+
+
+def test_evaluate_optional_groups_and_errors():
+    res = evaluate(GOLD, TOPK, ks=(1, 2))
+    assert set(res["full"]) == {"P@1", "P@2", "nDCG@1", "nDCG@2", "n_docs"}
+    empty = evaluate(GOLD, TOPK, subsets={"none": np.zeros(3, dtype=bool)})["none"]
+    assert empty["n_docs"] == 0 and empty["P@1"] == 0.0
+    with pytest.raises(ValueError):
+        evaluate(GOLD, TOPK, subsets={"full": np.ones(3, dtype=bool)})
+    with pytest.raises(ValueError):
+        evaluate(GOLD, TOPK, subsets={"x": np.array([0, 1, 2])})  # not a boolean mask
+    with pytest.raises(ValueError):
+        evaluate(GOLD, TOPK, train_freq=[1, 1, 1, 1, 1])  # n_train missing
+
+
+# --------------------------------------------------------------------------------------------
+# Randomised cross-check against a per-document reference
+
+
+def ref_metrics(gold_sets, rankings, k, w):
+    """Straightforward per-document implementation of every ranking metric."""
+    disc = [1 / math.log2(i + 2) for i in range(k)]
+    p, nd, ps_num, ps_den, psn_num, psn_den = [], [], [], [], [], []
+    for y, r in zip(gold_sets, rankings):
+        r = (list(r) + [-1] * k)[:k]
+        hits = [1.0 if (lab >= 0 and lab in y) else 0.0 for lab in r]
+        idcg = sum(disc[: min(k, len(y))])
+        p.append(sum(hits) / k)
+        dcg = sum(h * d for h, d in zip(hits, disc))
+        nd.append(dcg / idcg if idcg else 0.0)
+        gains = [h * (w[lab] if lab >= 0 else 0.0) for h, lab in zip(hits, r)]
+        best = sorted((w[lab] for lab in y), reverse=True)[:k]
+        ps_num.append(sum(gains) / k)
+        ps_den.append(sum(best) / k)
+        psn_num.append(sum(g * d for g, d in zip(gains, disc)) / idcg if idcg else 0.0)
+        psn_den.append(sum(b * d for b, d in zip(best, disc)) / idcg if idcg else 0.0)
+    psp = np.mean(ps_num) / np.mean(ps_den) if np.mean(ps_den) > 0 else 0.0
+    psn = np.mean(psn_num) / np.mean(psn_den) if np.mean(psn_den) > 0 else 0.0
+    return np.mean(p), np.mean(nd), psp, psn
+
+
+def ref_f1(gold_sets, rankings, scores, threshold, n_labels):
+    tp, n_pred, n_gold = [0] * n_labels, [0] * n_labels, [0] * n_labels
+    unknown = 0
+    for y, r, s in zip(gold_sets, rankings, scores):
+        for lab in y:
+            n_gold[lab] += 1
+        for lab, sc in zip(r, s):
+            if lab == -1 or not sc >= threshold:
+                continue
+            if lab < 0:
+                unknown += 1
+                continue
+            n_pred[lab] += 1
+            tp[lab] += lab in y
+    den = sum(n_pred) + unknown + sum(n_gold)
+    micro = 2 * sum(tp) / den if den else 0.0
+    per = [2 * t / (a + b) for t, a, b in zip(tp, n_pred, n_gold) if a + b]
+    return micro, (float(np.mean(per)) if per else 0.0)
+
+
+def test_random_cross_check():
+    rng = np.random.default_rng(42)
+    for trial in range(40):
+        n, n_labels, width = int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 7))
+        gold_sets = [set(np.flatnonzero(rng.random(n_labels) < 0.3).tolist()) for _ in range(n)]
+        gold = csr([sorted(y) for y in gold_sets], n_labels)
+        topk = np.full((n, width), -1, dtype=np.int64)
+        scores = np.full((n, width), np.nan)
+        for i in range(n):
+            length = int(rng.integers(0, min(width, n_labels) + 1))
+            ranked = rng.permutation(n_labels)[:length]
+            # negative indices anywhere: -2 (unknown label) or -1 (a hole; also a miss)
+            ranked[rng.random(length) < 0.15] = UNKNOWN_LABEL if trial % 2 else PADDING
+            topk[i, : len(ranked)] = ranked
+            scores[i, : len(ranked)] = np.sort(rng.random(len(ranked)))[::-1]
+        freq = rng.integers(0, 30, size=n_labels)
+        n_train = 50
+        w = inverse_propensity(freq, n_train)
+        rankings = [row.tolist() for row in topk]
+        for k in (1, 2, 3, 5):
+            p, nd, psp, psn = ref_metrics(gold_sets, rankings, k, w)
+            assert precision_at_k(gold, topk, k) == pytest.approx(p)
+            assert ndcg_at_k(gold, topk, k) == pytest.approx(nd)
+            assert psp_at_k(gold, topk, k, freq, n_train) == pytest.approx(psp)
+            assert psndcg_at_k(gold, topk, k, freq, n_train) == pytest.approx(psn)
+        for threshold in (0.0, 0.5, 0.9):
+            got = f1_at_threshold(gold, topk, scores, threshold)
+            assert got == pytest.approx(ref_f1(gold_sets, rankings, scores, threshold, n_labels))
+
+
+# --------------------------------------------------------------------------------------------
+# JSONL readers and alignment
+
+
+def write_lines(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_read_gold_and_predictions(tmp_path):
+    gold = write_lines(tmp_path / "gold.jsonl", [
+        json.dumps({"id": "a", "labels": ["x", "y"], "text": "ignored"}),
+        json.dumps({"id": 7, "labels": []}),
+        "", "  ",  # trailing blank lines are fine
+    ])
+    assert read_gold_jsonl(gold) == (["a", "7"], [["x", "y"], []])
+    pred = write_lines(tmp_path / "pred.jsonl", [
+        json.dumps({"id": "a", "labels": ["y", "z"], "scores": [0.9, 0.2]}),
+        json.dumps({"id": "7", "labels": [], "scores": []}),
+    ])
+    assert read_predictions_jsonl(pred) == (["a", "7"], [["y", "z"], []], [[0.9, 0.2], []])
+    no_scores = write_lines(tmp_path / "p2.jsonl", [json.dumps({"id": "a", "labels": ["y"]})])
+    assert read_predictions_jsonl(no_scores) == (["a"], [["y"]], None)
+
+
+@pytest.mark.parametrize("lines, line, field, words", [
+    (['{"id": "a", "labels": []}', '{"id": "b", "labels": [}'], 2, None, "invalid JSON"),
+    (['["a"]'], 1, None, "JSON object"),
+    (['{"labels": []}'], 1, "id", "missing field"),
+    (['{"id": "a"}'], 1, "labels", "missing field"),
+    (['{"id": ["a"], "labels": []}'], 1, "id", "string"),
+    (['{"id": true, "labels": []}'], 1, "id", "string"),
+    (['{"id": "a", "labels": "x"}'], 1, "labels", "list of strings"),
+    (['{"id": "a", "labels": [1]}'], 1, "labels", "list of strings"),
+    (['{"id": "a", "labels": []}', '{"id": "a", "labels": []}'], 2, "id", "duplicate id 'a'"),
+    (['{"id": "a", "labels": []}', '', '{"id": "b", "labels": []}'], 2, None, "blank line"),
+])
+def test_gold_reader_errors(tmp_path, lines, line, field, words):
+    path = write_lines(tmp_path / "gold.jsonl", lines)
+    with pytest.raises(DataFormatError) as info:
+        read_gold_jsonl(path)
+    err = info.value
+    assert err.path == str(path) and err.line == line and err.field == field
+    assert str(path) in str(err) and f"line {line}" in str(err) and words in str(err)
+    if field:
+        assert f"field '{field}'" in str(err)
+
+
+@pytest.mark.parametrize("lines, line, field, words", [
+    (['{"id": "a", "labels": ["x", "y", "x"]}'], 1, "labels", "repeated"),
+    (['{"id": "a", "labels": ["x"], "scores": [0.1, 0.2]}'], 1, "scores", "2 scores for 1 labels"),
+    (['{"id": "a", "labels": ["x"], "scores": ["hi"]}'], 1, "scores", "list of numbers"),
+    (['{"id": "a", "labels": ["x"], "scores": 0.5}'], 1, "scores", "list of numbers"),
+    (['{"id": "a", "labels": ["x"], "scores": [NaN]}'], 1, "scores", "no NaN"),
+    (['{"id": "a", "labels": ["x"], "scores": [1]}', '{"id": "b", "labels": ["x"]}'],
+     2, "scores", "missing field"),
+    (['{"id": "a", "labels": ["x"]}', '{"id": "b", "labels": ["x"], "scores": [1]}'],
+     2, "scores", "unexpected field"),
+    (['{"id": "a", "labels": []}', '{"id": "a", "labels": []}'], 2, "id", "duplicate id"),
+])
+def test_prediction_reader_errors(tmp_path, lines, line, field, words):
+    path = write_lines(tmp_path / "pred.jsonl", lines)
+    with pytest.raises(DataFormatError) as info:
+        read_predictions_jsonl(path)
+    err = info.value
+    assert (err.line, err.field) == (line, field)
+    assert str(path) in str(err) and f"line {line}" in str(err) and words in str(err)
+
+
+def test_reader_missing_file_and_bad_encoding(tmp_path):
+    with pytest.raises(LcrError, match="nothere.jsonl"):
+        read_gold_jsonl(tmp_path / "nothere.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "a", "labels": []}\n{"id": "\xff", "labels": []}\n')
+    with pytest.raises(DataFormatError, match="UTF-8"):
+        read_gold_jsonl(bad)
+
+
+VOCAB = ["x", "y", "z", "w"]
+
+
+def test_align_every_treatment():
+    gold_ids = ["d1", "d2", "d3"]
+    pred_ids = ["d3", "d1"]  # d2 has no prediction line; file order differs from gold order
+    pred_labels = [["z", "NEW", "x", "y", "w"], ["y"]]  # "NEW" is not in the vocabulary
+    pred_scores = [[0.9, 0.8, 0.7, 0.6, 0.5], [0.4]]
+    topk, scores, report = align_predictions(gold_ids, VOCAB, pred_ids, pred_labels,
+                                             pred_scores, k_max=4)
+    # gold order; d2 empty; d3 cut to 4 labels with "NEW" kept at rank 2 as -2
+    assert topk.tolist() == [[1, -1, -1, -1], [-1, -1, -1, -1], [2, UNKNOWN_LABEL, 0, 1]]
+    assert np.array_equal(scores, np.array([[0.4, np.nan, np.nan, np.nan], [np.nan] * 4,
+                                            [0.9, 0.8, 0.7, 0.6]]), equal_nan=True)
+    assert report == {"n_docs": 3, "n_predictions": 2, "missing_predictions": 1,
+                      "unknown_labels": 1, "unknown_label_examples": ["NEW"],
+                      "truncated_rankings": 1}
+    # without scores
+    topk2, scores2, _ = align_predictions(gold_ids, {"x": 0, "y": 1, "z": 2, "w": 3}, pred_ids,
+                                          pred_labels, None, k_max=2)
+    assert scores2 is None and topk2.tolist() == [[1, -1], [-1, -1], [2, -2]]
+
+
+def test_align_errors_name_id_and_line():
+    with pytest.raises(DataFormatError) as info:
+        align_predictions(["d1"], VOCAB, ["d1", "ghost"], [["x"], ["y"]], None, 3,
+                          source="pred.jsonl")
+    assert "'ghost'" in str(info.value) and "pred.jsonl, line 2" in str(info.value)
+    assert info.value.field == "id"
+    with pytest.raises(LcrError, match=r"line 2: prediction id 'ghost' is not in the gold"):
+        align_predictions(["d1"], VOCAB, ["d1", "ghost"], [["x"], ["y"]], None, 3)
+    with pytest.raises(LcrError, match=r"line 2: duplicate prediction id 'd1' \(first on line 1"):
+        align_predictions(["d1"], VOCAB, ["d1", "d1"], [["x"], ["y"]], None, 3)
+    with pytest.raises(LcrError, match=r"line 1: label\(s\) repeated.*'x'"):
+        align_predictions(["d1"], VOCAB, ["d1"], [["x", "y", "x"]], None, 3)
+    with pytest.raises(LcrError, match="line 1: 1 scores for 2 labels"):
+        align_predictions(["d1"], VOCAB, ["d1"], [["x", "y"]], [[0.3]], 3)
+    with pytest.raises(LcrError, match="gold id 'd1' appears twice"):
+        align_predictions(["d1", "d1"], VOCAB, [], [], None, 3)
+
+
+def test_labels_to_csr():
+    m = labels_to_csr([["y", "x", "y"], []], VOCAB)
+    assert m.toarray().tolist() == [[1, 1, 0, 0], [0, 0, 0, 0]]
+    with pytest.raises(DataFormatError) as info:
+        labels_to_csr([["x"], ["q"]], VOCAB, source="gold.jsonl")
+    assert "gold.jsonl, line 2, field 'labels'" in str(info.value) and "'q'" in str(info.value)
+
+
+def test_files_end_to_end(tmp_path):
+    gold = write_lines(tmp_path / "gold.jsonl", [
+        json.dumps({"id": "d1", "labels": ["x", "z"]}),
+        json.dumps({"id": "d2", "labels": ["y"]}),
+        json.dumps({"id": "d3", "labels": ["w"]}),
+    ])
+    pred = write_lines(tmp_path / "pred.jsonl", [
+        json.dumps({"id": "d1", "labels": ["NEW", "z", "x"], "scores": [0.9, 0.8, 0.1]}),
+        json.dumps({"id": "d3", "labels": ["w"], "scores": [0.6]}),
+    ])
+    gold_ids, gold_labels = read_gold_jsonl(gold)
+    y = labels_to_csr(gold_labels, VOCAB, source=gold)
+    ids, labels, scores = read_predictions_jsonl(pred)
+    topk, s, report = align_predictions(gold_ids, VOCAB, ids, labels, scores, 5, source=pred)
+    assert report["missing_predictions"] == 1 and report["unknown_labels"] == 1
+    res = evaluate(y, topk, scores=s, ks=(1, 3))["full"]
+    # P@1: d1 "NEW" misses, d2 has no prediction, d3 hit -> 1/3
+    assert res["P@1"] == pytest.approx(1 / 3)
+    # P@3: d1 2/3, d2 0, d3 1/3 -> 1/3
+    assert res["P@3"] == pytest.approx(1 / 3)
+    # F1 at 0.5: predicted d1 {NEW, z}, d3 {w}; TP 2, |pred| 3, |gold| 4 -> 4/7
+    assert res["micro_F1"] == pytest.approx(4 / 7)
+    assert res["n_docs"] == 3
