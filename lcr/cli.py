@@ -172,6 +172,45 @@ def metrics(
     typer.echo(json.dumps(result, indent=2))
 
 
+def _overrides(settings: list[str]) -> dict:
+    """``--set key=value`` pairs, values parsed as YAML (numbers, booleans, null)."""
+    import yaml
+
+    values = {}
+    for item in settings:
+        if "=" not in item:
+            raise LcrError(f"--set {item}: expected key=value")
+        key, value = item.split("=", 1)
+        values[key.strip()] = yaml.safe_load(value)
+    return values
+
+
+@app.command()
+@_user_errors
+def train(
+    dataset: str = typer.Option(..., "--dataset", help="A fetched and prepared dataset."),
+    variant: Optional[str] = typer.Option(None, help="labelcorank, no_cooc, no_rank, no_pos, no_rerank or roberta."),
+    settings: list[str] = typer.Option([], "--set", help="Override any training setting: --set epochs=2 --set gamma=20."),
+    eval_split: Optional[str] = typer.Option(None, help="Split of the final evaluation (default: params.yaml)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-g<gamma>-s<seed>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Log the run in MLflow."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """Train LabelCoRank (or an ablation, or the RoBERTa baseline) and evaluate it."""
+    from lcr.jobs import train_job
+
+    config = load_params(params)
+    train_params = config.train(dataset, **{**_overrides(settings), "variant": variant})
+    result = train_job(dataset, train_params, data_dir=data_dir or config.data_dir, output_dir=output,
+                       eval_split=eval_split or config.dataset(dataset).eval_split, resume=resume,
+                       track=track, progress=_progress())
+    if result is not None:
+        typer.echo(json.dumps({"eval": result["eval"], "best_epoch": result["best_epoch"],
+                               "output_dir": result["output_dir"], "run_id": result.get("run_id")}, indent=2))
+
+
 def main():  # pragma: no cover - console entry point
     app()
 

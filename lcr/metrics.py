@@ -70,15 +70,14 @@ Prediction and gold files (JSON lines, UTF-8)
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from lcr.errors import DataFormatError, LcrError
+from lcr.jsonl import read_json_lines
 
 __all__ = [
     "PADDING",
@@ -514,37 +513,8 @@ def evaluate(gold, topk, *, scores=None, train_freq=None, n_train: int | None = 
 
 
 def _records(path):
-    """Yield ``(line number, dict)`` for each record of a JSON-lines file."""
-    path = Path(path)
-    try:
-        handle = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise LcrError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
-    blank = None
-    with handle:
-        lineno = 0
-        while True:
-            lineno += 1
-            try:
-                raw = handle.readline()
-            except UnicodeDecodeError as exc:
-                raise DataFormatError(path, f"not valid UTF-8 ({exc.reason})", line=lineno) from exc
-            if not raw:
-                return
-            if not raw.strip():
-                blank = lineno if blank is None else blank
-                continue
-            if blank is not None:
-                raise DataFormatError(path, "blank line inside the file", line=blank)
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(path, f"invalid JSON: {exc.msg} (column {exc.colno})",
-                                      line=lineno) from exc
-            if not isinstance(record, dict):
-                raise DataFormatError(path, f"expected a JSON object, got {type(record).__name__}",
-                                      line=lineno)
-            yield lineno, record
+    """Yield ``(line number, dict)`` for each record; blank lines only at the end of the file."""
+    return read_json_lines(path, blank_lines="trailing")
 
 
 def _field(path, lineno: int, record: dict, field: str):

@@ -65,3 +65,67 @@ def flatten(prefix: str, value) -> dict[str, str]:
             out.update(flatten(f"{prefix}.{key}" if prefix else str(key), item))
         return out
     return {prefix: json.dumps(value) if isinstance(value, (list, tuple)) else str(value)}
+
+
+def metric_key(name: str) -> str:
+    """MLflow metric names allow no '@': ``P@5`` becomes ``P_at_5``."""
+    return name.replace("@", "_at_")
+
+
+class MlflowTracker:
+    """Logs one training job as one MLflow run (nested under an active parent run, if any).
+
+    Use as a context manager. ``run_file`` (e.g. ``runs/<dataset>/<variant>/mlflow_run.json``)
+    records the run id, so that a resumed job continues the same run and a table row leads
+    back to its run.
+    """
+
+    def __init__(self, run_name: str, *, tags: dict | None = None, experiment: str = "lcr",
+                 run_file: str | Path | None = None, project_dir: str | Path | None = None):
+        self.run_name = run_name
+        self.tags = dict(tags or {})
+        self.experiment = experiment
+        self.run_file = Path(run_file) if run_file else None
+        self.project_dir = project_dir
+        self.run_id: str | None = None
+
+    def __enter__(self) -> "MlflowTracker":
+        import mlflow
+
+        from lcr.atomic import atomic_open
+
+        uri = configure(self.project_dir)
+        previous = None
+        if self.run_file is not None and self.run_file.exists():
+            previous = json.loads(self.run_file.read_text(encoding="utf-8")).get("run_id")
+        if mlflow.active_run() is None:
+            mlflow.set_experiment(self.experiment)
+        run = mlflow.start_run(run_id=previous, run_name=None if previous else self.run_name,
+                               nested=mlflow.active_run() is not None, tags=self.tags)
+        self.run_id = run.info.run_id
+        if self.run_file is not None:
+            with atomic_open(self.run_file, "w", encoding="utf-8") as handle:
+                json.dump({"run_id": self.run_id, "experiment_id": run.info.experiment_id,
+                           "tracking_uri": uri}, handle, indent=2)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import mlflow
+
+        mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
+
+    def log_params(self, params: dict) -> None:
+        import mlflow
+
+        mlflow.log_params(flatten("", params))
+
+    def log_metrics(self, values: dict, step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metrics({metric_key(k): float(v) for k, v in values.items()}, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        if Path(path).exists():
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)

@@ -361,7 +361,7 @@ def test_read_gold_and_predictions(tmp_path):
 
 
 @pytest.mark.parametrize("lines, line, field, words", [
-    (['{"id": "a", "labels": []}', '{"id": "b", "labels": [}'], 2, None, "invalid JSON"),
+    (['{"id": "a", "labels": []}', '{"id": "b", "labels": [}'], 2, None, "malformed JSON"),
     (['["a"]'], 1, None, "JSON object"),
     (['{"labels": []}'], 1, "id", "missing field"),
     (['{"id": "a"}'], 1, "labels", "missing field"),

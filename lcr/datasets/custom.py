@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from lcr.datasets.document import Document
 from lcr.datasets.parsed import ParsedDataset
 from lcr.errors import DataFormatError
+from lcr.jsonl import read_json_lines
 
 FORMATS = (".jsonl", ".csv", ".tsv")
 # File stem -> split; "val" is a common name for the dev split.
@@ -87,26 +87,12 @@ def _split_files(folder: Path) -> dict[str, Path]:
 
 
 def _documents(path: Path, split: str, label_sep: str, options: dict) -> Iterator[Document]:
-    rows = _jsonl_rows(path) if path.suffix.lower() == ".jsonl" else _table_rows(path, label_sep, options)
+    rows = read_json_lines(path, encoding="utf-8-sig") if path.suffix.lower() == ".jsonl" else _table_rows(path, label_sep, options)
     try:
         for row, (line, record) in enumerate(rows, start=1):
             yield _document(record, f"{split}-{row}", path, line, **options)
     except UnicodeDecodeError as exc:
         raise DataFormatError(path, f"not UTF-8 text ({exc}); save the file as UTF-8") from exc
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8-sig") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", line=line) from exc
-            if not isinstance(record, dict):
-                raise DataFormatError(path, "expected a JSON object per line", line=line)
-            yield line, record
 
 
 def _table_rows(path: Path, label_sep: str, options: dict) -> Iterator[tuple[int, dict]]:

@@ -6,13 +6,13 @@ ships no plain text for copyright reasons); ``vocabulary.txt`` maps the ids back
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from lcr.datasets.document import Document
 from lcr.datasets.parsed import ParsedDataset
 from lcr.errors import DataFormatError
+from lcr.jsonl import read_json_lines
 
 SPLIT_FILES = {"train": "train.json", "dev": "dev.json", "test": "test.json"}
 VOCABULARY_FILE = "vocabulary.txt"
@@ -103,17 +103,8 @@ def _read_label_names(path: Path) -> dict[str, str]:
 
 
 def _documents(path: Path, words: list[str | None], known: set[str] | None) -> Iterator[Document]:
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", line=number) from exc
-            if not isinstance(record, dict):
-                raise DataFormatError(path, "expected a JSON object per line", line=number)
-            yield _document(record, words, known, path, number)
+    for number, record in read_json_lines(path):
+        yield _document(record, words, known, path, number)
 
 
 def _document(record: dict, words: list[str | None], known: set[str] | None, path: Path, line: int) -> Document:

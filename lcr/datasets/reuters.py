@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import tarfile
 import zlib
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,9 +84,8 @@ def read_reuters(source: Path) -> ParsedDataset:
                 stories.append(story)
 
     # A category is usable only if both splits have it (ModApte's 90 of the 135 TOPICS).
-    in_split = {split: Counter(t for s in stories if s["split"] == split for t in set(s["topics"]))
-                for split in ("train", "test")}
-    kept = set(in_split["train"]) & set(in_split["test"])
+    in_split = {split: {t for s in stories if s["split"] == split for t in s["topics"]} for split in ("train", "test")}
+    kept = in_split["train"] & in_split["test"]
     splits: dict[str, list[Document]] = {"train": [], "test": []}
     for story in stories:
         labels = [t for t in story["topics"] if t in kept]

@@ -1,0 +1,55 @@
+"""Jobs: library functions wired to MLflow tracking, as the CLI and the DVC stages run them."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from lcr.config import TrainParams
+
+
+def run_dir(runs_dir: str | Path, dataset: str, params: TrainParams) -> Path:
+    """Where a training job writes: ``runs/<dataset>/<variant>-g<gamma>-s<seed>``."""
+    return Path(runs_dir) / dataset / f"{params.variant}-g{params.gamma}-s{params.seed}"
+
+
+def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data",
+              runs_dir: str | Path = "runs", output_dir: str | Path | None = None,
+              eval_split: str = "test", resume: bool = False, track: bool = True,
+              progress: bool | None = None) -> dict:
+    """Train and evaluate one model, logged as one MLflow run (rank 0 only under torchrun).
+
+    The run is tagged with the dataset, variant, git commit and data hashes, holds the resolved
+    configuration as params, per-step losses, per-epoch dev metrics and the final metrics, and
+    the configuration, label vocabulary and predictions as artifacts.
+    """
+    import json
+    import os
+
+    from lcr import tracking
+    from lcr.atomic import atomic_open
+    from lcr.training import check_inputs, train
+
+    dataset_dir = Path(data_dir) / dataset
+    output_dir = Path(output_dir) if output_dir else run_dir(runs_dir, dataset, params)
+    check_inputs(dataset_dir, params, eval_split)  # fail fast, before MLflow starts a run
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if not (track and is_main):
+        return train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume, progress=progress)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_open(output_dir / "config.json", "w", encoding="utf-8") as handle:
+        json.dump({"dataset": dataset, "eval_split": eval_split, **dataclasses.asdict(params)}, handle, indent=2)
+    tags = {"lcr.dataset": dataset, "lcr.variant": params.variant,
+            "mlflow.source.git.commit": tracking.git_commit() or "unknown",
+            **tracking.data_hashes(dataset_dir)}
+    run_file = output_dir / "mlflow_run.json"
+    if not resume and run_file.exists():
+        run_file.unlink()  # a fresh job gets a fresh run
+    with tracking.MlflowTracker(f"{dataset}-{params.variant}", tags=tags, run_file=run_file) as tracker:
+        tracker.log_artifact(output_dir / "config.json")
+        tracker.log_artifact(dataset_dir / "label_vocab.tsv")
+        result = train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume,
+                       tracker=tracker, progress=progress)
+        result["run_id"] = tracker.run_id
+    return result
