@@ -1,0 +1,686 @@
+"""LabelCoRank (Yan, Liu, Zhang), the whole model in one file, plus the RoBERTa baseline.
+
+The pipeline, with the paper's equation numbers (shapes: B documents, T tokens, K labels,
+gamma = length of the label sequence, delta = encoder hidden size, eta = attention heads):
+
+1. First prediction. H = encoder(T) (B x T x delta, eq. 1); P = tanh(h_cls W1 + b1) (eq. 2);
+   S1 = sigmoid(P W2 + b2) over the K labels (eq. 3); L1 = BCE (eq. 4).
+2. Label reranking (no gradient). S2 = labels with S1 >= alpha (at most gamma, best first);
+   M_hat = sum of the co-occurrence rows m_l over S2 (eq. 9); S3 = the gamma - |S2| labels with
+   the largest M_hat outside S2; S4 = S2 u S3 (eq. 10); S = S4 sorted by training frequency,
+   most frequent first (eq. 11). Fewer than gamma labels: the rest is the PAD label K, masked.
+3. Label features. F = M_f[S] + M_pos; F_hat = ReLU(Drop(F W3 + b3)) W4 + b4 (eq. 12).
+4. Multi-head masked attention of the label queries F_hat over the tokens H (eqs. 13-14).
+5. Final prediction. f_cat = concat of the gamma attention outputs (B x gamma*delta, eq. 5);
+   Y = sigmoid(f_cat W5 + b5) (eq. 6); L2 = BCE (eq. 7); L = beta L1 + (1 - beta) L2 (eq. 8).
+
+Ablations (Table 6 of the paper) are flags on the same model: ``use_cooc`` (S = the top-gamma of
+S1, no co-occurrence expansion), ``use_rank`` (keep S4 in selection order), ``use_pos`` (no
+position embedding). ``selection="topk"`` reproduces the authors' public code, where S2 is the
+top-gamma of S1 whatever the threshold, so the co-occurrence step never adds a label.
+
+Also here: :class:`RobertaBaseline` (the paper's "RoBERTa" row: step 1 alone),
+:func:`oracle_rerank` (Table 7's "RoBERTa*"), :func:`build_model` and safetensors save/load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lcr.errors import LcrError
+
+# The paper's settings per dataset. The settings paragraph says gamma = 30, 35, 20 for MAG-CS,
+# PubMed and AAPD, but the rows of Tables 11-12 that match the main results (Tables 2-3) are
+# gamma = 35 for MAG-CS and 30 for PubMed; we follow the tables (see the README).
+PAPER_SETTINGS = {
+    "mag_cs": {"alpha": 0.3, "beta": 0.3, "gamma": 35},
+    "pubmed": {"alpha": 0.3, "beta": 0.3, "gamma": 30},
+    "aapd": {"alpha": 0.3, "beta": 0.25, "gamma": 20},
+}
+
+# variant -> (use_cooc, use_rank, use_pos); "roberta" is the baseline, a different model.
+VARIANT_FLAGS = {
+    "labelcorank": (True, True, True),
+    "no_cooc": (False, True, True),
+    "no_rank": (True, False, True),
+    "no_pos": (True, True, False),
+    "no_rerank": (False, False, False),
+}
+VARIANTS = (*VARIANT_FLAGS, "roberta")
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "lcr-model"
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration and output
+
+
+@dataclass
+class LabelCoRankConfig:
+    """Settings of :class:`LabelCoRank` (and, through ``num_labels``, of the baseline).
+
+    Attributes:
+        num_labels: K. The label embedding has K + 1 rows: row K is the PAD label.
+        gamma: length of the label sequence S (paper: 35 MAG-CS, 30 PubMed, 20 AAPD).
+        alpha: threshold on S1 that selects S2 (paper: 0.3).
+        beta: weight of L1 in L = beta L1 + (1 - beta) L2 (paper: 0.3 MAG-CS/PubMed, 0.25 AAPD).
+        num_heads: eta, heads of the label-to-token attention (not given in the paper; must
+            divide the hidden size).
+        dropout: the Drop of eq. 12.
+        attention_dropout: dropout on the attention weights (the paper has none; the authors'
+            code uses 0.3).
+        ffn_dim: hidden width of the eq. 12 feed-forward block (None = delta; not in the paper).
+        selection: ``threshold`` (the paper: S2 = S1 >= alpha) or ``topk`` (the authors' code:
+            S2 = the top-gamma of S1).
+        use_cooc: expand S2 with co-occurring labels (False = the "w/o co-occurrence" ablation:
+            S = the top-gamma of S1).
+        use_rank: sort S by training-set frequency (False = keep the selection order).
+        use_pos: add the position embedding M_pos (False = none).
+        classifier_rank: None = the paper's full W5 (gamma*delta x K); an int r factorises it as
+            W5 ~ A (gamma*delta x r) B (r x K), an extension for very large K (not in the paper).
+    """
+
+    num_labels: int
+    gamma: int = 30
+    alpha: float = 0.3
+    beta: float = 0.3
+    num_heads: int = 8
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    ffn_dim: int | None = None
+    selection: str = "threshold"
+    use_cooc: bool = True
+    use_rank: bool = True
+    use_pos: bool = True
+    classifier_rank: int | None = None
+
+    @property
+    def pad_label(self) -> int:
+        """The PAD label index (K): an extra label embedding row, always masked out."""
+        return self.num_labels
+
+    def validate(self) -> "LabelCoRankConfig":
+        """Reject impossible settings with an :class:`LcrError` naming the field."""
+        checks = [
+            (self.num_labels >= 1, "num_labels must be at least 1"),
+            (self.gamma >= 1, "gamma must be at least 1"),
+            (0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]"),
+            (0.0 <= self.beta <= 1.0, "beta must be in [0, 1]"),
+            (self.num_heads >= 1, "num_heads must be at least 1"),
+            (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),
+            (self.selection in ("threshold", "topk"), "selection must be 'threshold' or 'topk'"),
+            (self.classifier_rank is None or self.classifier_rank >= 1, "classifier_rank must be None or >= 1"),
+            (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be None or >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LcrError(f"model config: {message}")
+        return self
+
+    @classmethod
+    def from_params(cls, params, num_labels: int) -> "LabelCoRankConfig":
+        """Build from a :class:`lcr.config.TrainParams` (or anything with the same fields)."""
+        return cls(num_labels=num_labels, gamma=params.gamma, alpha=params.alpha, beta=params.beta,
+                   num_heads=params.num_heads, dropout=params.dropout, selection=params.selection,
+                   classifier_rank=params.classifier_rank)
+
+
+@dataclass
+class ModelOutput:
+    """What a forward pass returns.
+
+    Attributes:
+        logits: the model's final label scores (B x K) before the sigmoid: ``logits2`` for
+            LabelCoRank, ``logits1`` for the baseline. Rank labels by these.
+        logits1: the first prediction (S1 before the sigmoid), B x K.
+        logits2: the second prediction (Y before the sigmoid), B x K; None for the baseline.
+        loss: the training loss (L of eq. 8; the BCE for the baseline) when labels were given.
+        loss1, loss2: L1 and L2 (None for the baseline or without labels).
+        selected: S, the label sequence (B x gamma, PAD = K); None for the baseline.
+        selected_mask: True where ``selected`` is a real label (B x gamma).
+    """
+
+    logits: torch.Tensor
+    logits1: torch.Tensor
+    logits2: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    loss1: torch.Tensor | None = None
+    loss2: torch.Tensor | None = None
+    selected: torch.Tensor | None = None
+    selected_mask: torch.Tensor | None = None
+
+
+def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eqs. 4 and 7, averaged over labels and documents; from logits for numerical stability."""
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+# --------------------------------------------------------------------------------------------
+# Label statistics: co-occurrence matrix and frequency rank
+
+
+def cooc_transposed(cooc, num_labels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The co-occurrence matrix M as the COO parts of its transpose M^T.
+
+    Eq. 9 sums *rows* of M over the labels of S2: M_hat = onehot(S2) M. A torch sparse matrix
+    can only be the left factor of a product, so the model keeps M^T and computes
+    M_hat^T = M^T onehot(S2)^T. Values are float64, so sums of counts stay exact (float32 is
+    exact only up to 2^24) and ties are broken the same way on every device.
+
+    Args:
+        cooc: M (K x K, row i = m_i: how often each label occurs with label i) as a SciPy
+            sparse matrix, a torch tensor (dense or sparse) or a NumPy array.
+        num_labels: K.
+
+    Returns:
+        ``(indices, values)``: int64 (2 x nnz) and float64 (nnz,), coalesced, of M^T.
+
+    Raises:
+        LcrError: M is not K x K.
+    """
+    if hasattr(cooc, "tocoo"):  # SciPy sparse
+        coo = cooc.tocoo()
+        shape = coo.shape
+        indices = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))  # (2, nnz)
+        values = torch.from_numpy(np.asarray(coo.data, dtype=np.float64))  # (nnz,)
+        matrix = torch.sparse_coo_tensor(indices, values, shape, check_invariants=True)
+    else:
+        matrix = torch.as_tensor(cooc)
+        shape = tuple(matrix.shape)
+        matrix = matrix.to_sparse() if matrix.layout == torch.strided else matrix.to_sparse_coo()
+    if tuple(shape) != (num_labels, num_labels):
+        raise LcrError(f"the co-occurrence matrix is {tuple(shape)}, expected ({num_labels}, {num_labels})")
+    transposed = matrix.t().coalesce()  # (K, K) sparse M^T; duplicates summed
+    return transposed.indices().long(), transposed.values().double()
+
+
+def as_freq_rank(freq_rank, num_labels: int) -> torch.Tensor:
+    """Check and convert a frequency rank: ``freq_rank[l]`` = position of label l when labels
+    are sorted by training-set frequency, 0 = most frequent. Returns a LongTensor (K,)."""
+    if isinstance(freq_rank, torch.Tensor):
+        rank = freq_rank.detach().cpu().long().reshape(-1)
+    else:
+        rank = torch.tensor(np.array(freq_rank, dtype=np.int64)).reshape(-1)
+    if rank.numel() != num_labels:
+        raise LcrError(f"freq_rank has {rank.numel()} entries, expected K = {num_labels}")
+    return rank
+
+
+# --------------------------------------------------------------------------------------------
+# Label reranking (eqs. 9-11)
+
+
+@torch.no_grad()
+def select_labels(probs: torch.Tensor, *, gamma: int, alpha: float = 0.3,
+                  cooc_t: torch.Tensor | None = None, freq_rank: torch.Tensor | None = None,
+                  selection: str = "threshold", use_cooc: bool = True,
+                  use_rank: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Select and order the label sequence S for each document (eqs. 9-11), fully batched.
+
+    Everything runs on the device of ``probs``, without a loop over documents or a host sync.
+    Ties are broken deterministically: among equal S1 scores or equal M_hat values the lower
+    label index comes first, and so it does among equal frequency ranks.
+
+    Args:
+        probs: S1, the first prediction's probabilities (B x K).
+        gamma: the length of S (gamma <= K).
+        alpha: the threshold of S2 (``selection="threshold"``), inclusive, compared in float32.
+        cooc_t: M^T as a torch sparse (COO or CSR) K x K matrix; needed when labels are expanded.
+        freq_rank: LongTensor (K,), 0 = most frequent label; needed when ``use_rank``.
+        selection: ``threshold``: S2 = {l: S1_l >= alpha}, at most gamma, best first;
+            ``topk``: S2 = the top-gamma of S1 (the authors' code; nothing is added).
+        use_cooc: False = S is the top-gamma of S1 (no expansion).
+        use_rank: False = keep S4 in selection order (S2 by score, then S3 by M_hat).
+
+    Returns:
+        ``(S, mask)``: LongTensor (B x gamma) of label indices, PAD (= K) where there is no
+        label, and BoolTensor (B x gamma), True on real labels (always a prefix of the row).
+    """
+    batch, num_labels = probs.shape
+    device = probs.device
+    probs = probs.float()
+    # Top-gamma of S1, best first. A stable full sort makes ties deterministic (lower index
+    # first); sorting K scores is cheap next to the encoder.
+    s1_sorted, s1_order = torch.sort(probs, dim=1, descending=True, stable=True)  # (B, K), (B, K)
+    top_idx = s1_order[:, :gamma]  # (B, gamma) candidates for S2
+    if selection == "topk" or not use_cooc:
+        # The authors' code / the no_cooc ablation: S2 is the whole top-gamma, S3 is empty.
+        labels = top_idx  # (B, gamma)
+        mask = torch.ones_like(top_idx, dtype=torch.bool)  # (B, gamma)
+    else:
+        if cooc_t is None:
+            raise LcrError("label expansion needs the co-occurrence matrix")
+        in_s2 = s1_sorted[:, :gamma] >= alpha  # (B, gamma), a prefix of each row: S2
+        size_s2 = in_s2.sum(dim=1)  # (B,) |S2| = V
+        # Multi-hot of S2, then eq. 9 as one sparse x dense product: M_hat^T = M^T onehot^T.
+        onehot = torch.zeros(batch, num_labels, dtype=torch.float64, device=device)  # (B, K)
+        onehot.scatter_(1, top_idx, in_s2.double())  # (B, K)
+        m_hat = torch.sparse.mm(cooc_t.double(), onehot.t()).t()  # (K, K) @ (K, B) -> (B, K)
+        # S3 may not repeat S2; -inf also keeps S2 labels out of the "M_hat > 0" test below.
+        m_hat = m_hat.masked_fill(onehot > 0, float("-inf"))  # (B, K)
+        m_sorted, m_order = torch.sort(m_hat, dim=1, descending=True, stable=True)  # (B, K), (B, K)
+        s3_idx = m_order[:, :gamma]  # (B, gamma) candidates for S3, best first
+        slot = torch.arange(gamma, device=device)  # (gamma,)
+        # Only labels that do co-occur (M_hat > 0), and only the gamma - V that fit.
+        in_s3 = (m_sorted[:, :gamma] > 0) & (slot[None, :] < (gamma - size_s2)[:, None])  # (B, gamma)
+        # S4 = S2 u S3 in selection order: move the valid candidates to the front, keeping their
+        # order (a stable sort on "is invalid"). At most gamma are valid, so gamma slots suffice.
+        cand = torch.cat([top_idx, s3_idx], dim=1)  # (B, 2 gamma)
+        valid = torch.cat([in_s2, in_s3], dim=1)  # (B, 2 gamma)
+        front = torch.sort((~valid).to(torch.uint8), dim=1, stable=True).indices[:, :gamma]  # (B, gamma)
+        labels = cand.gather(1, front)  # (B, gamma) S4
+        mask = valid.gather(1, front)  # (B, gamma)
+    if use_rank:
+        if freq_rank is None:
+            raise LcrError("frequency ranking needs freq_rank")
+        # Eq. 11: most frequent first; equal ranks fall back to the label index; PAD goes last.
+        key = freq_rank.to(device)[labels] * (num_labels + 1) + labels  # (B, gamma)
+        key = key.masked_fill(~mask, torch.iinfo(torch.long).max)  # (B, gamma)
+        order = torch.sort(key, dim=1, stable=True).indices  # (B, gamma)
+        labels, mask = labels.gather(1, order), mask.gather(1, order)  # (B, gamma), (B, gamma)
+    labels = labels.masked_fill(~mask, num_labels)  # (B, gamma) PAD = K where there is no label
+    return labels, mask
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+
+
+class LabelTextAttention(nn.Module):
+    """Multi-head masked attention of label queries over tokens (eqs. 13-14).
+
+    head_i = softmax(Q_i K_i^T / sqrt(d_k) + M) V_i with Q_i = F_hat W_i^Q, K_i = H W_i^K,
+    V_i = H W_i^V, and the heads concatenated (eq. 13: no output projection W^O, as in the paper
+    and in the authors' code).
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise LcrError(f"num_heads = {num_heads} does not divide the hidden size {dim}")
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.query = nn.Linear(dim, dim)  # all W_i^Q side by side
+        self.key = nn.Linear(dim, dim)  # all W_i^K
+        self.value = nn.Linear(dim, dim)  # all W_i^V
+
+    def forward(self, queries: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            queries: F_hat (B x gamma x delta).
+            tokens: H (B x T x delta).
+            token_mask: True on real tokens (B x T): the tokenizer's attention_mask, never a
+                token id (the authors' code masks id 0, which for RoBERTa is ``<s>``).
+
+        Returns:
+            B x gamma x delta: each query's attended text features, heads concatenated.
+        """
+        batch, n_queries, dim = queries.shape
+        n_tokens, heads = tokens.size(1), self.num_heads
+        q = self.query(queries).view(batch, n_queries, heads, dim // heads).transpose(1, 2)  # (B, eta, gamma, d_k)
+        k = self.key(tokens).view(batch, n_tokens, heads, dim // heads).transpose(1, 2)  # (B, eta, T, d_k)
+        v = self.value(tokens).view(batch, n_tokens, heads, dim // heads).transpose(1, 2)  # (B, eta, T, d_k)
+        # M of eq. 14 as a boolean mask. A row without any real token would softmax over nothing
+        # (NaN); let it attend everywhere instead: finite, and such a document has no text anyway.
+        keep = token_mask.bool()  # (B, T)
+        keep = keep | ~keep.any(dim=1, keepdim=True)  # (B, T)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=keep[:, None, None, :],  # (B, 1, 1, T) broadcast over heads and queries
+            dropout_p=self.dropout if self.training else 0.0)  # (B, eta, gamma, d_k)
+        return out.transpose(1, 2).reshape(batch, n_queries, dim)  # (B, gamma, delta) concat heads
+
+
+class _SaveLoad:
+    """``save_pretrained`` / ``from_pretrained`` for the models here (safetensors, no pickle)."""
+
+    variant: str
+    config: LabelCoRankConfig
+    encoder: nn.Module
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json`` (variant, model config, encoder config) and
+        ``model.safetensors`` (all weights, encoder included, and the label statistics)."""
+        from safetensors.torch import save_model
+
+        from lcr.atomic import atomic_dir
+
+        meta = {"format": FORMAT, "format_version": 1, "variant": self.variant,
+                "config": dataclasses.asdict(self.config), "encoder": self.encoder.config.to_dict()}
+        with atomic_dir(directory) as tmp:
+            save_model(self, str(tmp / WEIGHTS_NAME))
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    def encoder_for_loading(self):
+        """The encoder's Hugging Face config: enough for :func:`load_model` to rebuild the
+        encoder's architecture without downloading anything."""
+        return self.encoder.config
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, encoder=None):
+        """Load a model written by :meth:`save_pretrained` (see :func:`load_model`)."""
+        return load_model(directory, encoder)
+
+
+class LabelCoRank(_SaveLoad, nn.Module):
+    """LabelCoRank: first prediction, label reranking, label-to-text attention, final prediction.
+
+    Args:
+        config: the model settings (``num_labels``, ``gamma``, flags...).
+        encoder: a Hugging Face encoder whose output has ``last_hidden_state`` (B x T x delta).
+        cooc: the co-occurrence matrix M (K x K; see :func:`cooc_transposed`); needed when
+            ``use_cooc`` with ``selection="threshold"``.
+        freq_rank: label -> frequency rank (K,), 0 = most frequent; needed when ``use_rank``.
+        variant: the name recorded by :meth:`save_pretrained`.
+    """
+
+    def __init__(self, config: LabelCoRankConfig, encoder: nn.Module, cooc=None, freq_rank=None,
+                 variant: str = "labelcorank"):
+        super().__init__()
+        self.config = config.validate()
+        self.variant = variant
+        self.encoder = encoder
+        num_labels, gamma = config.num_labels, config.gamma
+        if gamma > num_labels:
+            raise LcrError(f"gamma = {gamma} is larger than the number of labels K = {num_labels}")
+        dim = encoder.config.hidden_size  # delta
+        expands = config.use_cooc and config.selection == "threshold"
+        if expands and cooc is None:
+            raise LcrError(f"variant '{variant}' expands labels by co-occurrence: a co-occurrence matrix is needed")
+        if config.use_rank and freq_rank is None:
+            raise LcrError(f"variant '{variant}' sorts labels by frequency: freq_rank is needed")
+
+        # Label statistics are buffers: they follow .to(device) and are saved with the weights.
+        # M^T is kept as COO parts (a sparse buffer can't go into safetensors) and viewed as a
+        # torch sparse matrix when used; a dense K x K (K = 17,963 on MAG-CS) is never built.
+        if cooc is not None:
+            indices, values = cooc_transposed(cooc, num_labels)
+        else:
+            indices, values = torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=torch.float64)
+        self.register_buffer("cooc_indices", indices)  # (2, nnz) of M^T
+        self.register_buffer("cooc_values", values)  # (nnz,) float64
+        rank = as_freq_rank(freq_rank, num_labels) if freq_rank is not None else torch.arange(num_labels)
+        self.register_buffer("freq_rank", rank)  # (K,) 0 = most frequent
+
+        # Step 1: P = tanh(h_cls W1 + b1) (eq. 2), S1 = sigmoid(P W2 + b2) (eq. 3).
+        self.pool = nn.Linear(dim, dim)  # W1
+        self.classifier1 = nn.Linear(dim, num_labels)  # W2
+        # Step 3: M_f (K + 1 rows, the last for PAD) and M_pos (gamma x delta); eq. 12's FFN.
+        self.label_embedding = nn.Embedding(num_labels + 1, dim, padding_idx=num_labels)  # M_f
+        self.position_embedding = nn.Embedding(gamma, dim) if config.use_pos else None  # M_pos
+        std = getattr(encoder.config, "initializer_range", 0.02)  # same scale as the encoder's embeddings
+        nn.init.normal_(self.label_embedding.weight, std=std)
+        if self.position_embedding is not None:
+            nn.init.normal_(self.position_embedding.weight, std=std)
+        with torch.no_grad():
+            self.label_embedding.weight[num_labels].zero_()  # PAD: its outputs are masked anyway
+        ffn_dim = config.ffn_dim or dim
+        self.ffn_in = nn.Linear(dim, ffn_dim)  # W3
+        self.ffn_drop = nn.Dropout(config.dropout)  # Drop
+        self.ffn_out = nn.Linear(ffn_dim, dim)  # W4
+        # Step 4: eqs. 13-14.
+        self.attention = LabelTextAttention(dim, config.num_heads, config.attention_dropout)
+        # Step 5: Y = sigmoid(f_cat W5 + b5) (eq. 6). W5 is (gamma delta x K): 483M weights for
+        # MAG-CS with roberta-base, hence the optional low-rank factorisation W5 ~ A B.
+        if config.classifier_rank is None:
+            self.classifier2 = nn.Linear(gamma * dim, num_labels)  # W5
+        else:
+            self.classifier2 = nn.Sequential(
+                nn.Linear(gamma * dim, config.classifier_rank, bias=False),  # A
+                nn.Linear(config.classifier_rank, num_labels))  # B, b5
+
+    @property
+    def cooc_t(self) -> torch.Tensor:
+        """M^T as a torch sparse COO matrix (K x K) on the model's device."""
+        k = self.config.num_labels
+        return torch.sparse_coo_tensor(self.cooc_indices, self.cooc_values, (k, k),
+                                       is_coalesced=True, check_invariants=False)
+
+    # Selection runs outside autograd and outside torch.compile (data-dependent sparse ops).
+    @torch.compiler.disable
+    def select(self, logits1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """S and its mask (B x gamma) from the first prediction's logits (B x K); no gradient."""
+        cfg = self.config
+        with torch.no_grad(), torch.autocast(logits1.device.type, enabled=False):
+            probs = torch.sigmoid(logits1.detach().float())  # (B, K) S1
+            return select_labels(probs, gamma=cfg.gamma, alpha=cfg.alpha, cooc_t=self.cooc_t,
+                                 freq_rank=self.freq_rank, selection=cfg.selection,
+                                 use_cooc=cfg.use_cooc, use_rank=cfg.use_rank)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor | None = None) -> ModelOutput:
+        """
+        Args:
+            input_ids: token ids (B x T).
+            attention_mask: 1 on real tokens, 0 on padding (B x T).
+            labels: multi-hot gold labels (B x K), for the losses.
+
+        Returns:
+            A :class:`ModelOutput`; ``logits`` is the final prediction (``logits2``).
+        """
+        cfg = self.config
+        # Step 1: first prediction from the [CLS] token.
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta) H
+        pooled = torch.tanh(self.pool(hidden[:, 0]))  # (B, delta) P
+        logits1 = self.classifier1(pooled)  # (B, K) S1 before the sigmoid
+
+        # Step 2: label reranking; a discrete choice, so no gradient flows through it.
+        selected, selected_mask = self.select(logits1)  # (B, gamma), (B, gamma)
+
+        # Step 3: label features; the same label gets a different feature at another position.
+        feats = self.label_embedding(selected)  # (B, gamma, delta) M_f[S]
+        if self.position_embedding is not None:
+            feats = feats + self.position_embedding.weight  # (B, gamma, delta) F = M_f[S] + M_pos
+        queries = self.ffn_out(F.relu(self.ffn_drop(self.ffn_in(feats))))  # (B, gamma, delta) F_hat
+
+        # Step 4: each label query gathers the text features relevant to it.
+        attended = self.attention(queries, hidden, attention_mask)  # (B, gamma, delta)
+        # PAD queries must not contribute: zero their outputs (and so their gradients).
+        attended = attended.masked_fill(~selected_mask[:, :, None], 0.0)  # (B, gamma, delta)
+
+        # Step 5: final prediction from all gamma label-aware features.
+        f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
+        logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
+
+        out = ModelOutput(logits=logits2, logits1=logits1, logits2=logits2, selected=selected,
+                          selected_mask=selected_mask)
+        if labels is not None:
+            out.loss1 = bce(logits1, labels)  # L1, eq. 4
+            out.loss2 = bce(logits2, labels)  # L2, eq. 7
+            out.loss = cfg.beta * out.loss1 + (1.0 - cfg.beta) * out.loss2  # L, eq. 8
+        return out
+
+
+class RobertaBaseline(_SaveLoad, nn.Module):
+    """The paper's "RoBERTa" row: P = tanh(h_cls W1 + b1), scores = P W2 + b2, BCE.
+
+    Exactly LabelCoRank's first prediction (eqs. 1-4) on its own, so the two differ only by the
+    reranking branch.
+
+    Args:
+        config: only ``num_labels`` is used.
+        encoder: a Hugging Face encoder.
+    """
+
+    def __init__(self, config: LabelCoRankConfig, encoder: nn.Module, variant: str = "roberta"):
+        super().__init__()
+        self.config = config.validate()
+        self.variant = variant
+        self.encoder = encoder
+        dim = encoder.config.hidden_size
+        self.pool = nn.Linear(dim, dim)  # W1
+        self.classifier1 = nn.Linear(dim, config.num_labels)  # W2
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor | None = None) -> ModelOutput:
+        """Same arguments and output as :meth:`LabelCoRank.forward` (``logits`` = ``logits1``)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta)
+        pooled = torch.tanh(self.pool(hidden[:, 0]))  # (B, delta) P
+        logits = self.classifier1(pooled)  # (B, K)
+        out = ModelOutput(logits=logits, logits1=logits)
+        if labels is not None:
+            out.loss = bce(logits, labels)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Oracle reranking (Table 7's "RoBERTa*")
+
+
+def _gold_hits(gold, topk: torch.Tensor) -> torch.Tensor:
+    """(N x m) bool: is ``topk[i, j]`` a gold label of document i?"""
+    n, m = topk.shape
+    if hasattr(gold, "tocsr"):  # SciPy sparse multi-hot (N x K)
+        if gold.shape[0] != n:
+            raise LcrError(f"oracle_rerank: {n} ranked documents but {gold.shape[0]} gold rows")
+        rows = np.repeat(np.arange(n), m)  # (N m,)
+        cols = topk.reshape(-1).numpy().copy()  # (N m,)
+        values = np.asarray(gold.tocsr()[rows, cols]).reshape(n, m)  # (N, m)
+        return torch.from_numpy(values != 0)
+    if isinstance(gold, torch.Tensor) or (isinstance(gold, np.ndarray) and gold.dtype != object):
+        dense = torch.as_tensor(gold)  # (N, K) multi-hot
+        if dense.dim() != 2 or dense.size(0) != n:
+            raise LcrError(f"oracle_rerank: gold must be N x K with N = {n}, got {tuple(dense.shape)}")
+        return dense.to(topk.device).gather(1, topk) != 0  # (N, m)
+    gold = list(gold)  # one collection of label indices per document
+    if len(gold) != n:
+        raise LcrError(f"oracle_rerank: {n} ranked documents but {len(gold)} gold label lists")
+    width = max([len(g) for g in gold] + [1])
+    padded = torch.full((n, width), -1, dtype=torch.long)  # (N, max |gold|), -1 = none
+    for i, g in enumerate(gold):
+        padded[i, : len(g)] = torch.as_tensor(sorted(g), dtype=torch.long)
+    return (topk[:, :, None] == padded[:, None, :].to(topk.device)).any(dim=2)  # (N, m)
+
+
+def oracle_rerank(topk, gold, m: int = 10):
+    """Rank the correct labels first within each document's top-m ("RoBERTa*", Table 7).
+
+    An upper bound of what reranking a trained baseline's top-m can achieve: no training, just
+    the gold labels moved to the front, the original order kept among correct labels and among
+    wrong ones. Columns after the m-th are left as they are.
+
+    Args:
+        topk: ranked label indices (N x k, best first), a NumPy array or torch tensor.
+        gold: the gold labels: a SciPy sparse or dense (NumPy / torch) multi-hot N x K matrix,
+            or one collection of label indices per document.
+        m: how many of the top labels are reranked (the paper: 10).
+
+    Returns:
+        The reranked indices, N x k, of the same type as ``topk``.
+    """
+    as_numpy = not isinstance(topk, torch.Tensor)
+    ranked = torch.as_tensor(np.asarray(topk) if as_numpy else topk).long()  # (N, k)
+    m = min(m, ranked.size(1))
+    head = ranked[:, :m]  # (N, m)
+    hits = _gold_hits(gold, head.cpu() if not isinstance(gold, torch.Tensor) else head)  # (N, m)
+    order = torch.sort((~hits).to(torch.uint8), dim=1, stable=True).indices.to(ranked.device)  # (N, m) hits first
+    out = ranked.clone()
+    out[:, :m] = head.gather(1, order)
+    return out.numpy() if as_numpy else out
+
+
+# --------------------------------------------------------------------------------------------
+# Factory, save and load
+
+
+def _num_labels(cooc, freq_rank) -> int | None:
+    if freq_rank is not None:
+        return len(freq_rank)
+    if cooc is not None:
+        return int(cooc.shape[0])
+    return None
+
+
+def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None) -> nn.Module:
+    """Build a model variant around an encoder.
+
+    Two call forms:
+    ``build_model("no_pos", config, encoder, cooc, freq_rank)`` with a
+    :class:`LabelCoRankConfig` (or a dict of its fields), or
+    ``build_model(train_params, encoder, cooc=..., freq_rank=...)`` with a
+    :class:`lcr.config.TrainParams`, K taken from ``freq_rank`` (or ``cooc``).
+
+    Args:
+        variant: ``labelcorank``, ``no_cooc``, ``no_rank``, ``no_pos``, ``no_rerank`` (the
+            ablations; they set the config's ``use_*`` flags) or ``roberta`` (the baseline).
+        config: the model settings.
+        encoder: a Hugging Face encoder (see :func:`lcr.encoder.load_encoder`).
+        cooc: the co-occurrence matrix M (K x K).
+        freq_rank: label -> training-frequency rank (K,), 0 = most frequent.
+
+    Raises:
+        LcrError: unknown variant, gamma > K, missing label statistics, num_heads not dividing
+            the hidden size.
+    """
+    if not isinstance(variant, str):  # build_model(train_params, encoder, cooc=..., freq_rank=...)
+        params = variant
+        if encoder is None and isinstance(config, nn.Module):
+            encoder, config = config, None
+        variant = params.variant
+        if config is None:
+            num_labels = _num_labels(cooc, freq_rank)
+            if num_labels is None:
+                raise LcrError("build_model: pass freq_rank or cooc so that K is known")
+            config = LabelCoRankConfig.from_params(params, num_labels)
+    if variant not in VARIANTS:
+        raise LcrError(f"unknown variant '{variant}'; valid variants: {', '.join(VARIANTS)}")
+    if encoder is None:
+        raise LcrError("build_model: an encoder is needed")
+    if isinstance(config, dict):
+        config = LabelCoRankConfig(**config)
+    if variant == "roberta":
+        return RobertaBaseline(config, encoder)
+    use_cooc, use_rank, use_pos = VARIANT_FLAGS[variant]
+    config = dataclasses.replace(config, use_cooc=use_cooc, use_rank=use_rank, use_pos=use_pos)
+    return LabelCoRank(config, encoder, cooc=cooc, freq_rank=freq_rank, variant=variant)
+
+
+def load_model(directory: str | Path, encoder=None) -> nn.Module:
+    """Load a model saved with ``save_pretrained``; nothing is unpickled or downloaded.
+
+    Args:
+        directory: the folder with ``config.json`` and ``model.safetensors``.
+        encoder: how to build the encoder skeleton before the saved weights are loaded into it:
+            None (from the saved encoder config), a Hugging Face config, or an encoder module
+            (used as is: its weights are overwritten).
+
+    Raises:
+        LcrError: the folder is missing or is not a saved lcr model.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_model as load_weights
+    from transformers import AutoConfig, AutoModel, PretrainedConfig
+
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    if not config_path.exists() or not weights_path.exists():
+        raise LcrError(f"{directory} is not a saved lcr model ({CONFIG_NAME} and {WEIGHTS_NAME} expected)")
+    meta = json.loads(config_path.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT:
+        raise LcrError(f"{config_path} was not written by lcr's save_pretrained")
+    config = LabelCoRankConfig(**meta["config"])
+    if encoder is None:
+        encoder_config = dict(meta["encoder"])
+        encoder = AutoConfig.for_model(encoder_config.pop("model_type"), **encoder_config)
+    if isinstance(encoder, PretrainedConfig):
+        encoder = AutoModel.from_config(encoder)
+    variant = meta["variant"]
+    if variant == "roberta":
+        model = RobertaBaseline(config, encoder, variant=variant)
+    else:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            cooc = torch.sparse_coo_tensor(handle.get_tensor("cooc_indices"), handle.get_tensor("cooc_values"),
+                                           (config.num_labels, config.num_labels), check_invariants=True).t()  # back to M
+            freq_rank = handle.get_tensor("freq_rank")
+        model = LabelCoRank(config, encoder, cooc=cooc, freq_rank=freq_rank, variant=variant)
+    load_weights(model, str(weights_path), strict=True)
+    return model

@@ -1,0 +1,455 @@
+"""The LabelCoRank model: label selection by hand and against a per-document reference, the
+ablation flags, gradient paths, padding, overfitting a toy set, save/load, the oracle rerank."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from lcr.config import train_params
+from lcr.encoder import check_encoder, load_encoder
+from lcr.errors import LcrError
+from lcr.model import (VARIANTS, LabelCoRank, LabelCoRankConfig, LabelTextAttention, RobertaBaseline,
+                       build_model, cooc_transposed, load_model, oracle_rerank, select_labels)
+
+K = 8
+PAD = K
+# A hand-made, deliberately asymmetric co-occurrence matrix: row l = m_l (eq. 9 sums rows).
+M = np.array([
+    [10, 3, 4, 0, 1, 0, 0, 0],  # m_0
+    [3, 6, 0, 0, 0, 0, 0, 0],  # m_1
+    [4, 0, 6, 2, 0, 0, 0, 5],  # m_2
+    [2, 2, 2, 5, 0, 2, 0, 0],  # m_3: labels 0, 1, 2, 5 tie
+    [1, 0, 0, 0, 2, 0, 0, 0],  # m_4
+    [0, 0, 0, 1, 0, 3, 0, 0],  # m_5
+    [0, 0, 0, 0, 0, 0, 2, 1],  # m_6: only label 7 co-occurs
+    [0, 0, 9, 0, 0, 0, 0, 4],  # m_7
+], dtype=np.float64)
+FREQ_RANK = torch.tensor([3, 0, 5, 1, 2, 4, 6, 7])  # label 1 is the most frequent, then 3, 4, 0...
+
+
+def _cooc_t(matrix=M) -> torch.Tensor:
+    indices, values = cooc_transposed(sp.csr_matrix(matrix), matrix.shape[0])
+    return torch.sparse_coo_tensor(indices, values, matrix.shape, check_invariants=True)
+
+
+def _select(probs, gamma=4, alpha=0.3, **flags):
+    return select_labels(torch.tensor(probs, dtype=torch.float32), gamma=gamma, alpha=alpha,
+                         cooc_t=_cooc_t(), freq_rank=FREQ_RANK, **flags)
+
+
+# --------------------------------------------------------------------------------------------
+# Selection by hand
+
+
+PROBS = [
+    [0.9, 0.1, 0.5, 0.05, 0.0, 0.2, 0.1, 0.0],  # S2 = {0, 2}; M_hat = m_0 + m_2
+    [0.9, 0.8, 0.7, 0.6, 0.5, 0.0, 0.0, 0.0],  # 5 labels pass: capped at gamma = 4
+    [0.1, 0.1, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0],  # nothing passes: all PAD
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.8, 0.0],  # S2 = {6}; only 7 co-occurs: 2 PAD
+    [0.0, 0.0, 0.0, 0.4, 0.0, 0.0, 0.0, 0.0],  # S2 = {3}; 0, 1, 2, 5 tie for 3 slots
+    [0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0],  # 5 tied scores for 4 slots
+]
+
+
+def test_selection_threshold_expansion_padding_and_frequency_order():
+    labels, mask = _select(PROBS, use_rank=False)
+    # In selection order: S2 by score, then S3 by M_hat (ties: lower label index first).
+    # doc 0: M_hat = [14, 3, 10, 2, 1, 0, 0, 5]; S2 = {0, 2} excluded; 7 (5) and 1 (3) fill.
+    assert labels.tolist() == [
+        [0, 2, 7, 1],
+        [0, 1, 2, 3],
+        [PAD, PAD, PAD, PAD],
+        [6, 7, PAD, PAD],
+        [3, 0, 1, 2],
+        [0, 1, 2, 3],
+    ]
+    assert mask.tolist() == [[True] * 4, [True] * 4, [False] * 4, [True, True, False, False],
+                             [True] * 4, [True] * 4]
+
+    ranked, ranked_mask = _select(PROBS)  # eq. 11: most frequent first (FREQ_RANK), PAD last
+    assert ranked.tolist() == [
+        [1, 0, 2, 7],
+        [1, 3, 0, 2],
+        [PAD, PAD, PAD, PAD],
+        [6, 7, PAD, PAD],
+        [1, 3, 0, 2],
+        [1, 3, 0, 2],
+    ]
+    assert torch.equal(ranked_mask, mask)
+
+
+def test_selection_exclusion_threshold_and_positive_cooccurrence_only():
+    # S2 = {2, 4}: M_hat = m_2 + m_4 = [5, 0, 6, 2, 2, 0, 0, 5]. 2 and 4 are excluded although 2
+    # scores highest; 0 and 7 tie (lower index first), then 3; 1, 5, 6 have M_hat = 0: PAD.
+    probs = [[0.0, 0.0, 0.31, 0.0, 0.3, 0.0, 0.0, 0.0]]
+    labels, mask = _select(probs, gamma=6, use_rank=False)
+    assert labels.tolist() == [[2, 4, 0, 7, 3, PAD]]
+    assert mask.tolist() == [[True] * 5 + [False]]
+    # alpha is inclusive; a higher alpha leaves S2 = {2}, and 4 (m_2,4 = 0) is gone.
+    labels, mask = _select(probs, gamma=6, alpha=0.305, use_rank=False)
+    assert labels.tolist() == [[2, 7, 0, 3, PAD, PAD]]
+    assert mask.tolist() == [[True] * 4 + [False] * 2]
+
+
+def test_topk_mode_and_no_cooc_take_the_top_gamma_of_s1():
+    for flags in ({"selection": "topk"}, {"use_cooc": False}):
+        labels, mask = _select(PROBS, use_rank=False, **flags)
+        expected = [sorted(range(K), key=lambda l: (-p[l], l))[:4] for p in PROBS]
+        assert labels.tolist() == expected  # no threshold, nothing added from co-occurrence
+        assert bool(mask.all())
+
+
+def test_selection_accepts_csr_and_needs_its_statistics():
+    with pytest.warns(UserWarning, match="beta"):  # torch's CSR is "beta"; COO is what the model keeps
+        csr = torch.tensor(M).t().to_sparse_csr()
+    probs = torch.tensor(PROBS, dtype=torch.float32)
+    a = select_labels(probs, gamma=4, cooc_t=csr, freq_rank=FREQ_RANK)
+    b = select_labels(probs, gamma=4, cooc_t=_cooc_t(), freq_rank=FREQ_RANK)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(LcrError):
+        select_labels(probs, gamma=4, cooc_t=None, freq_rank=FREQ_RANK)
+    with pytest.raises(LcrError):
+        select_labels(probs, gamma=4, cooc_t=_cooc_t(), freq_rank=None)
+
+
+def _reference(probs: list[float], matrix: np.ndarray, gamma: int, alpha: float, freq_rank: list[int],
+               selection: str, use_cooc: bool, use_rank: bool) -> tuple[list[int], list[bool]]:
+    """The selection written out for one document, the obvious way."""
+    k = len(probs)
+    by_score = sorted(range(k), key=lambda label: (-probs[label], label))
+    if selection == "topk" or not use_cooc:
+        s4 = by_score[:gamma]
+    else:
+        # S1 is float32, and so is the comparison: 0.9 in float32 passes alpha = 0.9.
+        s2 = [label for label in by_score if probs[label] >= np.float32(alpha)][:gamma]
+        m_hat = [sum(matrix[l, j] for l in s2) for j in range(k)]
+        s3 = sorted((j for j in range(k) if j not in s2 and m_hat[j] > 0), key=lambda j: (-m_hat[j], j))
+        s4 = s2 + s3[: gamma - len(s2)]
+    if use_rank:
+        s4 = sorted(s4, key=lambda label: (freq_rank[label], label))
+    pad = gamma - len(s4)
+    return s4 + [k] * pad, [True] * len(s4) + [False] * pad
+
+
+def test_vectorised_selection_equals_a_per_document_reference():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        k = int(rng.integers(3, 40))
+        gamma = int(rng.integers(1, k + 1))
+        batch = int(rng.integers(1, 6))
+        # Rounded scores make ties common; sparse integer counts, some rows empty, asymmetric.
+        probs = torch.from_numpy(np.round(rng.random((batch, k)) ** 3, 1).astype(np.float32))
+        matrix = rng.integers(0, 4, size=(k, k)) * (rng.random((k, k)) < 0.3)
+        matrix[rng.random(k) < 0.2] = 0
+        matrix = matrix.astype(np.float64)
+        freq_rank = rng.permutation(k) if trial % 2 else rng.integers(0, 3, size=k)  # with ties too
+        alpha = float(rng.choice([0.0, 0.1, 0.3, 0.5, 0.9]))
+        indices, values = cooc_transposed(sp.coo_matrix(matrix), k)
+        cooc_t = torch.sparse_coo_tensor(indices, values, (k, k), check_invariants=True)
+        for selection in ("threshold", "topk"):
+            for use_cooc in (True, False):
+                for use_rank in (True, False):
+                    labels, mask = select_labels(probs, gamma=gamma, alpha=alpha, cooc_t=cooc_t,
+                                                 freq_rank=torch.as_tensor(freq_rank), selection=selection,
+                                                 use_cooc=use_cooc, use_rank=use_rank)
+                    for row in range(batch):
+                        expected = _reference(probs[row].tolist(), matrix, gamma, alpha, list(freq_rank),
+                                              selection, use_cooc, use_rank)
+                        got = (labels[row].tolist(), mask[row].tolist())
+                        assert got == expected, (trial, selection, use_cooc, use_rank, row)
+
+
+# --------------------------------------------------------------------------------------------
+# The model on a tiny encoder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random RoBERTa (dropout off, so outputs are deterministic) and its tokenizer."""
+    import json
+
+    from tests.tiny_encoder import make_tiny_encoder
+
+    folder = make_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder")
+    config_path = f"{folder}/config.json"
+    with open(config_path) as handle:
+        config = json.load(handle)
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    with open(config_path, "w") as handle:
+        json.dump(config, handle)
+    return folder
+
+
+TEXTS = ["wheat corn harvest tonnes grain", "crude oil prices fell on monday",
+         "bank interest rate and the dollar", "a tanker strike at the port"]
+
+
+def _batch(folder, texts=TEXTS):
+    _, tokenizer = load_encoder(folder)
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def _model(folder, variant="labelcorank", seed=0, **config) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    encoder, _ = load_encoder(folder)
+    settings = dict(num_labels=K, gamma=4, num_heads=2, dropout=0.0)
+    settings.update(config)
+    model = build_model(variant, LabelCoRankConfig(**settings), encoder, sp.csr_matrix(M), FREQ_RANK)
+    if variant != "roberta":
+        # Push S1 so that S2 is small and varies: label l gets logit (l % 3) * 2 - 3, nudged by the
+        # text; co-occurrence then has room to add labels.
+        with torch.no_grad():
+            model.classifier1.bias.copy_(torch.tensor([(l % 3) * 2.0 - 3.0 for l in range(K)]))
+    return model.eval()
+
+
+def _label_sets(labels, mask):
+    return [sorted(row[m].tolist()) for row, m in zip(labels, mask)]
+
+
+def test_forward_shapes_and_losses(tiny):
+    ids, attn = _batch(tiny)
+    model = _model(tiny)
+    gold = torch.zeros(len(TEXTS), K)
+    gold[:, 1] = 1
+    out = model(ids, attn, labels=gold)
+    assert out.logits.shape == out.logits1.shape == out.logits2.shape == (len(TEXTS), K)
+    assert torch.equal(out.logits, out.logits2)
+    assert out.selected.shape == out.selected_mask.shape == (len(TEXTS), 4)
+    assert out.selected.dtype == torch.long and out.selected_mask.dtype == torch.bool
+    expected = 0.3 * out.loss1 + 0.7 * out.loss2
+    assert torch.allclose(out.loss, expected)
+    assert model.cooc_t.is_sparse and model.cooc_t.shape == (K, K)
+    # The model's selection is select_labels on its own S1.
+    labels, mask = select_labels(torch.sigmoid(out.logits1), gamma=4, cooc_t=_cooc_t(), freq_rank=FREQ_RANK)
+    assert torch.equal(labels, out.selected) and torch.equal(mask, out.selected_mask)
+
+
+def test_ablation_flags_change_what_they_name(tiny):
+    ids, attn = _batch(tiny)
+    full = _model(tiny)
+    state = full.state_dict()
+    out = full(ids, attn)
+    variants = {}
+    for name in ("no_cooc", "no_rank", "no_pos", "no_rerank"):
+        model = _model(tiny, name)
+        model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()})
+        variants[name] = (model, model(ids, attn))
+    flags = {name: (m.config.use_cooc, m.config.use_rank, m.config.use_pos) for name, (m, _) in variants.items()}
+    assert flags == {"no_cooc": (False, True, True), "no_rank": (True, False, True),
+                     "no_pos": (True, True, False), "no_rerank": (False, False, False)}
+    assert torch.equal(variants["no_cooc"][1].logits1, out.logits1)  # same weights, same S1
+
+    # no_rank: the same label sets, in selection order instead of frequency order.
+    no_rank = variants["no_rank"][1]
+    assert _label_sets(no_rank.selected, no_rank.selected_mask) == _label_sets(out.selected, out.selected_mask)
+    assert not torch.equal(no_rank.selected, out.selected)
+    rank_of = FREQ_RANK[out.selected.clamp(max=K - 1)].masked_fill(~out.selected_mask, K)
+    assert bool((rank_of[:, 1:] >= rank_of[:, :-1]).all())
+
+    # no_cooc: S = the top-gamma of S1 (in frequency order), no expansion and no PAD.
+    no_cooc = variants["no_cooc"][1]
+    top = torch.sort(out.logits1, dim=1, descending=True, stable=True).indices[:, :4]
+    assert _label_sets(no_cooc.selected, no_cooc.selected_mask) == [sorted(r) for r in top.tolist()]
+    assert bool(no_cooc.selected_mask.all())
+    assert _label_sets(no_cooc.selected, no_cooc.selected_mask) != _label_sets(out.selected, out.selected_mask)
+
+    # no_pos: same S, no position table; the full model does use its position table.
+    no_pos_model, no_pos = variants["no_pos"]
+    assert no_pos_model.position_embedding is None and "position_embedding.weight" not in no_pos_model.state_dict()
+    assert torch.equal(no_pos.selected, out.selected)
+    with torch.no_grad():
+        full.position_embedding.weight.zero_()
+        zeroed = full(ids, attn)
+    assert torch.allclose(zeroed.logits2, no_pos.logits2, atol=1e-6)  # M_pos = 0 is exactly no_pos
+    assert not torch.allclose(out.logits2, no_pos.logits2)
+
+    # no_rerank: all three off.
+    no_rerank = variants["no_rerank"][1]
+    assert torch.equal(no_rerank.selected, top)
+
+
+def test_gradients_reach_the_encoder_through_each_loss_and_not_through_selection(tiny):
+    ids, attn = _batch(tiny)
+    model = _model(tiny).train()
+    gold = torch.zeros(len(TEXTS), K)
+    gold[torch.arange(len(TEXTS)), torch.arange(len(TEXTS))] = 1
+    encoder_weight = model.encoder.embeddings.word_embeddings.weight
+
+    def grads(loss_name):
+        model.zero_grad(set_to_none=True)
+        getattr(model(ids, attn, labels=gold), loss_name).backward()
+        return {name: p.grad for name, p in model.named_parameters()}
+
+    g1 = grads("loss1")
+    assert encoder_weight.grad is not None and encoder_weight.grad.abs().sum() > 0
+    assert g1["classifier1.weight"] is not None
+    for name in ("label_embedding.weight", "attention.query.weight", "classifier2.weight"):
+        assert g1[name] is None, name  # L1 does not touch the second branch
+
+    g2 = grads("loss2")
+    assert encoder_weight.grad is not None and encoder_weight.grad.abs().sum() > 0
+    assert g2["label_embedding.weight"] is not None and g2["attention.key.weight"] is not None
+    # Selection is a discrete, detached choice: nothing of L2 reaches W1/W2 through S.
+    assert g2["classifier1.weight"] is None and g2["pool.weight"] is None
+    # PAD's embedding row gets no gradient (its queries are zeroed).
+    assert float(g2["label_embedding.weight"][PAD].abs().sum()) == 0.0
+
+
+def test_padding_tokens_are_masked_by_the_attention_mask(tiny):
+    ids, attn = _batch(tiny)
+    assert bool((attn == 0).any())
+    model = _model(tiny)
+    out = model(ids, attn)
+    changed = ids.clone()
+    torch.manual_seed(1)
+    noise = torch.randint(5, int(ids.max()) + 1, ids.shape)
+    changed[attn == 0] = noise[attn == 0]  # padding ids replaced by real tokens, still masked
+    again = model(changed, attn)
+    assert torch.allclose(out.logits2, again.logits2, atol=1e-6)
+    assert torch.allclose(out.logits1, again.logits1, atol=1e-6)
+    # Unmasking them does change the result: the mask, not the token id, decides.
+    assert not torch.allclose(out.logits2, model(changed, torch.ones_like(attn)).logits2, atol=1e-6)
+
+
+def test_no_nan_without_labels_or_tokens(tiny):
+    ids, attn = _batch(tiny)
+    model = _model(tiny).train()
+    with torch.no_grad():
+        model.classifier1.bias.fill_(-30.0)  # nothing reaches alpha: S is all PAD
+    gold = torch.zeros(len(TEXTS), K)
+    out = model(ids, attn, labels=gold)
+    assert not bool(out.selected_mask.any()) and bool((out.selected == PAD).all())
+    # f_cat = 0, so Y is W5's bias alone.
+    assert torch.allclose(out.logits2, model.classifier2.bias.expand_as(out.logits2))
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+    attention = LabelTextAttention(8, 2)
+    result = attention(torch.randn(2, 3, 8), torch.randn(2, 5, 8), torch.zeros(2, 5, dtype=torch.bool))
+    assert bool(torch.isfinite(result).all())
+
+
+def test_tiny_model_overfits_32_documents(tiny):
+    words = {0: "wheat corn grain", 1: "crude oil barrel", 2: "bank dollar rate",
+             3: "tanker port cargo", 4: "harvest farmers tonnes", 5: "opec refinery prices"}
+    rng = random.Random(0)
+    texts, gold = [], torch.zeros(32, 6)
+    for i in range(32):
+        chosen = rng.sample(range(6), rng.choice([1, 2]))
+        texts.append(f"report {i} " + " ".join(words[c] for c in chosen))
+        gold[i, chosen] = 1
+    ids, attn = _batch(tiny, texts)
+    torch.manual_seed(0)
+    encoder, _ = load_encoder(tiny)
+    cooc = (gold.t() @ gold).numpy()
+    freq_rank = torch.argsort(torch.argsort(-gold.sum(0), stable=True))
+    model = build_model("labelcorank", LabelCoRankConfig(num_labels=6, gamma=3, num_heads=2, dropout=0.0),
+                        encoder, sp.csr_matrix(cooc), freq_rank)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(300):
+        out = model(ids, attn, labels=gold)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        if step % 10 == 9:
+            with torch.no_grad():
+                top1 = model.eval()(ids, attn).logits.argmax(1)
+            model.train()
+            if float(gold[torch.arange(32), top1].mean()) == 1.0:
+                break
+    assert float(gold[torch.arange(32), top1].mean()) == 1.0, f"train P@1 after {step + 1} steps"
+
+
+def test_low_rank_classifier_and_save_load_round_trip(tiny, tmp_path):
+    ids, attn = _batch(tiny)
+    for variant, extra in (("labelcorank", {"classifier_rank": 3}), ("no_pos", {}), ("roberta", {})):
+        model = _model(tiny, variant, **extra)
+        if extra:
+            a, b = model.classifier2
+            assert a.weight.shape == (3, 4 * 32) and b.weight.shape == (K, 3)
+        out = model(ids, attn, labels=torch.ones(len(TEXTS), K))
+        out.loss.backward()
+        model.save_pretrained(tmp_path / variant)
+        assert sorted(p.name for p in (tmp_path / variant).iterdir()) == ["config.json", "model.safetensors"]
+        for encoder in (None, model.encoder_for_loading()):
+            loaded = load_model(tmp_path / variant, encoder).eval()
+            assert type(loaded) is type(model) and loaded.config == model.config
+            again = loaded(ids, attn)
+            assert torch.equal(again.logits, out.logits)
+            if variant != "roberta":
+                assert torch.equal(again.selected, out.selected)
+                assert torch.equal(loaded.freq_rank, model.freq_rank)
+    assert isinstance(RobertaBaseline.from_pretrained(tmp_path / "roberta"), RobertaBaseline)
+    with pytest.raises(LcrError, match="not a saved lcr model"):
+        load_model(tmp_path / "missing")
+
+
+def test_baseline_is_the_first_branch(tiny):
+    ids, attn = _batch(tiny)
+    model = _model(tiny, "roberta")
+    out = model(ids, attn, labels=torch.zeros(len(TEXTS), K))
+    assert out.logits.shape == (len(TEXTS), K) and out.logits2 is None and out.loss1 is None
+    assert torch.allclose(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(
+        out.logits, torch.zeros_like(out.logits)))
+    full = _model(tiny)
+    full.load_state_dict({**full.state_dict(), **model.state_dict()})
+    assert torch.allclose(full(ids, attn).logits1, out.logits)
+
+
+def test_build_model_checks_and_train_params_form(tiny):
+    encoder, _ = load_encoder(tiny)
+    config = LabelCoRankConfig(num_labels=K, gamma=4, num_heads=2)
+    with pytest.raises(LcrError, match="valid variants: " + ", ".join(VARIANTS)):
+        build_model("nope", config, encoder, M, FREQ_RANK)
+    with pytest.raises(LcrError, match="gamma = 9 is larger than the number of labels K = 8"):
+        build_model("labelcorank", LabelCoRankConfig(num_labels=K, gamma=9, num_heads=2), encoder, M, FREQ_RANK)
+    with pytest.raises(LcrError, match="co-occurrence"):
+        build_model("labelcorank", config, encoder, None, FREQ_RANK)
+    with pytest.raises(LcrError, match="num_heads"):
+        build_model("labelcorank", LabelCoRankConfig(num_labels=K, gamma=4, num_heads=5), encoder, M, FREQ_RANK)
+    with pytest.raises(LcrError, match=r"\(8, 8\)"):
+        build_model("labelcorank", config, encoder, M[:4], FREQ_RANK)
+    assert isinstance(build_model("no_cooc", config, encoder, None, FREQ_RANK), LabelCoRank)
+
+    params = train_params({"variant": "no_rank", "gamma": 5, "num_heads": 2, "beta": 0.25, "selection": "topk"})
+    model = build_model(params, encoder, cooc=sp.csr_matrix(M), freq_rank=FREQ_RANK.numpy())
+    assert model.variant == "no_rank" and model.config.num_labels == K
+    assert (model.config.gamma, model.config.beta, model.config.selection, model.config.use_rank) == (5, 0.25, "topk", False)
+
+
+def test_oracle_rerank_by_hand():
+    topk = np.array([[5, 3, 9, 1, 0], [2, 4, 6, 8, 7], [1, 2, 3, 4, 5]])
+    gold_lists = [{9, 1}, {7}, {3, 1}]
+    dense = np.zeros((3, 10), dtype=np.int8)
+    for i, labels in enumerate(gold_lists):
+        dense[i, list(labels)] = 1
+    expected_m4 = [[9, 1, 5, 3, 0], [2, 4, 6, 8, 7], [1, 3, 2, 4, 5]]
+    expected_m3 = [[9, 5, 3, 1, 0], [2, 4, 6, 8, 7], [1, 3, 2, 4, 5]]
+    for gold in (dense, sp.csr_matrix(dense), torch.from_numpy(dense), gold_lists):
+        assert oracle_rerank(topk, gold, m=4).tolist() == expected_m4
+        assert oracle_rerank(topk, gold, m=3).tolist() == expected_m3
+    result = oracle_rerank(torch.from_numpy(topk), torch.from_numpy(dense))  # m = 10 > k: all of it
+    assert isinstance(result, torch.Tensor) and result.tolist() == [[9, 1, 5, 3, 0], [7, 2, 4, 6, 8],
+                                                                    [1, 3, 2, 4, 5]]
+    with pytest.raises(LcrError):
+        oracle_rerank(topk, dense[:2])
+
+
+def test_encoder_paths(tmp_path):
+    with pytest.raises(LcrError, match="does not exist"):
+        check_encoder(str(tmp_path / "nowhere"))
+    with pytest.raises(LcrError, match="does not exist"):
+        load_encoder("./no/such/encoder")
+    with pytest.raises(LcrError, match="no config.json"):
+        load_encoder(str(tmp_path))
+    model, tokenizer = load_encoder(None)  # the bundled all-MiniLM-L6-v2
+    assert model.config.hidden_size == 384
+    enc = tokenizer(["label co-occurrence reranking"], return_tensors="pt")
+    assert model(**enc).last_hidden_state.shape[-1] == 384

@@ -1,0 +1,187 @@
+"""Training end to end on a toy corpus with a tiny random encoder: MLflow logging, predictions
+that `lcr metrics` reads, resume after a kill, 2-process DDP on CPU, and fail-fast input checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from lcr.config import train_params
+from lcr.datasets import store
+from lcr.datasets.document import Document
+from lcr.errors import LcrError
+from lcr.evaluation import evaluate_prediction_file
+from lcr.jobs import train_job
+from lcr.labels import prepare
+
+REPO = Path(__file__).resolve().parents[1]
+TOPICS = {
+    "grain": "wheat corn harvest tonnes grain farmers",
+    "oil": "crude barrel opec refinery oil prices",
+    "money": "bank interest rate dollar currency money",
+    "ship": "port vessel tanker shipping cargo strike",
+}
+
+
+def toy_documents(n: int, seed: int) -> list[Document]:
+    rng = np.random.default_rng(seed)
+    names = sorted(TOPICS)
+    docs = []
+    for i in range(n):
+        chosen = sorted(set(rng.choice(names, size=rng.integers(1, 3), replace=True)))
+        words = " ".join(TOPICS[t] for t in chosen)
+        docs.append(Document(f"doc{seed}-{i}", f"report {i}: {words}", chosen))
+    return docs
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A prepared toy dataset and a tiny random encoder with dropout switched off."""
+    from tests.tiny_encoder import make_tiny_encoder
+
+    root = tmp_path_factory.mktemp("toy")
+    data = root / "data"
+    store.write_store(data / "toy", {"train": toy_documents(48, 0), "dev": toy_documents(16, 1),
+                                     "test": toy_documents(16, 2)}, progress=False)
+    prepare(data / "toy", show_progress=False)
+    encoder = make_tiny_encoder(root / "encoder")
+    config_path = Path(encoder) / "config.json"
+    config = json.loads(config_path.read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config_path.write_text(json.dumps(config))
+    return {"root": root, "data": data, "encoder": encoder}
+
+
+def settings(toy, **overrides):
+    base = dict(encoder=toy["encoder"], gamma=3, num_heads=2, batch_size=8, max_length=32, epochs=2,
+                lr=3e-3, dropout=0.0, checkpoint_every=2, log_every=1, eval_batch_size=16,
+                patience=None, device="cpu")
+    base.update(overrides)
+    return train_params(base)
+
+
+def test_train_logs_to_mlflow_and_writes_readable_predictions(toy, tmp_path, monkeypatch):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    result = train_job("toy", settings(toy), data_dir=toy["data"], output_dir=tmp_path / "run",
+                       progress=False)
+    assert set(result["eval"]) == {"full", "head", "tail"}
+    assert result["steps"] == 12  # 2 epochs x ceil(48 / 8)
+
+    # The predictions file scores the same through `lcr metrics`' code path.
+    rescored = evaluate_prediction_file("toy:test", tmp_path / "run" / "predictions-test.jsonl",
+                                        data_dir=toy["data"])
+    for key in ("P@1", "P@5", "nDCG@3"):
+        assert rescored["metrics"]["full"][key] == pytest.approx(result["eval"]["full"][key])
+
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.get_run(result["run_id"])
+    assert run.data.params["variant"] == "labelcorank" and run.data.params["gamma"] == "3"
+    assert run.data.tags["lcr.dataset"] == "toy"
+    assert any(key.startswith("data.") for key in run.data.tags)
+    assert "full_P_at_1" in run.data.metrics and "dev_nDCG_at_5" in run.data.metrics
+    history = mlflow.MlflowClient().get_metric_history(result["run_id"], "loss2")
+    assert len(history) == 12
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result["run_id"])}
+    assert {"config.json", "label_vocab.tsv", "metrics.json", "predictions-test.jsonl"} <= artifacts
+    assert json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"] == result["run_id"]
+
+
+def _train_command(toy, output: Path, *extra: str) -> list[str]:
+    args = [sys.executable, "-m", "lcr.cli", "train", "--dataset", "toy", "--no-track",
+            "--data-dir", str(toy["data"]), "--output", str(output)]
+    for key, value in dict(encoder=toy["encoder"], gamma=3, num_heads=2, max_length=32, lr="0.003",
+                           dropout="0.1", checkpoint_every=1, epochs=3, patience="null", device="cpu",
+                           eval_batch_size=16).items():
+        args += ["--set", f"{key}={value}"]
+    return args + list(extra)
+
+
+def _weights(folder: Path) -> dict:
+    files = sorted(folder.glob("*.safetensors"))
+    assert files, f"no weights in {folder}"
+    return load_file(files[0])
+
+
+def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(toy, reference), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_train_command(toy, killed), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "metrics.json").exists()
+    subprocess.run(_train_command(toy, killed, "--resume"), check=True, env=env, capture_output=True)
+
+    a, b = _weights(reference / "best_model"), _weights(killed / "best_model")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+    ref_metrics = json.loads((reference / "metrics.json").read_text())["eval"]
+    assert json.loads((killed / "metrics.json").read_text())["eval"] == ref_metrics
+
+
+def test_two_process_ddp_matches_one_process(toy, tmp_path):
+    """2 gloo processes with batch 4 follow the trajectory of 1 process with batch 8."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    single = tmp_path / "single"
+    subprocess.run(_train_command(toy, single, "--set", "batch_size=8", "--set", "dropout=0.0",
+                                  "--set", "epochs=1"), check=True, env=env, capture_output=True)
+    double = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                "-m", "lcr.cli"]
+    command = _train_command(toy, double, "--set", "batch_size=4", "--set", "dropout=0.0", "--set", "epochs=1")
+    result = subprocess.run(torchrun + command[3:], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = _weights(single / "best_model"), _weights(double / "best_model")
+    for name in a:
+        # Adam divides by sqrt(v): float summation-order noise shows at ~5e-5 after 6
+        # steps, while a wrong trajectory (no all-reduce, other batches) moves weights by ~lr=3e-3.
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=3e-4, err_msg=name)
+    single_eval = json.loads((single / "metrics.json").read_text())["eval"]["full"]
+    ddp_eval = json.loads((double / "metrics.json").read_text())["eval"]["full"]
+    assert ddp_eval["n_docs"] == single_eval["n_docs"] == 16  # nothing counted twice
+    assert ddp_eval["P@1"] == pytest.approx(single_eval["P@1"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"variant": "labelcorank-xl"}, "unknown variant"),
+    ({"gamma": 99}, "larger than the number of labels"),
+    ({"encoder": "/nonexistent/encoder"}, "/nonexistent/encoder"),
+])
+def test_bad_settings_fail_before_long_work(toy, tmp_path, overrides, message):
+    start = time.time()
+    with pytest.raises(LcrError, match=message):
+        train_job("toy", settings(toy, **overrides) if "variant" not in overrides else
+                  _unchecked(toy, **overrides), data_dir=toy["data"], output_dir=tmp_path / "x", track=False)
+    assert time.time() - start < 5
+
+
+def _unchecked(toy, **overrides):
+    with pytest.raises(LcrError) as caught:
+        settings(toy, **overrides)
+    raise caught.value
+
+
+def test_unprepared_dataset_is_named(toy, tmp_path):
+    store.write_store(tmp_path / "raw", {"train": toy_documents(4, 5)}, progress=False)
+    with pytest.raises(LcrError, match="lcr prepare raw"):
+        train_job("raw", settings(toy), data_dir=tmp_path, output_dir=tmp_path / "x", track=False)
