@@ -211,6 +211,27 @@ def train(
                                "output_dir": result["output_dir"], "run_id": result.get("run_id")}, indent=2))
 
 
+@app.command()
+@_user_errors
+def oracle(
+    dataset: str = typer.Option(..., "--dataset", help="The dataset the source run was trained on."),
+    from_run: Optional[Path] = typer.Option(None, "--from-run", help="A trained run folder (default: the roberta run of params.yaml's settings)."),
+    top: int = typer.Option(10, "--top", help="How many of the top labels are reranked (the paper: 10)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Output folder (default: <source>-oracle-m<top>)."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Log the run in MLflow."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """roberta-oracle ("RoBERTa*", Table 7): move the correct labels of a run's top-k first; no training."""
+    from lcr.jobs import oracle_job, run_dir
+
+    config = load_params(params)
+    source = from_run or run_dir("runs", dataset, config.train(dataset, variant="roberta"))
+    result = oracle_job(dataset, source, output_dir=output, m=top, data_dir=data_dir or config.data_dir, track=track)
+    typer.echo(json.dumps({"eval": result["eval"], "output_dir": result["output_dir"],
+                           "run_id": result.get("run_id")}, indent=2))
+
+
 def main():  # pragma: no cover - console entry point
     app()
 

@@ -73,3 +73,61 @@ def evaluate_prediction_file(gold: str, pred: str | Path, *, data_dir: str | Pat
                               train_freq=reference["train_freq"], n_train=reference["n_train"],
                               threshold=threshold, subsets=reference["subsets"], ks=ks)
     return {"gold": reference["source"], "predictions": str(pred), "metrics": result, "report": report}
+
+
+def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m: int = 10,
+                           data_dir: str | Path = "data", threshold: float = 0.5) -> dict:
+    """The paper's "RoBERTa*" (Table 7): a trained model's rankings with the correct labels of
+    its top m moved to the front, an upper bound for any reranker of that top m. No training.
+
+    Labels after the m-th keep their place; within the correct and the wrong labels the original
+    order is kept; each label keeps its original score (so the scores of the output are no
+    longer sorted). Documents without a prediction stay without one.
+
+    Args:
+        gold: ``DATASET:SPLIT`` or a JSONL file of ``{"id", "labels"}``.
+        pred: the predictions JSONL of a trained model (``predictions-<split>.jsonl``).
+        output: where the reranked predictions JSONL is written (atomically).
+        m: how many of the top labels are reranked (the paper: 10).
+        data_dir: the data folder holding fetched datasets.
+        threshold: score threshold of the F1 metrics.
+
+    Returns:
+        What :func:`evaluate_prediction_file` returns for the reranked file.
+    """
+    import json
+
+    import numpy as np
+
+    from lcr.atomic import atomic_open
+    from lcr.model import oracle_rerank
+
+    if m < 1:
+        raise LcrError(f"oracle: m must be at least 1, got {m}")
+    pred = Path(pred)
+    if not pred.is_file():
+        raise LcrError(f"--pred {pred}: no such file")
+    reference = load_gold(gold, data_dir)
+    pred_ids, pred_labels, pred_scores = metrics.read_predictions_jsonl(pred)
+    width = max([len(row) for row in pred_labels] + [m])
+    topk, _, _ = metrics.align_predictions(reference["ids"], reference["vocab"], pred_ids, pred_labels,
+                                                pred_scores, width, source=pred)
+    # Rerank column positions rather than labels, so that padding (-1) and labels outside the
+    # vocabulary (-2) simply count as wrong and keep their place among the wrong ones.
+    known = topk >= 0  # (N, width)
+    rows = np.repeat(np.arange(topk.shape[0]), width)  # (N width,)
+    in_gold = np.asarray(reference["matrix"][rows, np.where(known, topk, 0).reshape(-1)]).reshape(topk.shape)
+    hits = known & (in_gold != 0)  # (N, width): column j of document i is a gold label
+    columns = np.tile(np.arange(width), (topk.shape[0], 1))  # (N, width)
+    reranked_cols = oracle_rerank(columns, hits, m=m)  # (N, width) column positions, hits first
+    position = {doc_id: i for i, doc_id in enumerate(reference["ids"])}
+    output = Path(output)
+    with atomic_open(output, "w", encoding="utf-8") as handle:
+        for line, doc_id in enumerate(pred_ids):
+            i = position[doc_id]
+            cols = [int(c) for c in reranked_cols[i] if c < len(pred_labels[line])]  # drop padding
+            row = {"id": doc_id, "labels": [pred_labels[line][c] for c in cols]}
+            if pred_scores is not None and pred_scores[line] is not None:
+                row["scores"] = [float(pred_scores[line][c]) for c in cols]
+            handle.write(json.dumps(row) + "\n")
+    return evaluate_prediction_file(gold, output, data_dir=data_dir, threshold=threshold)

@@ -53,3 +53,48 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
                        tracker=tracker, progress=progress)
         result["run_id"] = tracker.run_id
     return result
+
+
+def oracle_job(dataset: str, source_dir: str | Path, *, output_dir: str | Path | None = None, m: int = 10,
+               data_dir: str | Path = "data", track: bool = True) -> dict:
+    """``roberta-oracle`` (the paper's "RoBERTa*"): rerank a trained run's predictions with the gold.
+
+    Reads ``source_dir/metrics.json`` (for the evaluation split) and its predictions file,
+    writes ``predictions-<split>.jsonl`` and ``metrics.json`` to ``output_dir`` (default: the
+    sibling folder ``<source name>-oracle-m<m>``), logged as one MLflow run when ``track``.
+    """
+    import json
+
+    from lcr import tracking
+    from lcr.atomic import atomic_open
+    from lcr.errors import LcrError
+    from lcr.evaluation import oracle_prediction_file
+
+    source_dir = Path(source_dir)
+    source_metrics = source_dir / "metrics.json"
+    if not source_metrics.is_file():
+        raise LcrError(f"{source_metrics} is missing: train the model first "
+                       f"(lcr train --dataset {dataset} --variant roberta)")
+    split = json.loads(source_metrics.read_text(encoding="utf-8")).get("eval_split", "test")
+    output_dir = Path(output_dir) if output_dir else source_dir.with_name(f"{source_dir.name}-oracle-m{m}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    predictions = output_dir / f"predictions-{split}.jsonl"
+    scored = oracle_prediction_file(f"{dataset}:{split}", source_dir / f"predictions-{split}.jsonl", predictions,
+                                    m=m, data_dir=data_dir)
+    result = {"eval_split": split, "eval": scored["metrics"], "source_run": str(source_dir), "m": m,
+              "output_dir": str(output_dir)}
+    with atomic_open(output_dir / "metrics.json", "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2)
+    if track:
+        tags = {"lcr.dataset": dataset, "lcr.variant": "roberta-oracle",
+                "mlflow.source.git.commit": tracking.git_commit() or "unknown",
+                **tracking.data_hashes(Path(data_dir) / dataset)}
+        with tracking.MlflowTracker(f"{dataset}-roberta-oracle", tags=tags,
+                                    run_file=output_dir / "mlflow_run.json") as tracker:
+            tracker.log_params({"dataset": dataset, "variant": "roberta-oracle", "m": m,
+                                "source_run": str(source_dir), "eval_split": split})
+            tracker.log_metrics(tracking.subset_metrics(result["eval"]))
+            tracker.log_artifact(output_dir / "metrics.json")
+            tracker.log_artifact(predictions)
+            result["run_id"] = tracker.run_id
+    return result

@@ -72,6 +72,12 @@ def metric_key(name: str) -> str:
     return name.replace("@", "_at_")
 
 
+def subset_metrics(evaluation: dict) -> dict[str, float]:
+    """``{"full": {"P@1": ..}, "head": ..}`` -> ``{"full_P@1": .., "head_P@1": ..}`` (no counts)."""
+    return {f"{subset}_{name}": value for subset, values in evaluation.items()
+            for name, value in values.items() if name != "n_docs"}
+
+
 class MlflowTracker:
     """Logs one training job as one MLflow run (nested under an active parent run, if any).
 

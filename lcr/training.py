@@ -404,9 +404,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         with atomic_open(output_dir / "metrics.json", "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
     if tracking is not None:
-        flat = {f"{subset}_{name}": value for subset, values in result["eval"].items()
-                for name, value in values.items() if name != "n_docs"}
-        tracking.log_metrics(flat, step=position["step"])
+        from lcr.tracking import subset_metrics
+
+        tracking.log_metrics(subset_metrics(result["eval"]), step=position["step"])
         for name in ("metrics.json", f"predictions-{eval_split}.jsonl"):
             tracking.log_artifact(output_dir / name)
     return result

@@ -59,6 +59,7 @@ def test_export_then_metrics_on_perfect_predictions(custom_store, tmp_path):
     (["fetch", "imagenet"], "unknown dataset 'imagenet'"),
     (["prepare", "nothing"], "lcr fetch nothing"),
     (["export", "nothing", "train"], "lcr fetch nothing"),
+    (["oracle", "--dataset", "nothing", "--from-run", "nowhere"], "train the model first"),
     (["metrics", "--gold", "x:test", "--pred", "missing.jsonl"], "no such file"),
 ])
 def test_user_errors_exit_2_with_one_line(tmp_path, args, message):

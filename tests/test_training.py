@@ -20,7 +20,7 @@ from lcr.datasets import store
 from lcr.datasets.document import Document
 from lcr.errors import LcrError
 from lcr.evaluation import evaluate_prediction_file
-from lcr.jobs import train_job
+from lcr.jobs import oracle_job, train_job
 from lcr.labels import prepare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +96,13 @@ def test_train_logs_to_mlflow_and_writes_readable_predictions(toy, tmp_path, mon
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result["run_id"])}
     assert {"config.json", "label_vocab.tsv", "metrics.json", "predictions-test.jsonl"} <= artifacts
     assert json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"] == result["run_id"]
+
+    # roberta-oracle works on any trained run's predictions: never worse, logged as its own run.
+    oracle = oracle_job("toy", tmp_path / "run", data_dir=toy["data"])
+    for key in ("P@1", "P@3", "nDCG@5"):
+        assert oracle["eval"]["full"][key] >= result["eval"]["full"][key] - 1e-12
+    assert (tmp_path / "run-oracle-m10" / "predictions-test.jsonl").exists()
+    assert mlflow.get_run(oracle["run_id"]).data.tags["lcr.variant"] == "roberta-oracle"
 
 
 def _train_command(toy, output: Path, *extra: str) -> list[str]:

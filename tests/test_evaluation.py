@@ -1,0 +1,56 @@
+"""Scoring prediction files and the roberta-oracle reranking (lcr.evaluation)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lcr.errors import LcrError
+from lcr.evaluation import evaluate_prediction_file, oracle_prediction_file
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def files(tmp_path):
+    gold = write_jsonl(tmp_path / "gold.jsonl", [
+        {"id": "a", "labels": ["x", "y"]},
+        {"id": "b", "labels": ["z"]},
+        {"id": "c", "labels": ["x"]},
+    ])
+    pred = write_jsonl(tmp_path / "pred.jsonl", [
+        {"id": "a", "labels": ["z", "q", "y", "x"], "scores": [0.9, 0.8, 0.7, 0.6]},  # q: not in gold vocab
+        {"id": "b", "labels": ["x", "y"], "scores": [0.5, 0.4]},  # no hit at all
+        {"id": "c", "labels": ["y", "z", "x"], "scores": [0.3, 0.2, 0.1]},
+    ])
+    return gold, pred
+
+
+def test_oracle_moves_hits_of_the_top_m_first_and_keeps_the_rest(files, tmp_path):
+    gold, pred = files
+    out = tmp_path / "oracle.jsonl"
+    result = oracle_prediction_file(str(gold), pred, out, m=3)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    # a: hits in the top 3 = y (col 2); x sits at col 4, outside m = 3, so it stays last.
+    assert rows[0] == {"id": "a", "labels": ["y", "z", "q", "x"], "scores": [0.7, 0.9, 0.8, 0.6]}
+    assert rows[1] == {"id": "b", "labels": ["x", "y"], "scores": [0.5, 0.4]}
+    assert rows[2] == {"id": "c", "labels": ["x", "y", "z"], "scores": [0.1, 0.3, 0.2]}
+    assert result["metrics"]["full"]["P@1"] == pytest.approx(2 / 3)
+    before = evaluate_prediction_file(str(gold), pred)["metrics"]["full"]
+    assert before["P@1"] == 0.0 and result["metrics"]["full"]["nDCG@3"] > before["nDCG@3"]
+
+
+def test_oracle_rejects_bad_input(files, tmp_path):
+    gold, pred = files
+    with pytest.raises(LcrError, match="no such file"):
+        oracle_prediction_file(str(gold), tmp_path / "missing.jsonl", tmp_path / "o.jsonl")
+    with pytest.raises(LcrError, match="at least 1"):
+        oracle_prediction_file(str(gold), pred, tmp_path / "o.jsonl", m=0)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "zzz", "labels": ["x"], "scores": [1.0]}])
+    with pytest.raises(LcrError, match="zzz"):
+        oracle_prediction_file(str(gold), bad, tmp_path / "o.jsonl")
+    assert not (tmp_path / "o.jsonl").exists()
