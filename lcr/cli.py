@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -22,6 +23,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 ParamsOption = typer.Option(None, "--params", help="Parameter file (default: ./params.yaml if present).")
 DataDirOption = typer.Option(None, "--data-dir", help="Data folder (default: params.yaml's data_dir, else ./data).")
+StageOption = typer.Option(None, "--stage", help="Run as the MLflow run of this DVC stage (set by dvc.yaml).")
+ScoresOption = typer.Option(None, "--scores", help="Also write the final metrics here as a flat DVC metrics file.")
 
 
 def _user_errors(func):
@@ -36,6 +39,12 @@ def _user_errors(func):
             raise typer.Exit(code=2)
 
     return wrapper
+
+
+def _stage_tags(stage: str | None) -> dict | None:
+    """The DVC stage tag: DVC's own name for the stage when DVC runs it, else ``stage``."""
+    name = os.environ.get("DVC_STAGE") or stage
+    return {"dvc.stage": name} if name else None
 
 
 def _progress() -> bool:
@@ -80,23 +89,33 @@ def fetch(
     label_sep: str = typer.Option("|", help="custom CSV/TSV only: separator between labels."),
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
+    stage: Optional[str] = StageOption,
 ):
     """Fetch a dataset and write its normalised store and stats.json."""
+    from lcr.datasets.fetch import REGISTRY
     from lcr.datasets.fetch import fetch as fetch_dataset
+    from lcr.jobs import stage_run
 
     config = load_params(params)
     ds = config.dataset(dataset)
-    stats = fetch_dataset(
-        dataset,
-        data_dir or config.data_dir,
-        source_path=source or ds.source,
-        dev_fraction=ds.dev_fraction if dev_fraction is None else dev_fraction,
-        merge_train_dev=ds.merge_train_dev if merge_train_dev is None else merge_train_dev,
-        train_standin=train_standin or ds.train_standin,
-        custom_options=dict(name=name, text_field=text_field, labels_field=labels_field,
-                            id_field=id_field, label_sep=label_sep),
-        progress=_progress(),
-    )
+    kind = dataset
+    if dataset not in REGISTRY and dataset != "custom" and (source or ds.source):
+        kind, name = "custom", name or dataset  # a user's corpus named in params.yaml or given --from
+    with stage_run(stage, name if kind == "custom" else dataset, data_dir or config.data_dir) as tracker:
+        stats = fetch_dataset(
+            kind,
+            data_dir or config.data_dir,
+            source_path=source or ds.source,
+            dev_fraction=ds.dev_fraction if dev_fraction is None else dev_fraction,
+            merge_train_dev=ds.merge_train_dev if merge_train_dev is None else merge_train_dev,
+            train_standin=train_standin or ds.train_standin,
+            custom_options=dict(name=name, text_field=text_field, labels_field=labels_field,
+                                id_field=id_field, label_sep=label_sep),
+            progress=_progress(),
+        )
+        if tracker is not None:
+            tracker.log_params({"dataset": dataset, **{k: v for k, v in vars(ds).items() if k != "training"}})
+            tracker.log_metrics({f"{split}_documents": row["documents"] for split, row in stats["splits"].items()})
     typer.echo(format_stats(stats))
 
 
@@ -123,14 +142,22 @@ def prepare(
     head_fraction: Optional[float] = typer.Option(None, help="Share of most frequent labels that are head labels."),
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
+    stage: Optional[str] = StageOption,
 ):
     """Compute label frequencies, ranks, co-occurrence, head/tail subsets and the distribution plot."""
+    from lcr.jobs import stage_run
     from lcr.labels import prepare as prepare_labels
 
     config = load_params(params)
     folder = Path(data_dir or config.data_dir) / dataset
-    artifacts = prepare_labels(folder, head_fraction=head_fraction or config.prepare.head_fraction,
-                               show_progress=_progress())
+    fraction = head_fraction or config.prepare.head_fraction
+    with stage_run(stage, dataset, data_dir or config.data_dir) as tracker:
+        artifacts = prepare_labels(folder, head_fraction=fraction, show_progress=_progress())
+        if tracker is not None:
+            tracker.log_params({"dataset": dataset, "head_fraction": fraction})
+            tracker.log_metrics({"labels": len(artifacts.vocab), "cooccurrence_nnz": artifacts.cooc.nnz,
+                                 "head_labels": artifacts.n_head})
+            tracker.log_artifact(folder / "labels" / "label_distribution.png")
     summary = json.loads((folder / "labels" / "subsets.json").read_text(encoding="utf-8"))
     typer.echo(f"{dataset}: {len(artifacts.vocab)} labels, co-occurrence nnz {artifacts.cooc.nnz:,}; "
                f"written to {folder / 'labels'}")
@@ -195,20 +222,42 @@ def train(
     output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-g<gamma>-s<seed>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log the run in MLflow."),
+    scores: Optional[Path] = ScoresOption,
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
+    stage: Optional[str] = StageOption,
 ):
     """Train LabelCoRank (or an ablation, or the RoBERTa baseline) and evaluate it."""
     from lcr.jobs import train_job
+    from lcr.metrics import write_flat_scores
 
     config = load_params(params)
+    if os.environ.get("DVC_STAGE"):  # inside `dvc repro`: the graph must match the profile
+        config.check_pipeline()
     train_params = config.train(dataset, **{**_overrides(settings), "variant": variant})
     result = train_job(dataset, train_params, data_dir=data_dir or config.data_dir, output_dir=output,
-                       eval_split=eval_split or config.dataset(dataset).eval_split, resume=resume,
-                       track=track, progress=_progress())
+                       runs_dir=config.runs_dir, eval_split=eval_split or config.dataset(dataset).eval_split,
+                       resume=resume, track=track, progress=_progress(),
+                       tags=_stage_tags(stage))
+    if scores and result is not None and "eval" in result:
+        write_flat_scores(scores, result["eval"])
     if result is not None:
         typer.echo(json.dumps({"eval": result["eval"], "best_epoch": result["best_epoch"],
                                "output_dir": result["output_dir"], "run_id": result.get("run_id")}, indent=2))
+
+
+@app.command()
+@_user_errors
+def profile(
+    name: str = typer.Argument(..., help="demo or paper (any profile defined in params.yaml)."),
+    params: Optional[Path] = ParamsOption,
+):
+    """Select the experiment profile: rewrites params.yaml's generated pipeline block for dvc.yaml."""
+    from lcr.config import DEFAULT_PARAMS, select_profile
+
+    pipeline = select_profile(name, params or DEFAULT_PARAMS)
+    typer.echo(f"profile {name}: {len(pipeline.datasets)} datasets x {len(pipeline.variants)} variants x "
+               f"{len(pipeline.seeds)} seeds, {len(pipeline.sweep)} gamma-sweep runs; now run `dvc repro`")
 
 
 @app.command()
@@ -219,17 +268,119 @@ def oracle(
     top: int = typer.Option(10, "--top", help="How many of the top labels are reranked (the paper: 10)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Output folder (default: <source>-oracle-m<top>)."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log the run in MLflow."),
+    scores: Optional[Path] = ScoresOption,
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
+    stage: Optional[str] = StageOption,
 ):
     """roberta-oracle ("RoBERTa*", Table 7): move the correct labels of a run's top-k first; no training."""
     from lcr.jobs import oracle_job, run_dir
+    from lcr.metrics import write_flat_scores
 
     config = load_params(params)
-    source = from_run or run_dir("runs", dataset, config.train(dataset, variant="roberta"))
-    result = oracle_job(dataset, source, output_dir=output, m=top, data_dir=data_dir or config.data_dir, track=track)
+    source = from_run or run_dir(config.runs_dir, dataset, config.train(dataset, variant="roberta"))
+    result = oracle_job(dataset, source, output_dir=output, m=top, data_dir=data_dir or config.data_dir,
+                        track=track, tags=_stage_tags(stage))
+    if scores:
+        write_flat_scores(scores, result["eval"])
     typer.echo(json.dumps({"eval": result["eval"], "output_dir": result["output_dir"],
                            "run_id": result.get("run_id")}, indent=2))
+
+
+@app.command()
+@_user_errors
+def register(
+    dataset: str = typer.Option(..., "--dataset", help="The dataset the run was trained on."),
+    from_run: Optional[Path] = typer.Option(None, "--from-run", help="A trained run folder (default: the labelcorank run of params.yaml's settings)."),
+    name: Optional[str] = typer.Option(None, help="Registered model name (default: lcr-<dataset>)."),
+    record: Optional[Path] = typer.Option(None, help="Also write the registration (name, version, URI, run ids) to this JSON file."),
+    params: Optional[Path] = ParamsOption,
+    stage: Optional[str] = StageOption,
+):
+    """Register a trained model in the MLflow model registry, as a pyfunc model `mlflow models serve` serves."""
+    from lcr.jobs import register_job, run_dir
+
+    config = load_params(params)
+    source = from_run or run_dir(config.runs_dir, dataset, config.train(dataset))
+    result = register_job(dataset, source, name=name, record=record, tags=_stage_tags(stage))
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+@_user_errors
+def tables(
+    runs_dir: Optional[Path] = typer.Option(None, help="Finished runs (default: params.yaml's runs_dir)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Output folder (default: params.yaml's tables_dir)."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+    stage: Optional[str] = StageOption,
+):
+    """Write the paper's Tables 1-13 beside the measured runs (Markdown, CSV) and the plots."""
+    from lcr.jobs import stage_run
+    from lcr.tables import make_tables
+
+    config = load_params(params)
+    datasets = config.pipeline.datasets
+    with stage_run(stage) as tracker:
+        written = make_tables(runs_dir or config.runs_dir, data_dir or config.data_dir, output or config.tables_dir,
+                              datasets=datasets, main_gamma={d: config.train(d).gamma for d in datasets},
+                              aggregate={d: config.aggregate(d) for d in datasets})
+        if tracker is not None:
+            for path in written:
+                tracker.log_artifact(path, artifact_path="tables")
+    typer.echo(f"wrote {len(written)} files to {output or config.tables_dir}")
+
+
+@app.command()
+@_user_errors
+def pipeline(
+    dataset: str = typer.Option(..., "--dataset", help="A dataset of `lcr datasets`."),
+    variant: str = typer.Option("labelcorank", help="The trained variant (roberta also runs roberta-oracle)."),
+    profile: Optional[str] = typer.Option(None, help="Settings profile of params.yaml (demo, paper); default: the selected one."),
+    settings: list[str] = typer.Option([], "--set", help="Override any training setting: --set epochs=1."),
+    source: Optional[str] = typer.Option(None, "--from", help="Your corpus (JSONL/CSV/TSV file or folder) for a dataset name of your own."),
+    register_model: bool = typer.Option(False, "--register/--no-register", help="Register the trained model (MLflow registry)."),
+    params: Optional[Path] = ParamsOption,
+):
+    """One dataset end to end: fetch -> prepare -> train -> evaluate (each an MLflow run; MLproject `main`)."""
+    from lcr.config import PROFILE_ENV
+    from lcr.jobs import run_dir
+
+    if profile:
+        os.environ[PROFILE_ENV] = profile  # every step below reads params.yaml with this profile
+    config = load_params(params)
+    run = run_dir(config.runs_dir, dataset, config.train(dataset, **{**_overrides(settings), "variant": variant}))
+    common = ["--params", str(params)] if params else []
+    steps = [["fetch", dataset, "--stage", f"fetch@{dataset}", *(["--from", source] if source else [])],
+             ["prepare", dataset, "--stage", f"prepare@{dataset}"],
+             ["train", "--dataset", dataset, "--variant", variant, "--output", str(run),
+              "--stage", f"train@{dataset}-{variant}", *[arg for item in settings for arg in ("--set", item)]]]
+    if variant == "roberta":
+        steps.append(["oracle", "--dataset", dataset, "--from-run", str(run), "--stage", f"oracle@{dataset}"])
+    if register_model:
+        steps.append(["register", "--dataset", dataset, "--from-run", str(run), "--stage", f"register@{dataset}"])
+    for step in steps:
+        # Each step is the command itself (its options, defaults and error handling included).
+        code = app([*step, *common], prog_name="lcr", standalone_mode=False)
+        if code:
+            raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@_user_errors
+def repro(ctx: typer.Context, params: Optional[Path] = ParamsOption):
+    """`dvc repro [ARGS]` with every stage's MLflow run nested under one parent run."""
+    import subprocess
+
+    from lcr.tracking import parent_run
+
+    load_params(params).check_pipeline()
+    command = ["dvc", "repro", *ctx.args]
+    with parent_run(" ".join(command), tags={"lcr.command": " ".join(command)}) as run_id:
+        typer.echo(f"MLflow parent run {run_id}", err=True)
+        code = subprocess.run([sys.executable, "-m", *command]).returncode
+        if code:
+            raise LcrError(f"{' '.join(command)} failed with exit status {code}")
 
 
 def main():  # pragma: no cover - console entry point

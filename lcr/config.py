@@ -7,6 +7,7 @@ The CLI, the DVC stages and MLflow entry points all read their settings through
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import yaml
 from lcr.errors import LcrError
 
 DEFAULT_PARAMS = Path("params.yaml")
+# Overrides params.yaml's `profile` for one process and its children (`lcr pipeline --profile`).
+PROFILE_ENV = "LCR_PROFILE"
 # The project's own params.yaml (for tests and tools that run outside the project folder).
 REPO_PARAMS_HINT = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -162,23 +165,108 @@ def train_params(raw: dict | None = None, **overrides) -> TrainParams:
 
 
 @dataclass
+class PipelineParams:
+    """The experiment graph that ``dvc.yaml`` iterates over (the active profile's).
+
+    Attributes:
+        profile: the profile this graph was written from (``lcr profile NAME``).
+        datasets: datasets fetched, prepared, trained on and tabulated.
+        variants: trained variants (``labelcorank``, ablations, ``roberta``); ``roberta-oracle``
+            runs on every ``roberta`` run.
+        seeds: seeds of every trained variant.
+        sweep: the gamma sweep: ``<dataset>-g<gamma>`` -> ``{"dataset", "gamma"}``, runs of
+            ``labelcorank`` with the first of ``seeds`` (DVC names them ``sweep@<key>``).
+    """
+
+    profile: str = "demo"
+    datasets: list[str] = field(default_factory=lambda: ["reuters21578"])
+    variants: list[str] = field(default_factory=lambda: ["labelcorank", "roberta"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    sweep: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass
+class ProfileParams:
+    """A named set of settings (``profiles.<name>`` in ``params.yaml``).
+
+    Attributes:
+        datasets, variants, seeds: the graph (see :class:`PipelineParams`).
+        gammas: per dataset, the gamma values of the sweep (Tables 11-13).
+        training: overrides of :class:`TrainParams` for every dataset (encoder, budget, device).
+        dataset_overrides: per dataset, overrides of :class:`DatasetParams` fields (and of its
+            ``training``), e.g. ``aapd: {train_standin: dev}`` where AAPD has no train split.
+        aggregate: per dataset, how seeds are combined in the tables: ``mean`` (the paper, for
+            MAG-CS and PubMed) or ``best`` (the paper's AAPD: best run on nDCG@5).
+    """
+
+    datasets: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=lambda: ["labelcorank", "roberta"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    gammas: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    dataset_overrides: dict = field(default_factory=dict)
+    aggregate: dict = field(default_factory=dict)
+
+    def pipeline(self, name: str) -> PipelineParams:
+        """The graph of this profile, with the sweep expanded to ``{dataset, gamma}`` runs."""
+        sweep = {f"{ds}-g{int(g)}": {"dataset": ds, "gamma": int(g)}
+                 for ds in self.datasets for g in self.gammas.get(ds, [])}
+        return PipelineParams(profile=name, datasets=list(self.datasets), variants=list(self.variants),
+                              seeds=[int(s) for s in self.seeds], sweep=sweep)
+
+
+@dataclass
 class Params:
     """All parameters of the project."""
 
     data_dir: str = "data"
-    pipeline_datasets: list[str] = field(default_factory=lambda: ["reuters21578"])
+    runs_dir: str = "runs"
+    tables_dir: str = "tables"
+    profile: str | None = None
+    profiles: dict[str, ProfileParams] = field(default_factory=dict)
+    pipeline: PipelineParams = field(default_factory=PipelineParams)
     datasets: dict[str, DatasetParams] = field(default_factory=dict)
     prepare: PrepareParams = field(default_factory=PrepareParams)
     training: dict = field(default_factory=dict)
 
+    @property
+    def pipeline_datasets(self) -> list[str]:
+        return self.pipeline.datasets
+
+    @property
+    def active_profile(self) -> ProfileParams:
+        """The selected profile (an empty one when ``profile`` is not set)."""
+        if self.profile is None:
+            return ProfileParams()
+        if self.profile not in self.profiles:
+            raise LcrError(f"params: profile '{self.profile}' is not defined under profiles "
+                           f"(defined: {', '.join(sorted(self.profiles)) or 'none'})")
+        return self.profiles[self.profile]
+
+    def check_pipeline(self) -> None:
+        """Refuse to run a graph that was written for another profile than the selected one."""
+        if self.profile is not None and self.pipeline.profile != self.profile:
+            raise LcrError(f"params: profile is '{self.profile}' but the pipeline block was written for "
+                           f"'{self.pipeline.profile}': run `lcr profile {self.profile}` to rewrite it")
+
     def dataset(self, name: str) -> DatasetParams:
-        """Parameters of a dataset (defaults when ``params.yaml`` does not name it)."""
-        return self.datasets.get(name, DatasetParams())
+        """Parameters of a dataset: ``datasets.<name>`` < the active profile's overrides."""
+        base = self.datasets.get(name, DatasetParams())
+        override = dict(self.active_profile.dataset_overrides.get(name) or {})
+        if not override:
+            return base
+        training = {**base.training, **override.pop("training", {})}
+        return _build(DatasetParams, {**dataclasses.asdict(base), **override, "training": training},
+                      f"profiles.{self.profile}.dataset_overrides.{name}")
+
+    def aggregate(self, name: str) -> str:
+        """How the tables combine seeds for a dataset (``mean`` unless the profile says)."""
+        return self.active_profile.aggregate.get(name, "mean")
 
     def train(self, dataset: str, **overrides) -> TrainParams:
-        """Training settings for a dataset: defaults < ``training`` < the dataset's ``training``
-        < ``overrides`` (command-line options; None means "not given")."""
-        merged = {**self.training, **self.dataset(dataset).training}
+        """Training settings for a dataset: defaults < ``training`` < the profile's ``training``
+        < the dataset's ``training`` < ``overrides`` (command-line options; None = not given)."""
+        merged = {**self.training, **self.active_profile.training, **self.dataset(dataset).training}
         return train_params(merged, **overrides)
 
 
@@ -209,10 +297,25 @@ def parse_params(raw: dict, where: str = "params") -> Params:
     for name, ds in datasets.items():
         _build(TrainParams, ds.training, f"{where}: datasets.{name}.training")
     data_dir = raw.pop("data_dir", "data")
-    pipeline = raw.pop("pipeline", None) or {}
-    pipeline_datasets = list(pipeline.get("datasets", ["reuters21578"]))
-    return Params(data_dir=data_dir, pipeline_datasets=pipeline_datasets, datasets=datasets,
-                  prepare=prepare, training=training)
+    runs_dir = raw.pop("runs_dir", "runs")
+    tables_dir = raw.pop("tables_dir", "tables")
+    profile = os.environ.get(PROFILE_ENV) or raw.pop("profile", None)
+    raw.pop("profile", None)
+    profiles = {name: _build(ProfileParams, values, f"{where}: profiles.{name}")
+                for name, values in (raw.pop("profiles", None) or {}).items()}
+    for name, prof in profiles.items():
+        for variant in prof.variants:
+            if variant not in VARIANTS:
+                raise LcrError(f"{where}: profiles.{name}.variants: unknown variant '{variant}'; "
+                               f"valid: {', '.join(VARIANTS)} (roberta-oracle follows roberta)")
+        for agg in prof.aggregate.values():
+            if agg not in ("mean", "best"):
+                raise LcrError(f"{where}: profiles.{name}.aggregate: '{agg}' is neither mean nor best")
+    pipeline = _build(PipelineParams, raw.pop("pipeline", None) or {}, f"{where}: pipeline")
+    params = Params(data_dir=data_dir, runs_dir=runs_dir, tables_dir=tables_dir, profile=profile,
+                    profiles=profiles, pipeline=pipeline, datasets=datasets, prepare=prepare, training=training)
+    params.active_profile  # noqa: B018 - rejects an undefined profile early
+    return params
 
 
 def load_params(path: str | Path | None = None) -> Params:
@@ -228,3 +331,36 @@ def load_params(path: str | Path | None = None) -> Params:
     except yaml.YAMLError as exc:
         raise LcrError(f"{path}: invalid YAML: {exc}") from exc
     return parse_params(raw, str(path))
+
+
+BEGIN_GENERATED = "# >>> generated by `lcr profile`"
+END_GENERATED = "# <<< end of generated block"
+
+
+def select_profile(name: str, path: str | Path = DEFAULT_PARAMS) -> PipelineParams:
+    """Make ``name`` the active profile: rewrite the generated block of ``params.yaml``.
+
+    The block holds ``profile`` and ``pipeline`` (the graph ``dvc.yaml`` iterates over); the
+    rest of the file, comments included, is left as it is. Written atomically.
+
+    Raises:
+        LcrError: the file or its generated block is missing, or the profile is not defined.
+    """
+    from lcr.atomic import atomic_open
+
+    path = Path(path)
+    params = load_params(path)
+    if name not in params.profiles:
+        raise LcrError(f"{path}: no profile '{name}' under profiles (defined: {', '.join(sorted(params.profiles))})")
+    pipeline = params.profiles[name].pipeline(name)
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(BEGIN_GENERATED), text.find(END_GENERATED)
+    if start < 0 or end < start:
+        raise LcrError(f"{path}: the block between '{BEGIN_GENERATED}' and '{END_GENERATED}' is missing")
+    line_end = text.index("\n", start) + 1
+    block = yaml.safe_dump({"profile": name, "pipeline": dataclasses.asdict(pipeline)}, sort_keys=False,
+                           default_flow_style=None, width=100)
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write(text[:line_end] + block + text[end:])
+    load_params(path).check_pipeline()
+    return pipeline

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from lcr.config import TrainParams
@@ -16,14 +18,13 @@ def run_dir(runs_dir: str | Path, dataset: str, params: TrainParams) -> Path:
 def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data",
               runs_dir: str | Path = "runs", output_dir: str | Path | None = None,
               eval_split: str = "test", resume: bool = False, track: bool = True,
-              progress: bool | None = None) -> dict:
+              progress: bool | None = None, tags: dict | None = None) -> dict:
     """Train and evaluate one model, logged as one MLflow run (rank 0 only under torchrun).
 
     The run is tagged with the dataset, variant, git commit and data hashes, holds the resolved
     configuration as params, per-step losses, per-epoch dev metrics and the final metrics, and
     the configuration, label vocabulary and predictions as artifacts.
     """
-    import json
     import os
 
     from lcr import tracking
@@ -42,7 +43,7 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
         json.dump({"dataset": dataset, "eval_split": eval_split, **dataclasses.asdict(params)}, handle, indent=2)
     tags = {"lcr.dataset": dataset, "lcr.variant": params.variant,
             "mlflow.source.git.commit": tracking.git_commit() or "unknown",
-            **tracking.data_hashes(dataset_dir)}
+            **tracking.data_hashes(dataset_dir), **(tags or {})}
     run_file = output_dir / "mlflow_run.json"
     if not resume and run_file.exists():
         run_file.unlink()  # a fresh job gets a fresh run
@@ -56,45 +57,108 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
 
 
 def oracle_job(dataset: str, source_dir: str | Path, *, output_dir: str | Path | None = None, m: int = 10,
-               data_dir: str | Path = "data", track: bool = True) -> dict:
+               data_dir: str | Path = "data", track: bool = True, tags: dict | None = None) -> dict:
     """``roberta-oracle`` (the paper's "RoBERTa*"): rerank a trained run's predictions with the gold.
 
     Reads ``source_dir/metrics.json`` (for the evaluation split) and its predictions file,
     writes ``predictions-<split>.jsonl`` and ``metrics.json`` to ``output_dir`` (default: the
     sibling folder ``<source name>-oracle-m<m>``), logged as one MLflow run when ``track``.
     """
-    import json
-
     from lcr import tracking
-    from lcr.atomic import atomic_open
     from lcr.errors import LcrError
+    from lcr.metrics import flat_scores
     from lcr.evaluation import oracle_prediction_file
+    from lcr.training import write_results
 
     source_dir = Path(source_dir)
     source_metrics = source_dir / "metrics.json"
     if not source_metrics.is_file():
         raise LcrError(f"{source_metrics} is missing: train the model first "
                        f"(lcr train --dataset {dataset} --variant roberta)")
-    split = json.loads(source_metrics.read_text(encoding="utf-8")).get("eval_split", "test")
+    source = json.loads(source_metrics.read_text(encoding="utf-8"))
+    split = source.get("eval_split", "test")
     output_dir = Path(output_dir) if output_dir else source_dir.with_name(f"{source_dir.name}-oracle-m{m}")
     output_dir.mkdir(parents=True, exist_ok=True)
     predictions = output_dir / f"predictions-{split}.jsonl"
     scored = oracle_prediction_file(f"{dataset}:{split}", source_dir / f"predictions-{split}.jsonl", predictions,
                                     m=m, data_dir=data_dir)
-    result = {"eval_split": split, "eval": scored["metrics"], "source_run": str(source_dir), "m": m,
+    run = {**source.get("run", {"dataset": dataset}), "variant": "roberta-oracle", "gamma": None,
+           "eval_split": split}
+    result = {"run": run, "eval_split": split, "eval": scored["metrics"], "source_run": str(source_dir), "m": m,
               "output_dir": str(output_dir)}
-    with atomic_open(output_dir / "metrics.json", "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2)
+    write_results(output_dir, result)
     if track:
         tags = {"lcr.dataset": dataset, "lcr.variant": "roberta-oracle",
                 "mlflow.source.git.commit": tracking.git_commit() or "unknown",
-                **tracking.data_hashes(Path(data_dir) / dataset)}
+                **tracking.data_hashes(Path(data_dir) / dataset), **(tags or {})}
         with tracking.MlflowTracker(f"{dataset}-roberta-oracle", tags=tags,
                                     run_file=output_dir / "mlflow_run.json") as tracker:
             tracker.log_params({"dataset": dataset, "variant": "roberta-oracle", "m": m,
                                 "source_run": str(source_dir), "eval_split": split})
-            tracker.log_metrics(tracking.subset_metrics(result["eval"]))
+            tracker.log_metrics(flat_scores(result["eval"]))
             tracker.log_artifact(output_dir / "metrics.json")
             tracker.log_artifact(predictions)
             result["run_id"] = tracker.run_id
+    return result
+
+
+@contextmanager
+def stage_run(stage: str | None, dataset: str | None = None, data_dir: str | Path = "data"):
+    """Run a pipeline step as one MLflow run tagged with its DVC stage name (None: untracked).
+
+    Yields the :class:`lcr.tracking.MlflowTracker` (or None). The run nests under the parent of
+    ``lcr repro`` / ``mlflow run`` when there is one; it is tagged with the git commit and, once
+    the step is done, with the dataset's data hashes (the MD5 sums that ``dvc.lock`` records).
+    """
+    if not stage:
+        yield None
+        return
+    from lcr import tracking
+
+    import os
+
+    tags = {"dvc.stage": os.environ.get("DVC_STAGE") or stage,
+            "mlflow.source.git.commit": tracking.git_commit() or "unknown"}
+    if dataset:
+        tags["lcr.dataset"] = dataset
+    with tracking.MlflowTracker(stage, tags=tags) as tracker:
+        yield tracker
+        if dataset:
+            tracker.set_tags(tracking.data_hashes(Path(data_dir) / dataset))
+
+
+
+def register_job(dataset: str, source_dir: str | Path, *, name: str | None = None,
+                 record: str | Path | None = None, tags: dict | None = None) -> dict:
+    """Log a trained run's model as an MLflow pyfunc model and register it (``lcr-<dataset>``).
+
+    The registration is its own MLflow run (nested under the current parent, if any), tagged
+    with the training run it comes from. ``record`` (e.g. ``models/<dataset>.json``) receives the
+    registered name, version, model URI and both run ids.
+    """
+    from lcr import tracking
+    from lcr.errors import LcrError
+    from lcr.metrics import flat_scores
+    from lcr.serving import log_model, registered_uri, write_model_record
+    from lcr.training import BEST_DIR
+
+    source_dir = Path(source_dir)
+    metrics_file = source_dir / "metrics.json"
+    if not metrics_file.is_file():
+        raise LcrError(f"{metrics_file} is missing: train the model first (lcr train --dataset {dataset})")
+    source = json.loads(metrics_file.read_text(encoding="utf-8"))
+    run_file = source_dir / "mlflow_run.json"
+    source_run = json.loads(run_file.read_text(encoding="utf-8")).get("run_id") if run_file.exists() else None
+    name = name or f"lcr-{dataset}"
+    run_tags = {"lcr.dataset": dataset, "lcr.source_run_id": source_run or "untracked",
+                "mlflow.source.git.commit": tracking.git_commit() or "unknown", **(tags or {})}
+    with tracking.MlflowTracker(f"register {name}", tags=run_tags) as tracker:
+        tracker.log_params({"dataset": dataset, "source_run": str(source_dir), "registered_name": name,
+                            **{f"run.{k}": v for k, v in source.get("run", {}).items()}})
+        tracker.log_metrics(flat_scores(source["eval"]))
+        logged = log_model(source_dir / BEST_DIR, name)
+        result = {**logged, "uri": registered_uri(name, logged["version"]), "run_id": tracker.run_id,
+                  "source_run_id": source_run, "source_dir": str(source_dir), "dataset": dataset}
+    if record:
+        write_model_record(record, result)
     return result

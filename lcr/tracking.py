@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
@@ -20,7 +21,15 @@ def tracking_uri(project_dir: str | Path | None = None) -> str:
     """The tracking URI: ``$MLFLOW_TRACKING_URI``, else the project's ``mlflow.db``."""
     if os.environ.get(TRACKING_ENV):
         return os.environ[TRACKING_ENV]
-    folder = Path(project_dir or Path.cwd()).resolve()
+    # DVC sets DVC_ROOT to the project (the parent repo for queued experiments, too).
+    folder = Path(project_dir or os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    # `dvc exp run --temp/--queue` runs stages in <project>/.dvc/tmp/exps/<tmp>: log to the
+    # project's store, not to one that is deleted with the temporary copy.
+    parts = folder.parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            folder = Path(*parts[:i])
+            break
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
@@ -67,15 +76,27 @@ def flatten(prefix: str, value) -> dict[str, str]:
     return {prefix: json.dumps(value) if isinstance(value, (list, tuple)) else str(value)}
 
 
+PARENT_ENV = "LCR_PARENT_RUN_ID"
+
+
+def parent_run_id() -> str | None:
+    """The run that this process's runs nest under, if any.
+
+    ``lcr repro`` exports ``LCR_PARENT_RUN_ID`` to the stages of one ``dvc repro``. ``mlflow run``
+    exports ``MLFLOW_RUN_ID`` to its command; MLflow would make every ``start_run`` of the process
+    *resume* that run, so it is taken out of the environment here and used as the parent.
+    """
+    from_mlflow_run = os.environ.pop("MLFLOW_RUN_ID", None)
+    if from_mlflow_run:
+        os.environ.setdefault(PARENT_ENV, from_mlflow_run)
+    return os.environ.get(PARENT_ENV) or None
+
+
 def metric_key(name: str) -> str:
     """MLflow metric names allow no '@': ``P@5`` becomes ``P_at_5``."""
-    return name.replace("@", "_at_")
+    from lcr.metrics import friendly_key
 
-
-def subset_metrics(evaluation: dict) -> dict[str, float]:
-    """``{"full": {"P@1": ..}, "head": ..}`` -> ``{"full_P@1": .., "head_P@1": ..}`` (no counts)."""
-    return {f"{subset}_{name}": value for subset, values in evaluation.items()
-            for name, value in values.items() if name != "n_docs"}
+    return friendly_key(name)
 
 
 class MlflowTracker:
@@ -104,10 +125,16 @@ class MlflowTracker:
         previous = None
         if self.run_file is not None and self.run_file.exists():
             previous = json.loads(self.run_file.read_text(encoding="utf-8")).get("run_id")
+        parent = None if mlflow.active_run() is not None else parent_run_id()
         if mlflow.active_run() is None:
-            mlflow.set_experiment(self.experiment)
+            if parent is not None:
+                # A child run lives in its parent's experiment.
+                mlflow.set_experiment(experiment_id=mlflow.get_run(parent).info.experiment_id)
+            else:
+                mlflow.set_experiment(self.experiment)
         run = mlflow.start_run(run_id=previous, run_name=None if previous else self.run_name,
-                               nested=mlflow.active_run() is not None, tags=self.tags)
+                               nested=mlflow.active_run() is not None, tags=self.tags,
+                               parent_run_id=None if previous else parent)
         self.run_id = run.info.run_id
         if self.run_file is not None:
             with atomic_open(self.run_file, "w", encoding="utf-8") as handle:
@@ -119,6 +146,11 @@ class MlflowTracker:
         import mlflow
 
         mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
+
+    def set_tags(self, tags: dict) -> None:
+        import mlflow
+
+        mlflow.set_tags(tags)
 
     def log_params(self, params: dict) -> None:
         import mlflow
@@ -135,3 +167,38 @@ class MlflowTracker:
 
         if Path(path).exists():
             mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+@contextmanager
+def parent_run(name: str, *, tags: dict | None = None, experiment: str = "lcr",
+               project_dir: str | Path | None = None):
+    """One MLflow run that the runs of this process and its children nest under.
+
+    Yields the parent's run id and exports it (and the absolute tracking URI) to child
+    processes. Inside an existing parent (``mlflow run``, an outer ``lcr repro``) that one is
+    used and nothing new is started.
+    """
+    import mlflow
+
+    uri = configure(project_dir)
+    existing = parent_run_id()
+    if existing:
+        yield existing
+        return
+    saved = {key: os.environ.get(key) for key in (PARENT_ENV, TRACKING_ENV)}
+    mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=name, tags={"mlflow.source.git.commit": git_commit() or "unknown",
+                                                **(tags or {})})
+    os.environ[PARENT_ENV] = run.info.run_id
+    os.environ[TRACKING_ENV] = uri
+    status = "FAILED"
+    try:
+        yield run.info.run_id
+        status = "FINISHED"
+    finally:
+        mlflow.end_run(status=status)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -181,6 +181,32 @@ def write_predictions(path: str | Path, ids: list[str], vocab: list[str], topk: 
                                      "scores": [round(float(s), 6) for s in row_scores]}) + "\n")
 
 
+def save_model_folder(folder: Path, model, tokenizer, dataset_dir: Path, params: TrainParams) -> None:
+    """A self-contained model folder (what :class:`lcr.predictor.Predictor` and serving load):
+    weights and configs, the tokenizer, the label vocabulary with names, and the inference
+    settings. Written to a temporary folder, then renamed into place."""
+    import shutil
+
+    from lcr.atomic import atomic_dir
+
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp / "model")
+        tokenizer.save_pretrained(str(tmp / "tokenizer"))
+        shutil.copyfile(dataset_dir / "label_vocab.tsv", tmp / "label_vocab.tsv")
+        (tmp / "inference.json").write_text(json.dumps({
+            "dataset": dataset_dir.name, "variant": params.variant, "max_length": params.max_length,
+            "encoder": params.encoder}, indent=2), encoding="utf-8")
+
+
+def write_results(output_dir: str | Path, result: dict) -> None:
+    """Write a finished run's ``metrics.json`` (everything) and ``scores.json`` (the final
+    metrics as flat ``<subset>_<metric>`` keys: a DVC metrics file)."""
+    output_dir = Path(output_dir)
+    with atomic_open(output_dir / "metrics.json", "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2)
+    metrics.write_flat_scores(output_dir / "scores.json", result["eval"])
+
+
 # --------------------------------------------------------------------------------------------
 # Checkpoints
 
@@ -387,7 +413,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
             best = {"metric": value, "epoch": epoch + 1, "dev": dev}
             patience_left = params.patience
             if env.is_main:
-                raw_model.save_pretrained(output_dir / BEST_DIR)
+                save_model_folder(output_dir / BEST_DIR, raw_model, tokenizer, dataset_dir, params)
         elif patience_left is not None:
             patience_left -= 1
             stop = stop or patience_left <= 0
@@ -398,15 +424,14 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
 
     result = _final_evaluation(raw_model, dataset_dir, output_dir, params, vocab, artifacts, tokenizer,
                                eval_split, device, env, bf16, progress)
-    result.update(dev=best["dev"], best_epoch=best["epoch"], steps=position["step"], history=history,
+    result.update(run={"dataset": dataset_dir.name, "variant": params.variant, "seed": params.seed,
+                       "gamma": None if params.variant == "roberta" else params.gamma, "eval_split": eval_split},
+                  dev=best["dev"], best_epoch=best["epoch"], steps=position["step"], history=history,
                   train_seconds=round(time.time() - started, 1), output_dir=str(output_dir))
     if env.is_main:
-        with atomic_open(output_dir / "metrics.json", "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+        write_results(output_dir, result)
     if tracking is not None:
-        from lcr.tracking import subset_metrics
-
-        tracking.log_metrics(subset_metrics(result["eval"]), step=position["step"])
+        tracking.log_metrics(metrics.flat_scores(result["eval"]), step=position["step"])
         for name in ("metrics.json", f"predictions-{eval_split}.jsonl"):
             tracking.log_artifact(output_dir / name)
     return result
@@ -424,7 +449,7 @@ def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainP
 
         dist.barrier()  # rank 0 has written the best model
     if best_dir.exists():
-        model = load_model(best_dir, model.encoder_for_loading()).to(device)
+        model = load_model(best_dir / "model", model.encoder_for_loading()).to(device)
     split = _cap(encode_split(dataset_dir, eval_split, tokenizer, vocab, params.max_length),
                  params.max_eval_docs, params.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

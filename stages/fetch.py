@@ -5,4 +5,5 @@ import sys
 from lcr.cli import app
 
 if __name__ == "__main__":
-    app(["fetch", *sys.argv[1:]], prog_name="lcr")
+    dataset = sys.argv[1]
+    app(["fetch", dataset, "--stage", f"fetch@{dataset}", *sys.argv[2:]], prog_name="lcr")

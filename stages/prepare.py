@@ -5,4 +5,5 @@ import sys
 from lcr.cli import app
 
 if __name__ == "__main__":
-    app(["prepare", *sys.argv[1:]], prog_name="lcr")
+    dataset = sys.argv[1]
+    app(["prepare", dataset, "--stage", f"prepare@{dataset}", *sys.argv[2:]], prog_name="lcr")

@@ -17,32 +17,13 @@ from safetensors.numpy import load_file
 
 from lcr.config import train_params
 from lcr.datasets import store
-from lcr.datasets.document import Document
 from lcr.errors import LcrError
 from lcr.evaluation import evaluate_prediction_file
 from lcr.jobs import oracle_job, train_job
 from lcr.labels import prepare
+from tests.toy_data import toy_documents
 
 REPO = Path(__file__).resolve().parents[1]
-TOPICS = {
-    "grain": "wheat corn harvest tonnes grain farmers",
-    "oil": "crude barrel opec refinery oil prices",
-    "money": "bank interest rate dollar currency money",
-    "ship": "port vessel tanker shipping cargo strike",
-}
-
-
-def toy_documents(n: int, seed: int) -> list[Document]:
-    rng = np.random.default_rng(seed)
-    names = sorted(TOPICS)
-    docs = []
-    for i in range(n):
-        chosen = sorted(set(rng.choice(names, size=rng.integers(1, 3), replace=True)))
-        words = " ".join(TOPICS[t] for t in chosen)
-        docs.append(Document(f"doc{seed}-{i}", f"report {i}: {words}", chosen))
-    return docs
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     """A prepared toy dataset and a tiny random encoder with dropout switched off."""
@@ -138,7 +119,7 @@ def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path):
     assert not (killed / "metrics.json").exists()
     subprocess.run(_train_command(toy, killed, "--resume"), check=True, env=env, capture_output=True)
 
-    a, b = _weights(reference / "best_model"), _weights(killed / "best_model")
+    a, b = _weights(reference / "best_model" / "model"), _weights(killed / "best_model" / "model")
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
@@ -158,7 +139,7 @@ def test_two_process_ddp_matches_one_process(toy, tmp_path):
     command = _train_command(toy, double, "--set", "batch_size=4", "--set", "dropout=0.0", "--set", "epochs=1")
     result = subprocess.run(torchrun + command[3:], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    a, b = _weights(single / "best_model"), _weights(double / "best_model")
+    a, b = _weights(single / "best_model" / "model"), _weights(double / "best_model" / "model")
     for name in a:
         # Adam divides by sqrt(v): float summation-order noise shows at ~5e-5 after 6
         # steps, while a wrong trajectory (no all-reduce, other batches) moves weights by ~lr=3e-3.
