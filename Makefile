@@ -24,9 +24,11 @@ install-test:
 	$(PYTHON) -m pip install --disable-pip-version-check -q -e ".[test]"
 
 demo: install
-	$(PYTHON) -m dvc repro
+	$(PYTHON) -m lcr.cli profile demo
+	$(PYTHON) -m lcr.cli repro
 	$(PYTHON) -m lcr.cli stats reuters21578
-	@echo "label distribution plot: data/reuters21578/labels/label_distribution.png"
+	@echo "tables: tables/README.md; plots: tables/*.png, data/reuters21578/labels/label_distribution.png"
+	@echo "MLflow: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
 
 test: install-test
 	$(PYTHON) -m pytest -q

@@ -56,6 +56,72 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
     return results
 
 
+def selection_diagnostics(run_dir: Path, data_dir: Path, max_length: int, limit: int = 1000) -> dict:
+    """How the label sequence S behaves on the first ``limit`` test documents of a LabelCoRank run:
+    P@1 of the first stage S1 and of the final prediction, mean |S2| and |S|, the share of gold
+    labels that S contains, and how many distinct sequences S there are."""
+    import numpy as np
+    import torch
+    from transformers import AutoTokenizer
+
+    from lcr import metrics
+    from lcr.batches import collate, encode_split
+    from lcr.datasets import store
+    from lcr.encoder import resolve_encoder
+    from lcr.model import load_model
+
+    best = run_dir / "best_model"
+    model = load_model(best / "model" if (best / "model").exists() else best).eval()
+    tokenizer_dir = best / "tokenizer"
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir) if tokenizer_dir.exists() else resolve_encoder(None))
+    vocab, _ = store.read_vocab(data_dir / "reuters21578")
+    split = encode_split(data_dir / "reuters21578", "test", tokenizer, vocab, max_length)
+    n = min(limit, len(split))
+    logits1, logits2, selected, masks = [], [], [], []
+    with torch.no_grad():
+        for start in range(0, n, 64):
+            batch = collate(split, np.arange(start, min(n, start + 64)), tokenizer.pad_token_id)
+            out = model(batch["input_ids"], batch["attention_mask"])
+            logits1.append(out.logits1), logits2.append(out.logits2)
+            selected.append(out.selected), masks.append(out.selected_mask)
+    logits1, logits2 = torch.cat(logits1), torch.cat(logits2)  # (n, K)
+    selected, masks = torch.cat(selected), torch.cat(masks)  # (n, gamma)
+    gold = split.labels[:n]
+    dense = torch.tensor(gold.toarray())  # (n, K)
+    in_s = dense.gather(1, selected.clamp(max=dense.shape[1] - 1)) * masks  # (n, gamma)
+    s2 = (torch.sigmoid(logits1) >= model.config.alpha).sum(1).clamp(max=model.config.gamma)  # (n,)
+    return {
+        "docs": n,
+        "S1 P@1": metrics.precision_at_k(gold, torch.topk(logits1, 5).indices.numpy(), 1),
+        "final P@1": metrics.precision_at_k(gold, torch.topk(logits2, 5).indices.numpy(), 1),
+        "mean |S2|": float(s2.float().mean()),
+        "mean |S|": float(masks.sum(1).float().mean()),
+        "gold recall of S": float((in_s.sum(1) / dense.sum(1).clamp(min=1)).mean()),
+        "distinct S": len({tuple(row) for row in selected.tolist()}),
+    }
+
+
+def reuse(args: argparse.Namespace) -> dict[str, dict]:
+    """The results of earlier runs of this script (same settings) from their metrics.json."""
+    from lcr.config import load_params
+    from lcr.jobs import run_dir
+
+    config = load_params()
+    results = {}
+    for variant in args.variants:
+        params = config.train("reuters21578", variant=variant, seed=args.seed)
+        folder = run_dir(args.runs_dir, "reuters21578", params)
+        result = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        run_file = folder / "mlflow_run.json"
+        if run_file.exists():
+            result["run_id"] = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
+        result["params"] = {"gamma": params.gamma, "beta": params.beta, "alpha": params.alpha,
+                            "selection": params.selection}
+        result["output_dir"] = str(folder)
+        results[variant] = result
+    return results
+
+
 def markdown(results: dict[str, dict], args: argparse.Namespace, command: str) -> str:
     """The ``reuters`` section of RESULTS.md."""
     first = next(iter(results.values()))
@@ -83,6 +149,17 @@ def markdown(results: dict[str, dict], args: argparse.Namespace, command: str) -
             lines.append(f"| {variant} | {subset} | {values['n_docs']:,} | {cells} | {timing} |")
     lines.append("")
     lines.append("MLflow runs: " + ", ".join(f"{v} `{r.get('run_id')}`" for v, r in results.items()))
+    for variant, result in results.items():
+        if result.get("history"):
+            curve = ", ".join(f"epoch {h['epoch']}: {h.get('nDCG@5', float('nan')):.4f}" for h in result["history"])
+            lines.append(f"\n{variant} dev nDCG@5 per epoch: {curve}")
+    if "diagnostics" in results.get("labelcorank", {}):
+        d = results["labelcorank"]["diagnostics"]
+        lines += ["", f"LabelCoRank's label sequence S on the first {d['docs']:,} test documents:", "",
+                  "| S1 P@1 | final P@1 | mean \\|S2\\| | mean \\|S\\| (gamma " f"{first['params']['gamma']}) "
+                  "| gold labels inside S | distinct S |", "|---:|---:|---:|---:|---:|---:|",
+                  f"| {d['S1 P@1']:.4f} | {d['final P@1']:.4f} | {d['mean |S2|']:.2f} | {d['mean |S|']:.2f} | "
+                  f"{d['gold recall of S']:.1%} | {d['distinct S']:,} |"]
     return "\n".join(lines)
 
 
@@ -99,9 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench"))
     parser.add_argument("--no-report", action="store_true", help="do not rewrite bench/RESULTS.md")
+    parser.add_argument("--reuse", action="store_true",
+                        help="report the finished runs in --runs-dir (same settings) instead of training again")
     args = parser.parse_args(argv)
     command = "python -m bench.bench_reuters " + shlex.join(argv if argv is not None else sys.argv[1:])
-    results = run(args)
+    results = reuse(args) if args.reuse else run(args)
+    if "labelcorank" in results:
+        results["labelcorank"]["diagnostics"] = selection_diagnostics(
+            Path(results["labelcorank"]["output_dir"]), args.data_dir, args.max_length)
     text = markdown(results, args, command.strip())
     print(text)
     if not args.no_report:

@@ -24,6 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 ParamsOption = typer.Option(None, "--params", help="Parameter file (default: ./params.yaml if present).")
 DataDirOption = typer.Option(None, "--data-dir", help="Data folder (default: params.yaml's data_dir, else ./data).")
 StageOption = typer.Option(None, "--stage", help="Run as the MLflow run of this DVC stage (set by dvc.yaml).")
+TrackOption = typer.Option(True, "--track/--no-track", help="Log the run in MLflow.")
 ScoresOption = typer.Option(None, "--scores", help="Also write the final metrics here as a flat DVC metrics file.")
 
 
@@ -221,7 +222,7 @@ def train(
     eval_split: Optional[str] = typer.Option(None, help="Split of the final evaluation (default: params.yaml)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-g<gamma>-s<seed>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
-    track: bool = typer.Option(True, "--track/--no-track", help="Log the run in MLflow."),
+    track: bool = TrackOption,
     scores: Optional[Path] = ScoresOption,
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
@@ -267,7 +268,7 @@ def oracle(
     from_run: Optional[Path] = typer.Option(None, "--from-run", help="A trained run folder (default: the roberta run of params.yaml's settings)."),
     top: int = typer.Option(10, "--top", help="How many of the top labels are reranked (the paper: 10)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Output folder (default: <source>-oracle-m<top>)."),
-    track: bool = typer.Option(True, "--track/--no-track", help="Log the run in MLflow."),
+    track: bool = TrackOption,
     scores: Optional[Path] = ScoresOption,
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,

@@ -5,8 +5,8 @@ The pyfunc model carries the whole model folder (weights, tokenizer, label names
 ``mlflow models serve -m models:/<name>/<version>`` needs no network and no checkout. It reuses
 the model and label code, never the training loop.
 
-Input: a DataFrame (or JSON ``dataframe_records``) with a ``text`` column. Params: ``k`` (labels
-per text, default 10) and ``threshold`` (minimum score, default none). Output: one row per text
+Input: a DataFrame (or JSON ``dataframe_records``) with a ``text`` column. Params: ``top_k``
+(labels per text, default 5) and ``threshold`` (minimum score; 0 = none). Output: one row per text
 with ``labels`` (ids, best first), ``names`` and ``scores``.
 """
 
@@ -42,8 +42,8 @@ class LabelCoRankPyfunc(mlflow.pyfunc.PythonModel):
         else:
             raise LcrError(f"input must be a DataFrame with a 'text' column, got {type(model_input).__name__}")
         threshold = params.get("threshold")
-        ranked = self.predictor.predict(texts, k=int(params.get("k", 10)),
-                                        threshold=None if threshold is None else float(threshold))
+        ranked = self.predictor.predict(texts, k=int(params.get("top_k", 5)),
+                                        threshold=float(threshold) if threshold else None)
         return pd.DataFrame({"labels": [[r["label"] for r in row] for row in ranked],
                              "names": [[r["name"] for r in row] for row in ranked],
                              "scores": [[r["score"] for r in row] for row in ranked]})
@@ -54,7 +54,7 @@ def _signature():
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     return ModelSignature(inputs=Schema([ColSpec("string", "text")]),
-                          params=ParamSchema([ParamSpec("k", "long", 10), ParamSpec("threshold", "double", 0.0)]))
+                          params=ParamSchema([ParamSpec("top_k", "long", 5), ParamSpec("threshold", "double", 0.0)]))
 
 
 def log_model(model_folder: str | Path, registered_name: str | None = None) -> dict:

@@ -117,7 +117,7 @@ def test_dvc_graph_end_to_end_with_nested_mlflow_runs(toy_inputs, tmp_path):
     import pandas as pd
 
     out = model.predict(pd.DataFrame({"text": ["crude barrel opec oil prices", "wheat corn harvest"]}),
-                        params={"k": 3})
+                        params={"top_k": 3})
     assert len(out) == 2 and all(len(labels) == 3 for labels in out["labels"])
     assert set(out["labels"][0]) <= {"grain", "oil", "money", "ship"}
 

@@ -21,7 +21,7 @@ from lcr.errors import LcrError
 from lcr.evaluation import evaluate_prediction_file
 from lcr.jobs import oracle_job, train_job
 from lcr.labels import prepare
-from tests.toy_data import toy_documents
+from tests.toy_data import TOPICS, toy_documents
 
 REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
@@ -77,6 +77,18 @@ def test_train_logs_to_mlflow_and_writes_readable_predictions(toy, tmp_path, mon
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result["run_id"])}
     assert {"config.json", "label_vocab.tsv", "metrics.json", "predictions-test.jsonl"} <= artifacts
     assert json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"] == result["run_id"]
+
+    # The best model folder is self-contained: it labels new text offline.
+    from lcr.predictor import Predictor
+
+    predictor = Predictor.load(tmp_path / "run" / "best_model")
+    ranked = predictor.predict(["crude barrel opec oil prices", "wheat corn harvest"], k=2)
+    assert [len(row) for row in ranked] == [2, 2]
+    assert {r["label"] for row in ranked for r in row} <= set(TOPICS)
+    with pytest.raises(LcrError, match="text 1"):
+        predictor.predict(["fine", "  "])
+    with pytest.raises(LcrError, match="missing: model"):
+        Predictor.load(tmp_path)
 
     # roberta-oracle works on any trained run's predictions: never worse, logged as its own run.
     oracle = oracle_job("toy", tmp_path / "run", data_dir=toy["data"])
