@@ -11,7 +11,7 @@ tokens, 10+ epochs); the point is a fair side-by-side under one budget.
 
 Usage::
 
-    python -m bench.bench_reuters [--epochs 2] [--max-length 64] [--lr 5e-5] [--runs-dir runs/bench]
+    python -m bench.bench_reuters [--epochs 2] [--max-length 64] [--lr 5e-5] [--runs-dir runs-bench]
 
 Needs ``data/reuters21578`` fetched and prepared (``make demo`` or ``dvc repro``).
 """
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs-bench"))
     parser.add_argument("--no-report", action="store_true", help="do not rewrite bench/RESULTS.md")
     parser.add_argument("--reuse", action="store_true",
                         help="report the finished runs in --runs-dir (same settings) instead of training again")

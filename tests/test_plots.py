@@ -1,9 +1,10 @@
 """Offline PNG figures."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from lcr.plots import plot_label_distribution
+from lcr.plots import plot_gamma_sweep, plot_label_distribution, plot_training_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -31,3 +32,24 @@ def test_label_distribution_rejects_a_bad_fraction(tmp_path):
     with pytest.raises(ValueError, match="skip_top_fraction"):
         plot_label_distribution(np.array([1, 2]), tmp_path / "x.png", skip_top_fraction=1.0)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_gamma_sweep_writes_a_png(tmp_path):
+    sweep = pd.DataFrame({"dataset": ["pubmed", "pubmed", "toy"], "gamma": [30, 15, 20],
+                          "P@1": [0.93, 0.90, 0.8], "P@3": [0.78, 0.77, 0.6], "P@5": [0.65, 0.65, 0.5]})
+    paper = pd.DataFrame({"dataset": ["mag-cs", "pubmed"], "gamma": [35, 30],
+                          "P@1": [0.91, 0.92], "P@3": [0.78, 0.78], "P@5": [0.66, 0.66]})
+    path = plot_gamma_sweep(sweep, tmp_path / "g.png", paper=paper, main_gamma={"pubmed": 30, "toy": 20})
+    assert path.read_bytes().startswith(PNG_MAGIC)
+    empty = sweep.iloc[0:0]
+    assert plot_gamma_sweep(empty, tmp_path / "e.png").read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.png", "g.png"]
+
+
+def test_training_curves_write_a_png(tmp_path):
+    history = pd.DataFrame({"run": ["toy/a"] * 3 + ["toy/b"] * 2 + ["other/c"], "dataset": ["toy"] * 5 + ["other"],
+                            "epoch": [1, 2, 3, 1, 2, 1], "nDCG@5": [0.1, 0.3, 0.35, 0.2, 0.25, 0.5]})
+    assert plot_training_curves(history, tmp_path / "c.png").read_bytes().startswith(PNG_MAGIC)
+    # No history at all, or none of the requested metric: still a (placeholder) figure.
+    assert plot_training_curves(history.iloc[0:0], tmp_path / "e.png").read_bytes().startswith(PNG_MAGIC)
+    assert plot_training_curves(history, tmp_path / "m.png", metric="P@1").read_bytes().startswith(PNG_MAGIC)
