@@ -128,7 +128,9 @@ def markdown(results: dict[str, dict], args: argparse.Namespace, command: str) -
     lines = [
         "## Reuters-21578 (ModApte, 90 labels): `labelcorank` vs `roberta`, same budget",
         "",
-        f"- Command: `{command}`",
+        (f"- Command: `{command.replace(' --reuse', '')}` trained both runs; this section was rewritten from "
+         f"their saved results by `{command}` (which adds the selection diagnostics)" if args.reuse
+         else f"- Command: `{command}`"),
         f"- Date: {report.today()}",
         f"- Machine: {report.machine()}",
         f"- Encoder: offline-default (all-MiniLM-L6-v2); max_length {args.max_length}, batch {args.batch_size}, "
