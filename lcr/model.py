@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lcr.errors import LcrError
+
+# torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 # The paper's settings per dataset. The settings paragraph says gamma = 30, 35, 20 for MAG-CS,
 # PubMed and AAPD, but the rows of Tables 11-12 that match the main results (Tables 2-3) are
@@ -221,10 +225,48 @@ def as_freq_rank(freq_rank, num_labels: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _top_with_ties_by_index(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of each row, larger value first and, among equal values, lower index first.
+
+    ``torch.topk`` leaves the order of ties open, and a stable sort of all K columns costs
+    far more than the rest of selection at K = 17,963. Instead each value becomes one int64
+    key whose high bits order the value (the IEEE bits of a non-negative float are monotone)
+    and whose low bits hold the reversed column index, so one ``topk`` on exact integers is
+    deterministic on every device. float64 values lose their lowest mantissa bits to the index
+    (values equal to about 11 significant digits count as ties; counts below 2^35 stay exact);
+    float32 values are exact. -inf (and every negative value) sorts below all non-negatives.
+
+    Args:
+        values: (B x K) float32 or float64, non-negative or -inf.
+        k: how many per row.
+
+    Returns:
+        ``(top values, top indices)``, each (B x k).
+    """
+    batch, num = values.shape
+    index_bits = max(1, (num - 1).bit_length())
+    reverse_index = (num - 1) - torch.arange(num, device=values.device)  # (K,) lower index -> larger
+    if values.dtype == torch.float32:
+        bits = values.view(torch.int32).long() << index_bits  # (B, K) 31 value bits, then the index
+    else:
+        bits = (values.double().view(torch.int64) >> index_bits) << index_bits  # (B, K)
+    key = torch.where(values >= 0, bits | reverse_index, torch.full_like(bits, -1))  # (B, K)
+    idx = torch.topk(key, k, dim=1, sorted=True).indices  # (B, k)
+    return values.gather(1, idx), idx
+
+
+def cooc_csr(cooc_t: torch.Tensor) -> torch.Tensor:
+    """M as a float64 sparse CSR matrix, from M^T in any torch sparse layout (or dense)."""
+    matrix = cooc_t.t() if cooc_t.layout != torch.sparse_csr else cooc_t.to_sparse_coo().t()
+    if matrix.layout == torch.strided:
+        matrix = matrix.to_sparse()
+    return matrix.coalesce().double().to_sparse_csr()
+
+
 def select_labels(probs: torch.Tensor, *, gamma: int, alpha: float = 0.3,
                   cooc_t: torch.Tensor | None = None, freq_rank: torch.Tensor | None = None,
                   selection: str = "threshold", use_cooc: bool = True,
-                  use_rank: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                  use_rank: bool = True, cooc: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Select and order the label sequence S for each document (eqs. 9-11), fully batched.
 
     Everything runs on the device of ``probs``, without a loop over documents or a host sync.
@@ -235,7 +277,10 @@ def select_labels(probs: torch.Tensor, *, gamma: int, alpha: float = 0.3,
         probs: S1, the first prediction's probabilities (B x K).
         gamma: the length of S (gamma <= K).
         alpha: the threshold of S2 (``selection="threshold"``), inclusive, compared in float32.
-        cooc_t: M^T as a torch sparse (COO or CSR) K x K matrix; needed when labels are expanded.
+        cooc_t: M^T as a torch sparse (COO or CSR) K x K matrix; needed when labels are expanded
+            (unless ``cooc`` is given). Converted to CSR on each call: callers that select often
+            pass ``cooc`` instead.
+        cooc: M itself as a float64 sparse CSR matrix (see :func:`cooc_csr`), the fast path.
         freq_rank: LongTensor (K,), 0 = most frequent label; needed when ``use_rank``.
         selection: ``threshold``: S2 = {l: S1_l >= alpha}, at most gamma, best first;
             ``topk``: S2 = the top-gamma of S1 (the authors' code; nothing is added).
@@ -249,30 +294,34 @@ def select_labels(probs: torch.Tensor, *, gamma: int, alpha: float = 0.3,
     batch, num_labels = probs.shape
     device = probs.device
     probs = probs.float()
-    # Top-gamma of S1, best first. A stable full sort makes ties deterministic (lower index
-    # first); sorting K scores is cheap next to the encoder.
-    s1_sorted, s1_order = torch.sort(probs, dim=1, descending=True, stable=True)  # (B, K), (B, K)
-    top_idx = s1_order[:, :gamma]  # (B, gamma) candidates for S2
+    # Top-gamma of S1, best first, ties to the lower index.
+    s1_top, top_idx = _top_with_ties_by_index(probs, gamma)  # (B, gamma), (B, gamma) candidates for S2
     if selection == "topk" or not use_cooc:
         # The authors' code / the no_cooc ablation: S2 is the whole top-gamma, S3 is empty.
         labels = top_idx  # (B, gamma)
         mask = torch.ones_like(top_idx, dtype=torch.bool)  # (B, gamma)
     else:
-        if cooc_t is None:
+        if cooc is None and cooc_t is None:
             raise LcrError("label expansion needs the co-occurrence matrix")
-        in_s2 = s1_sorted[:, :gamma] >= alpha  # (B, gamma), a prefix of each row: S2
+        matrix = cooc if cooc is not None else cooc_csr(cooc_t)  # (K, K) M, sparse CSR
+        in_s2 = s1_top >= alpha  # (B, gamma), a prefix of each row: S2
         size_s2 = in_s2.sum(dim=1)  # (B,) |S2| = V
-        # Multi-hot of S2, then eq. 9 as one sparse x dense product: M_hat^T = M^T onehot^T.
-        onehot = torch.zeros(batch, num_labels, dtype=torch.float64, device=device)  # (B, K)
-        onehot.scatter_(1, top_idx, in_s2.double())  # (B, K)
-        m_hat = torch.sparse.mm(cooc_t.double(), onehot.t()).t()  # (K, K) @ (K, B) -> (B, K)
+        # Eq. 9, M_hat = onehot(S2) M, as sparse x sparse: onehot(S2) is a CSR matrix with gamma
+        # slots per row (weight 0 outside S2), so only the rows of M in the batch's S2 are read,
+        # never all of M; every size is known up front.
+        onehot = torch.sparse_csr_tensor(
+            torch.arange(0, batch * gamma + 1, gamma, device=device),  # (B + 1,) row pointers
+            top_idx.reshape(-1), in_s2.reshape(-1).double(), size=(batch, num_labels),
+            check_invariants=False)  # (B, K)
+        m_hat = torch.sparse.mm(onehot, matrix).to_dense()  # (B, K) @ (K, K) -> (B, K)
         # S3 may not repeat S2; -inf also keeps S2 labels out of the "M_hat > 0" test below.
-        m_hat = m_hat.masked_fill(onehot > 0, float("-inf"))  # (B, K)
-        m_sorted, m_order = torch.sort(m_hat, dim=1, descending=True, stable=True)  # (B, K), (B, K)
-        s3_idx = m_order[:, :gamma]  # (B, gamma) candidates for S3, best first
+        is_s2 = torch.zeros(batch, num_labels, dtype=torch.bool, device=device)  # (B, K)
+        is_s2.scatter_(1, top_idx, in_s2)  # (B, K)
+        m_hat = m_hat.masked_fill(is_s2, float("-inf"))  # (B, K)
+        m_top, s3_idx = _top_with_ties_by_index(m_hat, gamma)  # (B, gamma) candidates for S3, best first
         slot = torch.arange(gamma, device=device)  # (gamma,)
         # Only labels that do co-occur (M_hat > 0), and only the gamma - V that fit.
-        in_s3 = (m_sorted[:, :gamma] > 0) & (slot[None, :] < (gamma - size_s2)[:, None])  # (B, gamma)
+        in_s3 = (m_top > 0) & (slot[None, :] < (gamma - size_s2)[:, None])  # (B, gamma)
         # S4 = S2 u S3 in selection order: move the valid candidates to the front, keeping their
         # order (a stable sort on "is invalid"). At most gamma are valid, so gamma slots suffice.
         cand = torch.cat([top_idx, s3_idx], dim=1)  # (B, 2 gamma)
@@ -445,6 +494,15 @@ class LabelCoRank(_SaveLoad, nn.Module):
         return torch.sparse_coo_tensor(self.cooc_indices, self.cooc_values, (k, k),
                                        is_coalesced=True, check_invariants=False)
 
+    def cooc_matrix(self) -> torch.Tensor:
+        """M as sparse CSR on the model's device, built once per device and reused (the saved
+        form stays the COO buffers; a CSR tensor cannot go into safetensors)."""
+        cached = getattr(self, "_cooc_cache", None)
+        if cached is None or cached[0] != self.cooc_values.device or cached[1] != self.cooc_values.data_ptr():
+            cached = (self.cooc_values.device, self.cooc_values.data_ptr(), cooc_csr(self.cooc_t))
+            self._cooc_cache = cached
+        return cached[2]
+
     # Selection runs outside autograd and outside torch.compile (data-dependent sparse ops).
     @torch.compiler.disable
     def select(self, logits1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -452,7 +510,9 @@ class LabelCoRank(_SaveLoad, nn.Module):
         cfg = self.config
         with torch.no_grad(), torch.autocast(logits1.device.type, enabled=False):
             probs = torch.sigmoid(logits1.detach().float())  # (B, K) S1
-            return select_labels(probs, gamma=cfg.gamma, alpha=cfg.alpha, cooc_t=self.cooc_t,
+            expands = cfg.use_cooc and cfg.selection == "threshold"
+            return select_labels(probs, gamma=cfg.gamma, alpha=cfg.alpha,
+                                 cooc=self.cooc_matrix() if expands else None,
                                  freq_rank=self.freq_rank, selection=cfg.selection,
                                  use_cooc=cfg.use_cooc, use_rank=cfg.use_rank)
 

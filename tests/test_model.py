@@ -105,8 +105,7 @@ def test_topk_mode_and_no_cooc_take_the_top_gamma_of_s1():
 
 
 def test_selection_accepts_csr_and_needs_its_statistics():
-    with pytest.warns(UserWarning, match="beta"):  # torch's CSR is "beta"; COO is what the model keeps
-        csr = torch.tensor(M).t().to_sparse_csr()
+    csr = torch.tensor(M).t().to_sparse_csr()
     probs = torch.tensor(PROBS, dtype=torch.float32)
     a = select_labels(probs, gamma=4, cooc_t=csr, freq_rank=FREQ_RANK)
     b = select_labels(probs, gamma=4, cooc_t=_cooc_t(), freq_rank=FREQ_RANK)
