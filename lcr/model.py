@@ -497,11 +497,15 @@ class LabelCoRank(_SaveLoad, nn.Module):
     def cooc_matrix(self) -> torch.Tensor:
         """M as sparse CSR on the model's device, built once per device and reused (the saved
         form stays the COO buffers; a CSR tensor cannot go into safetensors)."""
+        # Rebuilt when the buffers move (.to) or are written in place (load_state_dict bumps
+        # the tensors' version counters).
+        values, indices = self.cooc_values, self.cooc_indices
+        key = (values.device, values.data_ptr(), values._version, indices.data_ptr(), indices._version)
         cached = getattr(self, "_cooc_cache", None)
-        if cached is None or cached[0] != self.cooc_values.device or cached[1] != self.cooc_values.data_ptr():
-            cached = (self.cooc_values.device, self.cooc_values.data_ptr(), cooc_csr(self.cooc_t))
+        if cached is None or cached[0] != key:
+            cached = (key, cooc_csr(self.cooc_t))
             self._cooc_cache = cached
-        return cached[2]
+        return cached[1]
 
     # Selection runs outside autograd and outside torch.compile (data-dependent sparse ops).
     @torch.compiler.disable

@@ -230,6 +230,16 @@ def test_forward_shapes_and_losses(tiny):
     assert torch.equal(labels, out.selected) and torch.equal(mask, out.selected_mask)
 
 
+def test_cached_cooccurrence_follows_loaded_weights(tiny):
+    model = _model(tiny)
+    before = model.cooc_matrix()
+    assert model.cooc_matrix() is before  # built once, reused
+    state = model.state_dict()
+    state["cooc_values"] = state["cooc_values"] * 3
+    model.load_state_dict(state)
+    assert torch.equal(model.cooc_matrix().to_dense(), before.to_dense() * 3)
+
+
 def test_ablation_flags_change_what_they_name(tiny):
     ids, attn = _batch(tiny)
     full = _model(tiny)
