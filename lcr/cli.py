@@ -200,6 +200,30 @@ def metrics(
     typer.echo(json.dumps(result, indent=2))
 
 
+@app.command()
+@_user_errors
+def predict(
+    model: str = typer.Option(..., "--model", help="A model folder (runs/D/RUN/best_model), an MLflow model "
+                              "directory, or a model URI: models:/lcr-D/VERSION, runs:/RUN_ID/model."),
+    input: Path = typer.Option(..., "--input", help="JSONL ({id?, text} per line), CSV or TSV (a 'text' column, "
+                               "'id' optional)."),
+    output: Path = typer.Option(..., "--output", help="The prediction JSONL to write (what `lcr metrics` reads)."),
+    top_k: int = typer.Option(10, "--top-k", help="Labels per text, best first."),
+    threshold: Optional[float] = typer.Option(None, help="Keep only labels whose score reaches this."),
+    batch_size: int = typer.Option(32, help="Texts per forward pass (and in memory at once)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+):
+    """Label every text of a file with a trained model, streaming it in batches."""
+    from lcr.batch_scoring import predict_file, read_texts
+    from lcr.serving import load_predictor
+
+    read_texts(input)  # a missing file or unknown format fails before the model loads
+    predictor = load_predictor(model, device=device)
+    result = predict_file(predictor, input, output, k=top_k, batch_size=batch_size, threshold=threshold,
+                          progress=_progress())
+    typer.echo(f"{result['documents']} documents -> {result['output']}")
+
+
 def _overrides(settings: list[str]) -> dict:
     """``--set key=value`` pairs, values parsed as YAML (numbers, booleans, null)."""
     import yaml

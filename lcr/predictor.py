@@ -17,6 +17,10 @@ import torch
 from lcr.errors import LcrError
 
 REQUIRED = ("model", "tokenizer", "label_vocab.tsv", "inference.json")
+# Characters kept per token of max_length before tokenising: byte-level BPE tokens of real text
+# average 4-5 characters, so this cap never shortens what the model sees; it bounds the work a
+# pathological 1,000,000-character text costs.
+CHARS_PER_TOKEN = 64
 
 
 @dataclass
@@ -62,37 +66,77 @@ class Predictor:
         return cls(model, tokenizer, list(labels), [n or l for l, n in zip(labels, names)],
                    int(info["max_length"]), info)
 
+    def check_texts(self, texts) -> list[str]:
+        """The texts as a list, or an error that names the first bad one.
+
+        Raises:
+            LcrError: a text that is missing (None/NaN), not a string, or empty after
+                stripping whitespace; its position is named.
+        """
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if text is None or (isinstance(text, float) and text != text):
+                raise LcrError(f"text {i}: missing (null); every row needs a non-empty string")
+            if not isinstance(text, str):
+                raise LcrError(f"text {i}: expected a string, got {type(text).__name__} {text!r:.60}")
+            if not text.strip():
+                raise LcrError(f"text {i}: empty string; every row needs some text")
+        return texts
+
+    @property
+    def max_chars(self) -> int:
+        """Characters of a text kept before tokenisation (:data:`CHARS_PER_TOKEN` per token of
+        ``max_length``): a bound on the work a huge text costs, far beyond what ``max_length``
+        tokens can hold, so the tokens the model sees are the same."""
+        return self.max_length * CHARS_PER_TOKEN
+
     @torch.no_grad()
     def predict(self, texts: list[str], k: int = 10, batch_size: int = 32,
-                threshold: float | None = None) -> list[list[dict]]:
+                threshold: float | None = None, explain: bool = False) -> list[list[dict]] | list[dict]:
         """Rank labels for each text.
+
+        Texts longer than the model's ``max_length`` tokens are truncated to it, as in training.
 
         Args:
             texts: the documents.
             k: labels returned per text, best first.
             batch_size: texts per forward pass.
             threshold: keep only labels whose score reaches it (after the top-k cut).
+            explain: also return, per text, the label sequence S the model attended over
+                (the co-occurrence-expanded, frequency-ranked labels; the paper's "Extend
+                labels"). Only LabelCoRank variants have one.
 
         Returns:
-            Per text, a list of ``{"label", "name", "score"}``.
+            Per text, a list of ``{"label", "name", "score"}``; with ``explain``, per text a dict
+            ``{"ranked": that list, "extended": [{"label", "name"}, ...] or None}``.
 
         Raises:
-            LcrError: a text that is not a non-empty string (its position is named).
+            LcrError: a text that is not a non-empty string (its position is named), or k < 1.
         """
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise LcrError(f"text {i}: expected a non-empty string, got {text!r:.60}")
+        texts = self.check_texts(texts)
         if k < 1:
             raise LcrError(f"k must be at least 1, got {k}")
         device = next(self.model.parameters()).device
         k = min(k, len(self.labels))
-        results: list[list[dict]] = []
+        results: list = []
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[start:start + batch_size], truncation=True, max_length=self.max_length,
-                                   padding=True, return_tensors="pt")
-            logits = self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits  # (B, K)
-            scores, idx = torch.topk(torch.sigmoid(logits.float()), k, dim=-1)  # (B, k), (B, k)
-            for row_scores, row_idx in zip(scores.tolist(), idx.tolist()):
-                results.append([{"label": self.labels[j], "name": self.names[j], "score": round(s, 6)}
-                                for s, j in zip(row_scores, row_idx) if threshold is None or s >= threshold])
+            chunk = [text[:self.max_chars] for text in texts[start:start + batch_size]]
+            batch = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
+                                   return_tensors="pt")
+            out = self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            scores, idx = torch.topk(torch.sigmoid(out.logits.float()), k, dim=-1)  # (B, k), (B, k)
+            extended = self._extended(out) if explain else [None] * len(chunk)
+            for row_scores, row_idx, row_extended in zip(scores.tolist(), idx.tolist(), extended):
+                ranked = [{"label": self.labels[j], "name": self.names[j], "score": round(s, 6)}
+                          for s, j in zip(row_scores, row_idx) if threshold is None or s >= threshold]
+                results.append({"ranked": ranked, "extended": row_extended} if explain else ranked)
         return results
+
+    def _extended(self, out) -> list[list[dict] | None]:
+        """Per row, the label sequence S in the model's order (PAD labels dropped)."""
+        if getattr(out, "selected", None) is None:
+            return [None] * out.logits.shape[0]
+        rows = []
+        for labels, real in zip(out.selected.tolist(), out.selected_mask.tolist()):  # (B, gamma) each
+            rows.append([{"label": self.labels[j], "name": self.names[j]} for j, keep in zip(labels, real) if keep])
+        return rows
