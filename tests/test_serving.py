@@ -21,38 +21,6 @@ from tests.toy_data import TOPICS
 MAX_BATCH = 20  # the server under test runs with LCR_SERVING_MAX_BATCH=20
 
 
-@pytest.fixture(scope="module")
-def registered(tmp_path_factory):
-    """A toy LabelCoRank model trained for two epochs, logged from code and registered as
-    ``lcr-toy`` version 1 in a fresh sqlite store."""
-    import mlflow
-
-    from lcr.config import train_params
-    from lcr.datasets import store
-    from lcr.jobs import train_job
-    from lcr.labels import prepare
-    from lcr.serving import log_model
-    from tests.tiny_encoder import make_tiny_encoder
-    from tests.toy_data import toy_documents
-
-    root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)  # the store's default artifact root, ./mlruns, lands here
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        data = root / "data"
-        store.write_store(data / "toy", {"train": toy_documents(48, 0), "dev": toy_documents(16, 1),
-                                         "test": toy_documents(16, 2)}, progress=False)
-        prepare(data / "toy", show_progress=False)
-        params = train_params(dict(encoder=make_tiny_encoder(root / "encoder"), gamma=3, num_heads=2,
-                                   batch_size=8, max_length=32, epochs=2, lr=3e-3, device="cpu"))
-        train_job("toy", params, data_dir=data, output_dir=root / "run", progress=False)
-        mlflow.set_tracking_uri(uri)
-        with mlflow.start_run():
-            record = log_model(root / "run" / "best_model", "lcr-toy")
-    return {"root": root, "uri": uri, "data": data, "record": record, "folder": root / "run" / "best_model"}
-
-
 def test_pyfunc_model_in_process(registered, monkeypatch):
     import mlflow
     from mlflow.exceptions import MlflowException
