@@ -21,7 +21,7 @@ install:
 
 install-test:
 	$(PYTHON) -m pip install --disable-pip-version-check -q torch==2.13.0
-	$(PYTHON) -m pip install --disable-pip-version-check -q -e ".[test]"
+	$(PYTHON) -m pip install --disable-pip-version-check -q -e ".[test,spark]"
 
 demo: install
 	$(PYTHON) -m lcr.cli profile demo

@@ -34,6 +34,9 @@ ARTIFACT = "model_folder"
 # through `lcr predict` or Spark. The serving process reads LCR_SERVING_MAX_BATCH to change it.
 MAX_BATCH_ENV = "LCR_SERVING_MAX_BATCH"
 DEFAULT_MAX_BATCH = 256
+DEVICE_ENV = "LCR_SERVING_DEVICE"
+# The Spark UDF's result type for `mlflow.pyfunc.spark_udf(..., result_type=SPARK_RESULT_TYPE)`.
+SPARK_RESULT_TYPE = "labels array<string>, label_ids array<string>, scores array<double>"
 EXAMPLE_TEXTS = ["Crude oil prices fell as OPEC output rose.",
                  "Wheat and corn exports grew after a record harvest."]
 
@@ -48,6 +51,13 @@ def max_batch() -> int:
     if value < 1:
         raise LcrError(f"{MAX_BATCH_ENV}={raw!r}: expected a positive integer")
     return value
+
+
+def serving_device() -> str:
+    """``$LCR_SERVING_DEVICE`` when set, else the first GPU when torch sees one, else ``cpu``."""
+    import torch
+
+    return os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def input_texts(model_input) -> list:
@@ -105,7 +115,7 @@ class LabelCoRankPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from lcr.predictor import Predictor
 
-        self.predictor = Predictor.load(context.artifacts[ARTIFACT])
+        self.predictor = Predictor.load(context.artifacts[ARTIFACT], device=serving_device())
 
     def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
         """Label the texts; see the module docstring for input, params and output."""
