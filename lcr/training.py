@@ -1,4 +1,4 @@
-"""Training and evaluation of LabelCoRank and the RoBERTa baseline (``lcr train``).
+"""Training and evaluation of LabelCoRank and the baselines (``lcr train``).
 
 One function, :func:`train`, runs a whole training job: it validates its inputs before any long
 work, tokenises the splits, trains with length-bucketed dynamic padding, gradient accumulation,
@@ -35,6 +35,7 @@ import torch
 
 from lcr import metrics
 from lcr.atomic import atomic_open, atomic_path
+from lcr.baselines import BASELINE_VARIANTS, is_word_level
 from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches, shard
 from lcr.config import TrainParams
 from lcr.datasets import store
@@ -46,6 +47,11 @@ BEST_DIR = "best_model"
 
 # --------------------------------------------------------------------------------------------
 # Set-up
+
+
+def uses_gamma(variant: str) -> bool:
+    """LabelCoRank and its ablations have a label sequence of length gamma; the baselines not."""
+    return variant != "roberta" and variant not in BASELINE_VARIANTS
 
 
 @dataclass
@@ -116,9 +122,10 @@ def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str =
         raise LcrError(f"{dataset_dir.name} is not prepared ({labels_dir} is missing): "
                        f"run `lcr prepare {dataset_dir.name}` first")
     store.split_path(dataset_dir, eval_split)  # rejects an unknown split name
-    if params.variant != "roberta" and params.gamma > len(vocab):
+    if uses_gamma(params.variant) and params.gamma > len(vocab):
         raise LcrError(f"gamma = {params.gamma} is larger than the number of labels K = {len(vocab)}")
-    check_encoder(params.encoder)
+    if not is_word_level(params.variant):  # word-level baselines build their own vocabulary
+        check_encoder(params.encoder)
     artifacts = LabelArtifacts.load(labels_dir)
     return vocab, artifacts
 
@@ -195,7 +202,7 @@ def save_model_folder(folder: Path, model, tokenizer, dataset_dir: Path, params:
         shutil.copyfile(dataset_dir / "label_vocab.tsv", tmp / "label_vocab.tsv")
         (tmp / "inference.json").write_text(json.dumps({
             "dataset": dataset_dir.name, "variant": params.variant, "max_length": params.max_length,
-            "encoder": params.encoder}, indent=2), encoding="utf-8")
+            "encoder": None if is_word_level(params.variant) else params.encoder}, indent=2), encoding="utf-8")
 
 
 def write_results(output_dir: str | Path, result: dict) -> None:
@@ -248,11 +255,33 @@ def _schedule(params: TrainParams, total_steps: int):
     return factor
 
 
-def _cap(split: EncodedSplit, limit: int | None, seed: int) -> EncodedSplit:
-    if limit is None or len(split) <= limit:
-        return split
+def _cap_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """The documents a capped split keeps (sorted), or None when it keeps them all."""
+    if limit is None or n <= limit:
+        return None
     rng = np.random.default_rng([seed, 7])
-    return split.subset(np.sort(rng.choice(len(split), size=limit, replace=False)))
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def _cap(split: EncodedSplit, limit: int | None, seed: int) -> EncodedSplit:
+    keep = _cap_indices(len(split), limit, seed)
+    return split if keep is None else split.subset(keep)
+
+
+def word_tokenizer(dataset_dir: str | Path, params: TrainParams):
+    """The word-level baselines' tokenizer, counted on the training documents the run trains
+    on (the ``max_train_docs`` cap applied as in :func:`train`), so no word of the evaluation
+    splits leaks into the vocabulary. Deterministic: a resumed run rebuilds the same ids."""
+    from lcr.baselines.words import build_word_tokenizer
+
+    texts = store.read_split(dataset_dir, "train", columns=["text"]).column("text").to_pylist()
+    keep = _cap_indices(len(texts), params.max_train_docs, params.seed)
+    if keep is not None:
+        texts = [texts[i] for i in keep]
+    if not texts:
+        raise LcrError(f"{Path(dataset_dir).name}: the train split is empty")
+    return build_word_tokenizer(texts, vocab_size=params.word_vocab_size, min_freq=params.word_min_freq,
+                                max_length=params.max_length)
 
 
 def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, *,
@@ -289,13 +318,19 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     bf16 = _use_bf16(params, device)
     checkpoint_path = output_dir / CHECKPOINT
     state = _load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
-    if state is not None and state["params"] != dataclasses.asdict(params):
+    # Settings added since a checkpoint was written count as their defaults.
+    defaults = dataclasses.asdict(TrainParams())
+    if state is not None and {**defaults, **state["params"]} != {**defaults, **dataclasses.asdict(params)}:
         raise LcrError(f"{checkpoint_path} was written with other settings; remove it or drop --resume")
 
     seed_everything(params.seed)
-    encoder, tokenizer = load_encoder(params.encoder)
+    if is_word_level(params.variant):
+        # XML-CNN, AttentionXML, ...: no pretrained encoder, a word vocabulary from train.
+        encoder, tokenizer = None, word_tokenizer(dataset_dir, params)
+    else:
+        encoder, tokenizer = load_encoder(params.encoder)
     cooc = artifacts.cooc if params.cooccurrence == "counts" else artifacts.cooc_conditional
-    model = build_model(params, encoder, cooc=cooc, freq_rank=artifacts.rank).to(device)
+    model = build_model(params, encoder, cooc=cooc, freq_rank=artifacts.rank, tokenizer=tokenizer).to(device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     train_split = _cap(encode_split(dataset_dir, "train", tokenizer, vocab, params.max_length,
@@ -425,7 +460,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     result = _final_evaluation(raw_model, dataset_dir, output_dir, params, vocab, artifacts, tokenizer,
                                eval_split, device, env, bf16, progress)
     result.update(run={"dataset": dataset_dir.name, "variant": params.variant, "seed": params.seed,
-                       "gamma": None if params.variant == "roberta" else params.gamma, "eval_split": eval_split},
+                       "gamma": params.gamma if uses_gamma(params.variant) else None, "eval_split": eval_split},
                   dev=best["dev"], best_epoch=best["epoch"], steps=position["step"], history=history,
                   train_seconds=round(time.time() - started, 1), output_dir=str(output_dir))
     if env.is_main:

@@ -1,0 +1,228 @@
+"""The paper's neural baselines (lcr/baselines/): each learns the toy corpus, saves and loads
+without pickle, ignores padding, trains end to end through `lcr train`'s job into a model folder
+the predictor uses, and refuses bad settings with a clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lcr.baselines import BASELINE_VARIANTS, WORD_VARIANTS
+from lcr.baselines.common import BaselineConfig, build_baseline
+from lcr.baselines.words import build_word_tokenizer
+from lcr.config import VARIANTS, load_params, parse_params, train_params
+from lcr.datasets import store
+from lcr.errors import LcrError
+from lcr.labels import prepare
+from lcr.model import build_model, load_model
+from tests.toy_data import TOPICS, toy_documents
+
+LABELS = sorted(TOPICS)
+# Tiny sizes: every model has a few thousand weights and trains in well under a second.
+TINY = dict(max_length=32, embed_dim=16, hidden_dim=16, num_layers=1, num_heads=2, dropout=0.0,
+            cnn_windows=[2, 3], cnn_filters=8, cnn_pool_chunks=2, bottleneck_dim=16, num_probes=2,
+            num_cls_tokens=3)
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    """A tiny random RoBERTa with dropout off (bertxml's encoder)."""
+    from tests.tiny_encoder import make_tiny_encoder
+
+    folder = make_tiny_encoder(tmp_path_factory.mktemp("encoder") / "tiny")
+    config_path = f"{folder}/config.json"
+    config = json.loads(open(config_path).read())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    open(config_path, "w").write(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """32 toy documents as texts and multi-hot labels (B x 4)."""
+    docs = toy_documents(32, 0)
+    labels = torch.zeros(len(docs), len(LABELS))
+    for i, doc in enumerate(docs):
+        for label in doc.labels:
+            labels[i, LABELS.index(label)] = 1.0
+    return [d.text for d in docs], labels
+
+
+def _model(variant, texts, encoder_dir):
+    """A tiny model of ``variant`` and its tokenizer, seeded."""
+    torch.manual_seed(0)
+    if variant in WORD_VARIANTS:
+        tokenizer = build_word_tokenizer(texts, min_freq=1, max_length=32)
+        config = BaselineConfig(num_labels=len(LABELS), vocab_size=len(tokenizer),
+                                pad_token_id=tokenizer.pad_token_id, **TINY)
+        return build_model(variant, config), tokenizer
+    from lcr.encoder import load_encoder
+
+    encoder, tokenizer = load_encoder(encoder_dir)
+    config = BaselineConfig(num_labels=len(LABELS), **TINY)
+    return build_model(variant, config, encoder, tokenizer=tokenizer), tokenizer
+
+
+@pytest.mark.parametrize("variant", BASELINE_VARIANTS)
+def test_loss_falls_and_save_load_round_trip(variant, batch, encoder_dir, tmp_path):
+    texts, labels = batch
+    model, tokenizer = _model(variant, texts, encoder_dir)
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    # AttentionXML's labels share one output layer: it sits on the label prior for a while
+    # before the label queries separate, hence the high rate and 40 steps.
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2 if variant in WORD_VARIANTS else 3e-3)
+    losses = []
+    for _ in range(40):
+        out = model(ids, mask, labels=labels)
+        assert out.logits.shape == (32, len(LABELS)) and out.logits1 is out.logits
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(out.loss.item())
+    assert losses[-1] < 0.5 * losses[0], (variant, losses)
+
+    model.eval()
+    model.save_pretrained(tmp_path / "model")
+    meta = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert meta["variant"] == variant and (meta["encoder"] is None) == (variant in WORD_VARIANTS)
+    loaded = load_model(tmp_path / "model").eval()
+    assert type(loaded) is type(model)
+    with torch.no_grad():
+        logits = model(ids, mask).logits
+        assert torch.equal(loaded(ids, mask).logits, logits)
+        # Padding changes nothing: the first document alone, unpadded, scores the same.
+        n = int(mask[0].sum())
+        alone = model(ids[:1, :n], mask[:1, :n]).logits
+    assert torch.allclose(alone, logits[:1], atol=1e-5)
+
+
+def test_word_tokenizer_is_deterministic_and_reloads(tmp_path):
+    from transformers import AutoTokenizer
+
+    texts = ["Wheat, corn and wheat.", "Crude oil; OIL prices", "rare"]
+    one = build_word_tokenizer(texts, min_freq=2)
+    two = build_word_tokenizer(list(reversed(texts)), min_freq=2)
+    assert one.get_vocab() == two.get_vocab()
+    assert set(one.get_vocab()) == {"[PAD]", "[UNK]", "[CLS]", "wheat", "oil"}
+    assert one("Wheat rare!")["input_ids"] == [2, one.get_vocab()["wheat"], 1, 1]  # [CLS] wheat [UNK] [UNK]
+    one.save_pretrained(str(tmp_path / "tok"))
+    again = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert again("Wheat rare!")["input_ids"] == [2, one.get_vocab()["wheat"], 1, 1]
+    assert again.pad_token_id == 0
+    with pytest.raises(LcrError, match="word_min_freq = 5"):
+        build_word_tokenizer(texts, min_freq=5)
+
+
+@pytest.fixture(scope="module")
+def toy_store(tmp_path_factory):
+    data = tmp_path_factory.mktemp("toy") / "data"
+    store.write_store(data / "toy", {"train": toy_documents(48, 0), "dev": toy_documents(16, 1),
+                                     "test": toy_documents(16, 2)}, progress=False)
+    prepare(data / "toy", show_progress=False)
+    return data
+
+
+@pytest.mark.parametrize("variant", ["meshprobenet", "bertxml"])
+def test_train_job_writes_a_model_folder_the_predictor_uses(variant, toy_store, encoder_dir, tmp_path,
+                                                            monkeypatch):
+    import mlflow
+
+    from lcr.jobs import train_job
+    from lcr.predictor import Predictor
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    lr = 3e-2 if variant in WORD_VARIANTS else 3e-3
+    params = train_params(dict(TINY, variant=variant, encoder=encoder_dir, word_min_freq=1, batch_size=8,
+                               epochs=3, lr=lr, patience=None, device="cpu", eval_batch_size=16,
+                               log_every=1, gamma=99))  # gamma > K: the baselines have no gamma
+    result = train_job("toy", params, data_dir=toy_store, output_dir=tmp_path / "run", progress=False)
+    assert result["run"]["variant"] == variant and result["run"]["gamma"] is None
+    assert result["steps"] == 18 and set(result["eval"]) == {"full", "head", "tail"}
+
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.get_run(result["run_id"])
+    assert run.data.params["variant"] == variant and run.data.tags["lcr.variant"] == variant
+    assert "full_P_at_1" in run.data.metrics
+
+    folder = tmp_path / "run" / "best_model"
+    info = json.loads((folder / "inference.json").read_text())
+    assert info["variant"] == variant and (info["encoder"] is None) == (variant in WORD_VARIANTS)
+    predictor = Predictor.load(folder)
+    ranked = predictor.predict([f"report 7: {TOPICS['oil']}", f"report 8: {TOPICS['grain']}"], k=2)
+    assert [len(r) for r in ranked] == [2, 2]
+    assert {r["label"] for r in ranked[0]} <= set(LABELS)
+    if variant in WORD_VARIANTS:  # MeSHProbeNet learns the toy topics in three epochs
+        assert result["eval"]["full"]["P@1"] >= 0.75
+        assert ranked[0][0]["label"] == "oil" and ranked[1][0]["label"] == "grain"
+    assert predictor.predict(["oil"], explain=True)[0]["extended"] is None  # no label sequence
+
+
+def test_params_yaml_gives_each_baseline_its_settings():
+    params = load_params()  # the project's params.yaml
+    assert set(params.baselines) == set(BASELINE_VARIANTS)
+    xml_cnn = params.train("reuters21578", variant="xml-cnn")
+    assert xml_cnn.lr == 1e-3 and xml_cnn.cnn_windows == [2, 4, 8] and xml_cnn.dropout == 0.5
+    assert params.train("reuters21578", variant="labelcorank").dropout == 0.1  # untouched
+    assert params.train("reuters21578", variant="xml-cnn", lr=0.02).lr == 0.02  # options still win
+    for variant in BASELINE_VARIANTS:
+        assert params.train("reuters21578", variant=variant).variant in VARIANTS
+
+
+def test_bad_settings_are_named(encoder_dir):
+    from lcr.encoder import load_encoder
+
+    with pytest.raises(LcrError, match="num_heads = 8 must divide embed_dim = 30"):
+        train_params({"variant": "transformer", "embed_dim": 30})
+    with pytest.raises(LcrError, match=r"cnn_windows must be a non-empty list of positive ints .* got 3"):
+        train_params({"variant": "xml-cnn", "cnn_windows": 3})
+    with pytest.raises(LcrError, match="widest window"):
+        train_params({"variant": "xml-cnn", "cnn_windows": [2, 100], "max_length": 64})
+    with pytest.raises(LcrError, match="word_vocab_size"):
+        train_params({"variant": "attentionxml", "word_vocab_size": 2})
+    with pytest.raises(LcrError, match="num_probes"):
+        train_params({"variant": "meshprobenet", "num_probes": 0})
+    with pytest.raises(LcrError, match="num_cls_tokens"):
+        train_params({"variant": "bertxml", "num_cls_tokens": 0})
+    with pytest.raises(LcrError, match="baselines.xmlcnn: not a baseline variant"):
+        parse_params({"baselines": {"xmlcnn": {"lr": 0.001}}})
+    with pytest.raises(LcrError, match=r"baselines.xml-cnn: unknown key\(s\) filters"):
+        parse_params({"baselines": {"xml-cnn": {"filters": 3}}})
+    config = BaselineConfig(num_labels=4, vocab_size=50, **TINY)
+    encoder, tokenizer = load_encoder(encoder_dir)
+    with pytest.raises(LcrError, match="xml-cnn is word-level"):
+        build_baseline("xml-cnn", config, encoder)
+    with pytest.raises(LcrError, match="bertxml needs the pretrained encoder"):
+        build_baseline("bertxml", config)
+    with pytest.raises(LcrError, match="vocab_size >= 3"):
+        build_baseline("star-transformer", BaselineConfig(num_labels=4, **TINY))
+    with pytest.raises(LcrError, match="pass its word tokenizer"):
+        build_model(train_params({"variant": "xml-cnn"}), None, freq_rank=[0, 1, 2, 3])
+
+
+def test_baseline_runs_become_rows_beside_the_papers_numbers(tmp_path):
+    from lcr.tables import NOT_RUN, build_tables, collect_runs
+    from tests.test_tables import scores, write_run
+
+    root = tmp_path / "runs"
+    write_run(root, "aapd/xml-cnn-s0", "aapd", "xml-cnn", full=scores(0.80))
+    write_run(root, "aapd/labelcorank-g20-s0", "aapd", "labelcorank", gamma=20, full=scores(0.85))
+    write_run(root, "reuters21578/bertxml-s0", "reuters21578", "bertxml", full=scores(0.90))
+    write_run(root, "reuters21578/labelcorank-g20-s0", "reuters21578", "labelcorank", gamma=20, full=scores(0.88))
+    tables = build_tables(collect_runs(root), main_gamma={"reuters21578": 20}, datasets=["aapd", "reuters21578"])
+
+    aapd = tables["table04_aapd_main"].frame.set_index("row")
+    assert aapd.loc["XML-CNN", "status"] == "measured" and aapd.loc["XML-CNN", "P@1"] == pytest.approx(0.80)
+    assert aapd.loc["XML-CNN", "P@1 paper"] == 0.814  # Table 4's XML-CNN row
+    assert aapd.loc["BERTXML", "status"] == NOT_RUN and aapd.loc["MATCH", "status"] == NOT_RUN
+    notes = " ".join(tables["table02_mag-cs_main"].notes)
+    assert "MATCH, RoBERTa-LiGCN and GUDN are not part of lcr" in notes and "XML-CNN" not in notes
+
+    # A dataset outside the paper shows the baselines that were run, in the paper's row order.
+    reuters = tables["reuters21578_main"].frame
+    assert list(reuters["row"]) == ["RoBERTa", "BERTXML", "LabelCoRank"]
+    assert reuters.set_index("row").loc["BERTXML", "P@1"] == pytest.approx(0.90)
+    assert list(tables["reuters21578_head-tail"].frame["row"]) == ["RoBERTa", "BERTXML", "LabelCoRank"] * 2
