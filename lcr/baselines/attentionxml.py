@@ -1,5 +1,4 @@
-"""AttentionXML, flat (You, Zhang, Wang, Ye, Zhu, Mamitsuka, NeurIPS 2019), the paper's
-"AttentionXML" row.
+"""AttentionXML, flat (You et al., NeurIPS 2019), the paper's "AttentionXML" row.
 
 Word embeddings -> BiLSTM -> *multi-label attention*: every label j has its own attention
 vector u_j, and attends over the BiLSTM states with it (alpha_j = softmax_t(h_t . u_j)), so each

@@ -1,5 +1,5 @@
-"""BERTXML (Xun, Jha, Sun, Gao, KDD 2020: the BERT-based model of "Correlation Networks for
-Extreme Multi-label Text Classification"), the paper's "BERTXML" row.
+"""BERTXML (Xun et al., KDD 2020: the BERT-based model of "Correlation Networks for Extreme
+Multi-label Text Classification"), the paper's "BERTXML" row.
 
 A single [CLS] token has to summarise the whole document for thousands of labels; BERTXML puts
 *several* [CLS]-like tokens at the start of the input and concatenates their outputs into the

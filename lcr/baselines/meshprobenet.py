@@ -1,5 +1,4 @@
-"""MeSHProbeNet (Xun, Jha, Yuan, Wang, Zhang, BioASQ / Bioinformatics 2019), the paper's
-"MeSHProbeNet" row.
+"""MeSHProbeNet (Xun et al., Bioinformatics 2019), the paper's "MeSHProbeNet" row.
 
 Word embeddings -> BiGRU -> m *self-attentive probes*: learned vectors p_1..p_m, each attending
 over the BiGRU states (a_i = softmax_t(h_t . p_i), c_i = sum_t a_i,t h_t), each probe learning to

@@ -1,5 +1,4 @@
-"""Star-Transformer (Guo, Qiu, Liu, Shao, Xue, Zhang, NAACL 2019), the paper's
-"Star-Transformer" row.
+"""Star-Transformer (Guo et al., NAACL 2019), the paper's "Star-Transformer" row.
 
 The fully connected attention of a Transformer is replaced by a *star*: every word is a
 satellite node h_i, and one shared *relay* node s is linked to all of them. Each cycle t

@@ -1,5 +1,5 @@
-"""XML-CNN (Liu, Chang, Wu, Yang, SIGIR 2017: "Deep Learning for Extreme Multi-label Text
-Classification"), the paper's "XML-CNN" row.
+"""XML-CNN (Liu et al., SIGIR 2017: "Deep Learning for Extreme Multi-label Text Classification"),
+the paper's "XML-CNN" row.
 
 Word embeddings -> 1-D convolutions of several widths -> *dynamic* max pooling (each feature
 map is cut into p chunks along the text and each chunk max-pooled, so the pooled vector keeps
