@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 from bench import report
+from lcr.config import VARIANTS as CONFIG_VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
 VARIANTS = ("labelcorank", "roberta")
+ALL_VARIANTS = CONFIG_VARIANTS
 COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "PSP@5")
 
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
                            progress=sys.stderr.isatty())
         result["wall_seconds"] = round(time.time() - start, 1)
         result["params"] = {"gamma": params.gamma, "beta": params.beta, "alpha": params.alpha,
-                            "selection": params.selection}
+                            "selection": params.selection, "lr": params.lr}
         results[variant] = result
         print(f"{variant}: {json.dumps(result['eval']['full'])}", file=sys.stderr)
     return results
@@ -116,7 +118,7 @@ def reuse(args: argparse.Namespace) -> dict[str, dict]:
         if run_file.exists():
             result["run_id"] = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
         result["params"] = {"gamma": params.gamma, "beta": params.beta, "alpha": params.alpha,
-                            "selection": params.selection}
+                            "selection": params.selection, "lr": params.lr}
         result["output_dir"] = str(folder)
         results[variant] = result
     return results
@@ -125,8 +127,9 @@ def reuse(args: argparse.Namespace) -> dict[str, dict]:
 def markdown(results: dict[str, dict], args: argparse.Namespace, command: str) -> str:
     """The ``reuters`` section of RESULTS.md."""
     first = next(iter(results.values()))
+    rates = ", ".join(f"{v} {r['params'].get('lr', args.lr)}" for v, r in results.items())
     lines = [
-        "## Reuters-21578 (ModApte, 90 labels): `labelcorank` vs `roberta`, same budget",
+        f"## Reuters-21578 (ModApte, 90 labels): {', '.join(f'`{v}`' for v in results)}, same budget",
         "",
         (f"- Command: `{command.replace(' --reuse', '')}` trained both runs; this section was rewritten from "
          f"their saved results by `{command}` (which adds the selection diagnostics)" if args.reuse
@@ -134,7 +137,8 @@ def markdown(results: dict[str, dict], args: argparse.Namespace, command: str) -
         f"- Date: {report.today()}",
         f"- Machine: {report.machine()}",
         f"- Encoder: offline-default (all-MiniLM-L6-v2); max_length {args.max_length}, batch {args.batch_size}, "
-        f"lr {args.lr}, {args.epochs} epochs, seed {args.seed}, train docs "
+        f"lr {rates}"
+        f" (word-level baselines and tfidf: params.yaml's `baselines` block), {args.epochs} epochs, seed {args.seed}, train docs "
         f"{args.max_train_docs or 'all'}; LabelCoRank gamma {first['params']['gamma']}, "
         f"beta {first['params']['beta']}, alpha {first['params']['alpha']}, "
         f"selection {first['params']['selection']}",
@@ -170,11 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_reuters", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="override every variant's learning rate (default: params.yaml: 5e-5 for the encoder "
+                        "models in the demo profile, the `baselines` block for the others)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-train-docs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=ALL_VARIANTS)
+    parser.add_argument("--section", default="reuters", help="the section of bench/RESULTS.md to rewrite")
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs-bench"))
     parser.add_argument("--no-report", action="store_true", help="do not rewrite bench/RESULTS.md")
@@ -193,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                   "command that produced it and is rewritten by that command.\n")
         if not RESULTS.exists():
             RESULTS.write_text(header, encoding="utf-8")
-        report.update_section("reuters", text, RESULTS)
+        report.update_section(args.section, text, RESULTS)
     return 0
 
 

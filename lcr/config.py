@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from lcr.baselines import BASELINE_VARIANTS, WORD_VARIANTS  # names only: no torch import
+from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, WORD_VARIANTS  # names only: no torch import
 from lcr.errors import LcrError
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -62,7 +62,8 @@ class PrepareParams:
     head_fraction: float = 0.1
 
 
-VARIANTS = ("labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank", "roberta", *BASELINE_VARIANTS)
+VARIANTS = ("labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank", "roberta", *BASELINE_VARIANTS,
+            *LINEAR_VARIANTS)
 
 
 @dataclass
@@ -115,6 +116,9 @@ class TrainParams:
             widths, filters per width, dynamic-pooling chunks p and bottleneck size (the
             bottleneck size is also AttentionXML's per-label hidden layer).
         num_probes: MeSHProbeNet's probes. num_cls_tokens: BERTXML's [CLS]-like tokens.
+        tfidf_max_features / tfidf_ngrams / tfidf_c: the ``tfidf`` baseline's vocabulary size,
+            longest word n-gram and inverse regularisation strength (it also uses
+            ``word_min_freq`` as the minimum document frequency).
         (The baselines also read ``num_heads`` (Transformer, Star-Transformer), ``dropout``
         and ``max_length``.)
     """
@@ -162,6 +166,9 @@ class TrainParams:
     bottleneck_dim: int = 512
     num_probes: int = 8
     num_cls_tokens: int = 4
+    tfidf_max_features: int = 200_000
+    tfidf_ngrams: int = 2
+    tfidf_c: float = 10.0
 
     def validate(self) -> "TrainParams":
         """Reject impossible settings with a message naming the field."""
@@ -185,6 +192,10 @@ class TrainParams:
                 raise LcrError(f"training parameters: {message}")
         if self.variant in BASELINE_VARIANTS:
             self._validate_baseline()
+        if self.variant in LINEAR_VARIANTS and not (self.tfidf_max_features >= 1 and self.tfidf_ngrams >= 1
+                                                    and self.tfidf_c > 0 and self.word_min_freq >= 1):
+            raise LcrError("training parameters: tfidf needs tfidf_max_features >= 1, tfidf_ngrams >= 1, "
+                           "tfidf_c > 0 and word_min_freq >= 1")
         return self
 
     def _validate_baseline(self) -> None:
@@ -356,9 +367,9 @@ def parse_params(raw: dict, where: str = "params") -> Params:
     if not isinstance(baselines, dict):
         raise LcrError(f"{where}: baselines: expected a mapping of variant -> settings")
     for variant, values in baselines.items():
-        if variant not in BASELINE_VARIANTS:
+        if variant not in BASELINE_VARIANTS + LINEAR_VARIANTS:
             raise LcrError(f"{where}: baselines.{variant}: not a baseline variant; "
-                           f"baselines: {', '.join(BASELINE_VARIANTS)}")
+                           f"baselines: {', '.join(BASELINE_VARIANTS + LINEAR_VARIANTS)}")
         _build(TrainParams, values or {}, f"{where}: baselines.{variant}")
         if "variant" in (values or {}):
             raise LcrError(f"{where}: baselines.{variant}: 'variant' cannot be set here")

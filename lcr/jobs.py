@@ -29,7 +29,18 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
 
     from lcr import tracking
     from lcr.atomic import atomic_open
-    from lcr.training import check_inputs, train
+    from lcr.baselines import LINEAR_VARIANTS
+    from lcr.training import check_inputs
+    from lcr.training import train as train_loop
+
+    if params.variant in LINEAR_VARIANTS:
+        from lcr.baselines.tfidf import train_tfidf
+
+        def train(dataset_dir, output_dir, params, *, eval_split, resume, progress, tracker=None):
+            return train_tfidf(dataset_dir, output_dir, params, eval_split=eval_split, tracker=tracker,
+                               progress=progress)
+    else:
+        train = train_loop
 
     dataset_dir = Path(data_dir) / dataset
     output_dir = Path(output_dir) if output_dir else run_dir(runs_dir, dataset, params)

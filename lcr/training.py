@@ -35,7 +35,7 @@ import torch
 
 from lcr import metrics
 from lcr.atomic import atomic_open, atomic_path
-from lcr.baselines import BASELINE_VARIANTS, is_word_level
+from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, is_word_level
 from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches, shard
 from lcr.config import TrainParams
 from lcr.datasets import store
@@ -51,7 +51,7 @@ BEST_DIR = "best_model"
 
 def uses_gamma(variant: str) -> bool:
     """LabelCoRank and its ablations have a label sequence of length gamma; the baselines not."""
-    return variant != "roberta" and variant not in BASELINE_VARIANTS
+    return variant != "roberta" and variant not in BASELINE_VARIANTS + LINEAR_VARIANTS
 
 
 @dataclass
@@ -124,7 +124,7 @@ def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str =
     store.split_path(dataset_dir, eval_split)  # rejects an unknown split name
     if uses_gamma(params.variant) and params.gamma > len(vocab):
         raise LcrError(f"gamma = {params.gamma} is larger than the number of labels K = {len(vocab)}")
-    if not is_word_level(params.variant):  # word-level baselines build their own vocabulary
+    if not is_word_level(params.variant) and params.variant not in LINEAR_VARIANTS:  # no encoder there
         check_encoder(params.encoder)
     artifacts = LabelArtifacts.load(labels_dir)
     return vocab, artifacts

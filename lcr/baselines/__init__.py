@@ -12,6 +12,8 @@ MLflow serving treat them exactly like LabelCoRank.
 * ``star-transformer`` (:mod:`lcr.baselines.star_transformer`): Guo et al. 2019.
 * ``bertxml`` (:mod:`lcr.baselines.bertxml`): Xun et al. 2020, on the same pretrained encoder
   as LabelCoRank.
+* ``tfidf`` (:mod:`lcr.baselines.tfidf`): not in the paper; TF-IDF with one-vs-rest logistic
+  regression (scikit-learn), fitted by its own job rather than the training loop.
 
 The first five are *word-level*: they read words of a vocabulary built from the training split
 (:mod:`lcr.baselines.words`) through word embeddings that are initialised at random and trained
@@ -29,6 +31,8 @@ WORD_VARIANTS = ("xml-cnn", "attentionxml", "transformer", "meshprobenet", "star
 #: Variants built on the pretrained encoder (the ``encoder`` setting), like LabelCoRank.
 ENCODER_VARIANTS = ("bertxml",)
 BASELINE_VARIANTS = WORD_VARIANTS + ENCODER_VARIANTS
+#: Baselines that are not neural models of the training loop (:mod:`lcr.baselines.tfidf`).
+LINEAR_VARIANTS = ("tfidf",)
 
 #: Variant -> the module that defines its model class ``Model``.
 MODULES = {

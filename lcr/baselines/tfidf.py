@@ -1,0 +1,134 @@
+"""TF-IDF with one-vs-rest logistic regression: the baseline a practitioner reaches for first.
+
+Not in the paper. Word and word-bigram TF-IDF features (scikit-learn's ``TfidfVectorizer``,
+sublinear term frequency) fitted on the training documents the run trains on, and one binary
+logistic regression per label (``OneVsRestClassifier(LogisticRegression(solver="liblinear"))``).
+Labels without a positive training document get a constant score of 0. The job writes the same
+files as the neural training loop (``predictions-<split>.jsonl``, ``metrics.json``,
+``scores.json``) and is evaluated by the same metrics code, so it sits in the same tables.
+
+The fitted model is not kept as a ``best_model`` folder: scikit-learn models are stored by
+pickling, which serving refuses to load; this baseline is for the comparison tables only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from lcr.errors import LcrError
+
+#: Documents scored at a time: the dense score block is chunk x K, never N x K.
+CHUNK = 2048
+
+
+def _split_texts(dataset_dir: Path, split: str, vocab: list[str], keep: np.ndarray | None):
+    from lcr import metrics
+    from lcr.datasets import store
+
+    table = store.read_split(dataset_dir, split, columns=["id", "text", "labels"])
+    ids, texts, labels = (table.column(c).to_pylist() for c in ("id", "text", "labels"))
+    if keep is not None:
+        ids, texts, labels = [ids[i] for i in keep], [texts[i] for i in keep], [labels[i] for i in keep]
+    return ids, texts, metrics.labels_to_csr(labels, vocab)
+
+
+def _fit(texts: list[str], gold: sp.csr_matrix, params):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, params.tfidf_ngrams),
+                                 max_features=params.tfidf_max_features, min_df=params.word_min_freq,
+                                 dtype=np.float32)
+    features = vectorizer.fit_transform(texts)  # (N, V) sparse
+    gold = gold.tocsc()
+    weights = np.zeros((gold.shape[1], features.shape[1]), dtype=np.float32)  # (K, V)
+    bias = np.full(gold.shape[1], -np.inf, dtype=np.float32)  # (K,): no positives = score 0
+    for label in range(gold.shape[1]):
+        y = gold[:, label].toarray().ravel() > 0  # (N,)
+        if y.all():
+            bias[label] = np.inf
+        elif y.any():
+            classifier = LogisticRegression(C=params.tfidf_c, solver="liblinear", random_state=params.seed)
+            classifier.fit(features, y)
+            weights[label], bias[label] = classifier.coef_[0], classifier.intercept_[0]
+    return vectorizer, weights, bias
+
+
+def _rank(vectorizer, weights, bias, texts: list[str], k: int):
+    """Top-k label indices and sigmoid scores per text, scored CHUNK documents at a time."""
+    found_idx, found_scores = [], []
+    for start in range(0, len(texts), CHUNK):
+        features = vectorizer.transform(texts[start:start + CHUNK])  # (C, V) sparse
+        with np.errstate(over="ignore"):
+            logits = np.asarray(features @ weights.T) + bias  # (C, K)
+            scores = 1.0 / (1.0 + np.exp(-logits))
+        idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (C, k)
+        found_idx.append(idx)
+        found_scores.append(np.take_along_axis(scores, idx, axis=1))
+    if not found_idx:
+        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+    return np.concatenate(found_idx).astype(np.int64), np.concatenate(found_scores).astype(np.float32)
+
+
+def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval_split: str = "test",
+                tracker=None, progress: bool = False) -> dict:
+    """Fit on train, report dev, evaluate on ``eval_split`` (full, head, tail); the result has the
+    shape of :func:`lcr.training.train`'s.
+
+    Raises:
+        LcrError: scikit-learn is missing, or the training split has no labelled documents.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None:
+        raise LcrError("the tfidf baseline needs scikit-learn: pip install scikit-learn")
+    from lcr import metrics
+    from lcr.datasets import store
+    from lcr.labels import LabelArtifacts, subset_masks
+    from lcr.training import _cap_indices, write_predictions, write_results
+
+    started = time.time()
+    dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    vocab, _ = store.read_vocab(dataset_dir)
+    artifacts = LabelArtifacts.load(dataset_dir / store.LABELS_DIR)
+    n_train = store.read_split(dataset_dir, "train", columns=["id"]).num_rows
+    _, texts, gold = _split_texts(dataset_dir, "train", vocab, _cap_indices(n_train, params.max_train_docs, params.seed))
+    if gold.nnz == 0:
+        raise LcrError(f"{dataset_dir.name}: the training split has no labels")
+    vectorizer, weights, bias = _fit(texts, gold, params)
+    k = min(max(5, params.top_k_saved), len(vocab))
+
+    def evaluate(split: str, limit: int | None):
+        n = store.read_split(dataset_dir, split, columns=["id"]).num_rows
+        ids, split_texts, split_gold = _split_texts(dataset_dir, split, vocab, _cap_indices(n, limit, params.seed))
+        topk, scores = _rank(vectorizer, weights, bias, split_texts, k)
+        return ids, split_gold, topk, scores
+
+    dev, history = None, []
+    if store.split_path(dataset_dir, "dev").exists():
+        _, dev_gold, dev_topk, dev_scores = evaluate("dev", params.max_eval_docs)
+        dev = metrics.evaluate(dev_gold, dev_topk, scores=dev_scores)["full"]
+        history.append({"epoch": 1, "step": 0, **dev})
+        if tracker is not None:
+            tracker.log_metrics({f"dev_{key}": v for key, v in dev.items() if key != "n_docs"}, step=1)
+    ids, eval_gold, topk, scores = evaluate(eval_split, params.max_eval_docs)
+    evaluation = metrics.evaluate(eval_gold, topk, scores=scores, train_freq=artifacts.freq, n_train=artifacts.n_train,
+                                  subsets=subset_masks(eval_gold, artifacts.head_mask))
+    write_predictions(output_dir / f"predictions-{eval_split}.jsonl", ids, vocab, topk, scores)
+    result = {"eval_split": eval_split, "eval": evaluation,
+              "run": {"dataset": dataset_dir.name, "variant": params.variant, "seed": params.seed, "gamma": None,
+                      "eval_split": eval_split},
+              "dev": dev, "best_epoch": 1, "steps": 0, "history": history,
+              "train_seconds": round(time.time() - started, 1), "output_dir": str(output_dir),
+              "features": len(vectorizer.vocabulary_)}
+    write_results(output_dir, result)
+    if tracker is not None:
+        tracker.log_metrics(metrics.flat_scores(evaluation), step=1)
+        for name in ("metrics.json", f"predictions-{eval_split}.jsonl"):
+            tracker.log_artifact(output_dir / name)
+    return result
