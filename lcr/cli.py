@@ -242,7 +242,7 @@ def _overrides(settings: list[str]) -> dict:
 def train(
     dataset: str = typer.Option(..., "--dataset", help="A fetched and prepared dataset."),
     variant: Optional[str] = typer.Option(None, help="labelcorank, no_cooc, no_rank, no_pos, no_rerank, roberta, or a baseline: xml-cnn, "
-                                           "attentionxml, transformer, meshprobenet, star-transformer, bertxml."),
+                                           "attentionxml, transformer, meshprobenet, star-transformer, bertxml, tfidf."),
     settings: list[str] = typer.Option([], "--set", help="Override any training setting: --set epochs=2 --set gamma=20."),
     eval_split: Optional[str] = typer.Option(None, help="Split of the final evaluation (default: params.yaml)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-g<gamma>-s<seed>)."),
