@@ -127,13 +127,15 @@ def reuse(args: argparse.Namespace) -> dict[str, dict]:
 def markdown(results: dict[str, dict], args: argparse.Namespace, command: str) -> str:
     """The ``reuters`` section of RESULTS.md."""
     first = next(iter(results.values()))
-    rates = ", ".join(f"{v} {r['params'].get('lr', args.lr)}" for v, r in results.items())
+    rates = ", ".join(f"{v} {r['params'].get('lr', args.lr)}" for v, r in results.items() if v != "tfidf")
     lines = [
         f"## Reuters-21578 (ModApte, 90 labels): {', '.join(f'`{v}`' for v in results)}, same budget",
         "",
-        (f"- Command: `{command.replace(' --reuse', '')}` trained both runs; this section was rewritten from "
-         f"their saved results by `{command}` (which adds the selection diagnostics)" if args.reuse
+        (f"- Trained by: {'; '.join(f'`{c}`' for c in args.trained_with)}" if args.reuse and args.trained_with
+         else "- Trained by: earlier runs of this script with the same settings" if args.reuse
          else f"- Command: `{command}`"),
+        *([f"- This section was rewritten from their saved results by `{command}` (which adds the selection "
+           f"diagnostics)"] if args.reuse else []),
         f"- Date: {report.today()}",
         f"- Machine: {report.machine()}",
         f"- Encoder: offline-default (all-MiniLM-L6-v2); max_length {args.max_length}, batch {args.batch_size}, "
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-train-docs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=ALL_VARIANTS)
+    parser.add_argument("--trained-with", action="append", default=[],
+                        help="with --reuse: a command that trained some of the runs (repeatable; shown in the section)")
     parser.add_argument("--section", default="reuters", help="the section of bench/RESULTS.md to rewrite")
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs-bench"))
