@@ -18,8 +18,9 @@ from lcr.errors import LcrError
 
 REQUIRED = ("model", "tokenizer", "label_vocab.tsv", "inference.json")
 # Characters kept per token of max_length before tokenising: byte-level BPE tokens of real text
-# average 4-5 characters, so this cap never shortens what the model sees; it bounds the work a
-# pathological 1,000,000-character text costs.
+# average 4-5 characters, so for real text this cap does not shorten what the model sees (only a
+# text whose first max_length tokens average over 64 characters would be cut); it bounds the work
+# a pathological 1,000,000-character text costs.
 CHARS_PER_TOKEN = 64
 
 
@@ -87,7 +88,7 @@ class Predictor:
     def max_chars(self) -> int:
         """Characters of a text kept before tokenisation (:data:`CHARS_PER_TOKEN` per token of
         ``max_length``): a bound on the work a huge text costs, far beyond what ``max_length``
-        tokens can hold, so the tokens the model sees are the same."""
+        tokens of real text take, so the tokens the model sees are the same."""
         return self.max_length * CHARS_PER_TOKEN
 
     @torch.no_grad()
