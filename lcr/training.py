@@ -255,7 +255,7 @@ def _schedule(params: TrainParams, total_steps: int):
     return factor
 
 
-def _cap_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
+def capped_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
     """The documents a capped split keeps (sorted), or None when it keeps them all."""
     if limit is None or n <= limit:
         return None
@@ -264,7 +264,7 @@ def _cap_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
 
 
 def _cap(split: EncodedSplit, limit: int | None, seed: int) -> EncodedSplit:
-    keep = _cap_indices(len(split), limit, seed)
+    keep = capped_indices(len(split), limit, seed)
     return split if keep is None else split.subset(keep)
 
 
@@ -275,7 +275,7 @@ def word_tokenizer(dataset_dir: str | Path, params: TrainParams):
     from lcr.baselines.words import build_word_tokenizer
 
     texts = store.read_split(dataset_dir, "train", columns=["text"]).column("text").to_pylist()
-    keep = _cap_indices(len(texts), params.max_train_docs, params.seed)
+    keep = capped_indices(len(texts), params.max_train_docs, params.seed)
     if keep is not None:
         texts = [texts[i] for i in keep]
     if not texts:

@@ -89,7 +89,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     from lcr import metrics
     from lcr.datasets import store
     from lcr.labels import LabelArtifacts, subset_masks
-    from lcr.training import _cap_indices, write_predictions, write_results
+    from lcr.training import capped_indices, write_predictions, write_results
 
     started = time.time()
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
@@ -97,7 +97,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     vocab, _ = store.read_vocab(dataset_dir)
     artifacts = LabelArtifacts.load(dataset_dir / store.LABELS_DIR)
     n_train = store.read_split(dataset_dir, "train", columns=["id"]).num_rows
-    _, texts, gold = _split_texts(dataset_dir, "train", vocab, _cap_indices(n_train, params.max_train_docs, params.seed))
+    _, texts, gold = _split_texts(dataset_dir, "train", vocab, capped_indices(n_train, params.max_train_docs, params.seed))
     if gold.nnz == 0:
         raise LcrError(f"{dataset_dir.name}: the training split has no labels")
     vectorizer, weights, bias = _fit(texts, gold, params)
@@ -105,7 +105,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
 
     def evaluate(split: str, limit: int | None):
         n = store.read_split(dataset_dir, split, columns=["id"]).num_rows
-        ids, split_texts, split_gold = _split_texts(dataset_dir, split, vocab, _cap_indices(n, limit, params.seed))
+        ids, split_texts, split_gold = _split_texts(dataset_dir, split, vocab, capped_indices(n, limit, params.seed))
         topk, scores = _rank(vectorizer, weights, bias, split_texts, k)
         return ids, split_gold, topk, scores
 
