@@ -14,7 +14,8 @@ from lcr.config import train_params
 from lcr.encoder import check_encoder, load_encoder
 from lcr.errors import LcrError
 from lcr.model import (VARIANTS, LabelCoRank, LabelCoRankConfig, LabelTextAttention, RobertaBaseline,
-                       build_model, cooc_transposed, load_model, oracle_rerank, select_labels)
+                       build_model, cooc_csr, cooc_row_sums, cooc_transposed, load_model, oracle_rerank,
+                       select_labels)
 
 K = 8
 PAD = K
@@ -161,6 +162,26 @@ def test_vectorised_selection_equals_a_per_document_reference():
                                               selection, use_cooc, use_rank)
                         got = (labels[row].tolist(), mask[row].tolist())
                         assert got == expected, (trial, selection, use_cooc, use_rank, row)
+
+
+def test_cooc_row_sums_gather_and_sparse_product_equal_dense_row_sums():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        k = int(rng.integers(2, 30))
+        slots = int(rng.integers(1, k + 1))
+        batch = int(rng.integers(1, 5))
+        matrix = (rng.integers(0, 50, size=(k, k)) * (rng.random((k, k)) < 0.4)).astype(np.float64)
+        matrix[rng.random(k) < 0.2] = 0  # empty rows
+        indices, values = cooc_transposed(sp.coo_matrix(matrix), k)
+        csr = cooc_csr(torch.sparse_coo_tensor(indices, values, (k, k), check_invariants=True))
+        labels = torch.stack([torch.randperm(k, generator=torch.Generator().manual_seed(int(rng.integers(1 << 30))))[:slots]
+                              for _ in range(batch)])  # (B, slots), distinct per row
+        keep = torch.from_numpy(rng.random((batch, slots)) < 0.6)
+        expected = np.stack([matrix[labels[row][keep[row]].numpy()].sum(axis=0) for row in range(batch)])
+        for gather in (True, False, None):
+            got = cooc_row_sums(csr, labels, keep, gather=gather)
+            assert got.dtype == torch.float64 and got.shape == (batch, k)
+            np.testing.assert_array_equal(got.numpy(), expected)
 
 
 # --------------------------------------------------------------------------------------------
