@@ -7,8 +7,10 @@ run see exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,8 +47,43 @@ class EncodedSplit:
                             self.labels[indices])
 
 
+def read_texts(dataset_dir: str | Path, split: str, *, compose: Callable[[str, dict], str] | None = None,
+               columns: tuple[str, ...] = ()):
+    """The texts of a split of the store, composed with their metadata when asked.
+
+    Args:
+        dataset_dir: ``data/<dataset>``.
+        split: ``train``, ``dev`` or ``test``.
+        compose: ``compose(text, meta) -> text`` for models that read metadata (MATCH); the
+            store must then have a ``meta`` column.
+        columns: further columns to read.
+
+    Returns:
+        (the texts, the ``pyarrow`` table of ``columns``).
+
+    Raises:
+        LcrError: ``compose`` is given and the store keeps no metadata.
+    """
+    from lcr.errors import LcrError
+
+    names = ["text", *columns]
+    if compose is not None:
+        if "meta" not in store.split_columns(dataset_dir, split):
+            raise LcrError(f"{store.split_path(dataset_dir, split)} has no `meta` column: this model reads "
+                           "the documents' metadata (venue, authors, references), which only MAG-CS and "
+                           "PubMed carry")
+        names.append("meta")
+    table = store.read_split(dataset_dir, split, columns=names)
+    texts = table.column("text").to_pylist()
+    if compose is not None:
+        metas = table.column("meta").to_pylist()
+        texts = [compose(text, json.loads(meta or "{}")) for text, meta in zip(texts, metas)]
+    return texts, table
+
+
 def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str], max_length: int,
-                 *, chunk: int = 2048, progress: bool = False) -> EncodedSplit:
+                 *, chunk: int = 2048, progress: bool = False,
+                 compose: Callable[[str, dict], str] | None = None) -> EncodedSplit:
     """Tokenise a split of the store with a (fast) Hugging Face tokenizer.
 
     Args:
@@ -57,11 +94,11 @@ def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str
         max_length: truncation length in tokens, special tokens included.
         chunk: documents per tokenizer call (the fast tokenizer batches internally).
         progress: show a progress bar.
+        compose: see :func:`read_texts` (MATCH puts metadata tokens in front of the text).
     """
     from tqdm.auto import tqdm
 
-    table = store.read_split(dataset_dir, split, columns=["id", "text", "labels"])
-    texts = table.column("text").to_pylist()
+    texts, table = read_texts(dataset_dir, split, compose=compose, columns=("id", "labels"))
     input_ids: list[np.ndarray] = []
     for start in tqdm(range(0, len(texts), chunk), desc=f"tokenise {split}", disable=not progress):
         encoded = tokenizer(texts[start:start + chunk], truncation=True, max_length=max_length)

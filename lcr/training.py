@@ -35,8 +35,8 @@ import torch
 
 from lcr import metrics
 from lcr.atomic import atomic_open, atomic_path
-from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, is_word_level
-from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches, shard
+from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level
+from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches, read_texts, shard
 from lcr.config import TrainParams
 from lcr.datasets import store
 from lcr.errors import LcrError
@@ -52,6 +52,18 @@ BEST_DIR = "best_model"
 def uses_gamma(variant: str) -> bool:
     """LabelCoRank and its ablations have a label sequence of length gamma; the baselines not."""
     return variant != "roberta" and variant not in BASELINE_VARIANTS + LINEAR_VARIANTS
+
+
+def text_composer(params: TrainParams):
+    """How a variant reads a document: ``compose(text, meta) -> text`` for the variants that
+    read metadata (MATCH: metadata tokens in front of the words), None for text only."""
+    if params.variant not in METADATA_VARIANTS:
+        return None
+    from functools import partial
+
+    from lcr.baselines.match import metadata_text
+
+    return partial(metadata_text, max_length=params.max_length)
 
 
 @dataclass
@@ -122,6 +134,10 @@ def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str =
         raise LcrError(f"{dataset_dir.name} is not prepared ({labels_dir} is missing): "
                        f"run `lcr prepare {dataset_dir.name}` first")
     store.split_path(dataset_dir, eval_split)  # rejects an unknown split name
+    if params.variant in METADATA_VARIANTS and "meta" not in store.split_columns(dataset_dir, "train"):
+        raise LcrError(f"{params.variant} reads the documents' metadata (venue, authors, references), but "
+                       f"{dataset_dir.name} has none (its store has no `meta` column): only MAG-CS and "
+                       "PubMed carry metadata")
     if uses_gamma(params.variant) and params.gamma > len(vocab):
         raise LcrError(f"gamma = {params.gamma} is larger than the number of labels K = {len(vocab)}")
     if not is_word_level(params.variant) and params.variant not in LINEAR_VARIANTS:  # no encoder there
@@ -274,7 +290,7 @@ def word_tokenizer(dataset_dir: str | Path, params: TrainParams):
     splits leaks into the vocabulary. Deterministic: a resumed run rebuilds the same ids."""
     from lcr.baselines.words import build_word_tokenizer
 
-    texts = store.read_split(dataset_dir, "train", columns=["text"]).column("text").to_pylist()
+    texts, _ = read_texts(dataset_dir, "train", compose=text_composer(params))
     keep = capped_indices(len(texts), params.max_train_docs, params.seed)
     if keep is not None:
         texts = [texts[i] for i in keep]
@@ -333,9 +349,10 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     model = build_model(params, encoder, cooc=cooc, freq_rank=artifacts.rank, tokenizer=tokenizer).to(device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
+    compose = text_composer(params)
     train_split = _cap(encode_split(dataset_dir, "train", tokenizer, vocab, params.max_length,
-                                    progress=progress), params.max_train_docs, params.seed)
-    dev_split = _cap(encode_split(dataset_dir, "dev", tokenizer, vocab, params.max_length),
+                                    progress=progress, compose=compose), params.max_train_docs, params.seed)
+    dev_split = _cap(encode_split(dataset_dir, "dev", tokenizer, vocab, params.max_length, compose=compose),
                      params.max_eval_docs, params.seed)
     if len(train_split) == 0:
         raise LcrError(f"{dataset_dir.name}: the train split is empty")
@@ -485,7 +502,8 @@ def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainP
         dist.barrier()  # rank 0 has written the best model
     if best_dir.exists():
         model = load_model(best_dir / "model", model.encoder_for_loading()).to(device)
-    split = _cap(encode_split(dataset_dir, eval_split, tokenizer, vocab, params.max_length),
+    split = _cap(encode_split(dataset_dir, eval_split, tokenizer, vocab, params.max_length,
+                              compose=text_composer(params)),
                  params.max_eval_docs, params.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     topk, scores = predict(model, split, batch_size=params.eval_batch_size, device=device,

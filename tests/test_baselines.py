@@ -219,10 +219,84 @@ def test_baseline_runs_become_rows_beside_the_papers_numbers(tmp_path):
     assert aapd.loc["XML-CNN", "P@1 paper"] == 0.814  # Table 4's XML-CNN row
     assert aapd.loc["BERTXML", "status"] == NOT_RUN and aapd.loc["MATCH", "status"] == NOT_RUN
     notes = " ".join(tables["table02_mag-cs_main"].notes)
-    assert "MATCH, RoBERTa-LiGCN and GUDN are not part of lcr" in notes and "XML-CNN" not in notes
+    assert "RoBERTa-LiGCN and GUDN are not part of lcr" in notes and "XML-CNN" not in notes
+    assert "MATCH" not in notes  # built: its row says "not run" until it has runs
 
     # A dataset outside the paper shows the baselines that were run, in the paper's row order.
     reuters = tables["reuters21578_main"].frame
     assert list(reuters["row"]) == ["RoBERTa", "BERTXML", "LabelCoRank"]
     assert reuters.set_index("row").loc["BERTXML", "P@1"] == pytest.approx(0.90)
     assert list(tables["reuters21578_head-tail"].frame["row"]) == ["RoBERTa", "BERTXML", "LabelCoRank"] * 2
+
+
+# --------------------------------------------------------------------------------------------
+# MATCH: text with its metadata
+
+
+def test_metadata_tokens_and_text():
+    from lcr.baselines.match import metadata_text, metadata_tokens
+
+    meta = {"venue": "Proc. ACM (UbiComp)", "author": ["12", "a-b"], "reference": ["99", ""]}
+    assert metadata_tokens(meta) == ["mvenue_Proc_ACM_UbiComp", "mauthor_12", "mauthor_a_b", "mref_99"]
+    assert metadata_tokens({}) == metadata_tokens(None) == []
+    assert metadata_text("some words", meta, max_length=4) == "mvenue_Proc_ACM_UbiComp mauthor_12 some words"
+    assert metadata_text("some words", {}, max_length=4) == "some words"
+    # The word tokenizer keeps a metadata value as one token.
+    tokenizer = build_word_tokenizer([metadata_text("oil prices", meta, 32)] * 2, min_freq=1)
+    assert tokenizer.convert_ids_to_tokens(tokenizer("mvenue_Proc_ACM_UbiComp oil")["input_ids"]) == [
+        "[CLS]", "mvenue_proc_acm_ubicomp", "oil"]
+
+
+def _with_venue(docs):
+    """The toy documents with metadata: the venue names the first topic (so metadata alone
+    predicts a label), the authors are per document."""
+    from lcr.datasets.document import Document
+
+    return [Document(d.id, d.text, d.labels, {"venue": f"{d.labels[0]} letters", "author": [str(i % 5)],
+                                               "reference": []}) for i, d in enumerate(docs)]
+
+
+@pytest.fixture(scope="module")
+def meta_store(tmp_path_factory):
+    data = tmp_path_factory.mktemp("meta") / "data"
+    docs = {"train": toy_documents(48, 0), "dev": toy_documents(16, 1), "test": toy_documents(16, 2)}
+    # The venue alone carries the label: the words are blanked, so only a model that reads
+    # the metadata can get them right.
+    docs = {split: _with_venue(d) for split, d in docs.items()}
+    for split in docs.values():
+        for d in split:
+            d.text = "report"
+    store.write_store(data / "meta", docs, info={"with_meta": True}, progress=False)
+    prepare(data / "meta", show_progress=False)
+    return data
+
+
+def test_match_trains_on_text_and_metadata(meta_store, toy_store, tmp_path, monkeypatch):
+    from lcr.batches import encode_split
+    from lcr.jobs import train_job
+    from lcr.training import text_composer, word_tokenizer
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = train_params(dict(TINY, variant="match", word_min_freq=1, batch_size=8, epochs=6, lr=3e-2,
+                               patience=None, device="cpu", eval_batch_size=16, log_every=1))
+    # The data path puts the metadata tokens in front of the words.
+    tokenizer = word_tokenizer(meta_store / "meta", params)
+    assert "mvenue_oil_letters" in tokenizer.get_vocab() and "mauthor_3" in tokenizer.get_vocab()
+    vocab, _ = store.read_vocab(meta_store / "meta")
+    dev = encode_split(meta_store / "meta", "dev", tokenizer, vocab, 32, compose=text_composer(params))
+    first = tokenizer.convert_ids_to_tokens(dev.input_ids[0].tolist())
+    assert first[:2] == ["[CLS]", "mvenue_" + dev_label(meta_store, 0) + "_letters"] and first[-1] == "report"
+
+    result = train_job("meta", params, data_dir=meta_store, output_dir=tmp_path / "run", progress=False)
+    assert result["run"]["variant"] == "match"
+    # Only the venue token tells the test documents apart (its first label).
+    assert result["eval"]["full"]["P@1"] >= 0.9, result["eval"]["full"]
+
+    # A store without metadata is refused before any work, naming the dataset.
+    with pytest.raises(LcrError, match=r"match reads the documents' metadata .* toy has none"):
+        train_job("toy", params, data_dir=toy_store, output_dir=tmp_path / "refused", progress=False)
+    assert not (tmp_path / "refused").exists()
+
+
+def dev_label(data, row):
+    return store.read_split(data / "meta", "dev", columns=["labels"]).column("labels")[row].as_py()[0]

@@ -12,10 +12,12 @@ MLflow serving treat them exactly like LabelCoRank.
 * ``star-transformer`` (:mod:`lcr.baselines.star_transformer`): Guo et al. 2019.
 * ``bertxml`` (:mod:`lcr.baselines.bertxml`): Xun et al. 2020, on the same pretrained encoder
   as LabelCoRank.
+* ``match`` (:mod:`lcr.baselines.match`): Zhang et al. 2021, text with its metadata (venue,
+  authors, references) as tokens; MAG-CS and PubMed only.
 * ``tfidf`` (:mod:`lcr.baselines.tfidf`): not in the paper; TF-IDF with one-vs-rest logistic
   regression (scikit-learn), fitted by its own job rather than the training loop.
 
-The first five are *word-level*: they read words of a vocabulary built from the training split
+The first five and ``match`` are *word-level*: they read words of a vocabulary built from the training split
 (:mod:`lcr.baselines.words`) through word embeddings that are initialised at random and trained
 with the model (no pretrained word vectors: nothing is downloaded). For them the ``encoder``
 setting is ignored. ``bertxml`` uses the encoder and its tokenizer like LabelCoRank.
@@ -27,7 +29,9 @@ them cheaply; the models live in :mod:`lcr.baselines.common` and the per-model m
 from __future__ import annotations
 
 #: Variants that read words through embeddings trained from scratch (no pretrained encoder).
-WORD_VARIANTS = ("xml-cnn", "attentionxml", "transformer", "meshprobenet", "star-transformer")
+WORD_VARIANTS = ("xml-cnn", "attentionxml", "transformer", "meshprobenet", "star-transformer", "match")
+#: Variants that read the documents' metadata (the store's ``meta`` column) with their text.
+METADATA_VARIANTS = ("match",)
 #: Variants built on the pretrained encoder (the ``encoder`` setting), like LabelCoRank.
 ENCODER_VARIANTS = ("bertxml",)
 BASELINE_VARIANTS = WORD_VARIANTS + ENCODER_VARIANTS
@@ -42,6 +46,7 @@ MODULES = {
     "meshprobenet": "lcr.baselines.meshprobenet",
     "star-transformer": "lcr.baselines.star_transformer",
     "bertxml": "lcr.baselines.bertxml",
+    "match": "lcr.baselines.match",
 }
 
 

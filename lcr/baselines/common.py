@@ -20,26 +20,26 @@ from lcr.errors import LcrError
 from lcr.model import ModelOutput, _SaveLoad, bce
 
 # Models whose attention splits the embedding into heads.
-_HEADED = ("transformer", "star-transformer")
+_HEADED = ("transformer", "star-transformer", "match")
 
 
 @dataclass
 class BaselineConfig:
-    """Settings of a baseline model (one class for all six; each model reads its own fields).
+    """Settings of a baseline model (one class for all; each model reads its own fields).
 
     Attributes:
         num_labels: K.
         vocab_size: size of the word vocabulary, special tokens included (word-level models).
         pad_token_id: the id of the padding token (its embedding stays zero).
-        max_length: the longest input in tokens: the position table of the Transformer and the
-            Star-Transformer, and XML-CNN's fixed input length (it pads every input to it).
-        embed_dim: word embedding size (also the model width of the Transformer and the
+        max_length: the longest input in tokens: the position table of the Transformer, MATCH and
+            the Star-Transformer, and XML-CNN's fixed input length (it pads every input to it).
+        embed_dim: word embedding size (also the model width of the Transformer, MATCH and the
             Star-Transformer).
         hidden_dim: hidden size per direction of the BiLSTM (AttentionXML) and the BiGRU
-            (MeSHProbeNet); the feed-forward width of the Transformer.
-        num_layers: recurrent layers (AttentionXML, MeSHProbeNet), encoder layers (Transformer)
+            (MeSHProbeNet); the feed-forward width of the Transformer and MATCH.
+        num_layers: recurrent layers (AttentionXML, MeSHProbeNet), encoder layers (Transformer, MATCH)
             or update cycles (Star-Transformer).
-        num_heads: attention heads (Transformer, Star-Transformer); must divide ``embed_dim``.
+        num_heads: attention heads (Transformer, MATCH, Star-Transformer); must divide ``embed_dim``.
         dropout: dropout on the embeddings and before the output layers.
         cnn_windows: XML-CNN's convolution widths.
         cnn_filters: XML-CNN's filters per width.
@@ -47,7 +47,7 @@ class BaselineConfig:
         bottleneck_dim: XML-CNN's bottleneck layer; the hidden layer of AttentionXML's
             per-label output network.
         num_probes: MeSHProbeNet's self-attentive probes.
-        num_cls_tokens: BERTXML's [CLS]-like tokens at the start of the input.
+        num_cls_tokens: BERTXML's and MATCH's [CLS]-like tokens at the start of the input.
     """
 
     num_labels: int
@@ -97,8 +97,8 @@ class BaselineConfig:
             ]
         if variant == "meshprobenet":
             checks.append((self.num_probes >= 1, "meshprobenet: num_probes must be at least 1"))
-        if variant == "bertxml":
-            checks.append((self.num_cls_tokens >= 1, "bertxml: num_cls_tokens must be at least 1"))
+        if variant in ("bertxml", "match"):
+            checks.append((self.num_cls_tokens >= 1, f"{variant}: num_cls_tokens must be at least 1"))
         for ok, message in checks:
             if not ok:
                 raise LcrError(f"baseline config: {message}")

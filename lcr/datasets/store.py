@@ -62,6 +62,14 @@ def read_vocab(dataset_dir: str | Path) -> tuple[list[str], list[str]]:
     return ids, names
 
 
+def split_columns(dataset_dir: str | Path, split: str) -> list[str]:
+    """The column names of a split's Parquet file (read from its footer, not its data)."""
+    path = split_path(dataset_dir, split)
+    if not path.exists():
+        raise LcrError(f"{path} does not exist: run `lcr fetch {Path(dataset_dir).name}` first")
+    return pq.read_schema(path).names
+
+
 def read_split(dataset_dir: str | Path, split: str, columns: list[str] | None = None) -> pa.Table:
     """Read a split (or some of its columns) as an Arrow table."""
     path = split_path(dataset_dir, split)
