@@ -219,6 +219,17 @@ def word_embedding(config: BaselineConfig) -> nn.Embedding:
     return embedding
 
 
+def transformer_encoder(config: BaselineConfig) -> nn.TransformerEncoder:
+    """``num_layers`` pre-LayerNorm Transformer encoder layers (GELU, ``num_heads`` heads,
+    feed-forward width ``hidden_dim``), batch first; the Transformer and MATCH baselines."""
+    c = config
+    layer = nn.TransformerEncoderLayer(c.embed_dim, c.num_heads, dim_feedforward=c.hidden_dim,
+                                       dropout=c.dropout, activation="gelu", batch_first=True,
+                                       norm_first=True)
+    # No nested-tensor fast path: it would change the numerics between train and eval.
+    return nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
+
+
 def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:
     """Real tokens per row (B,), at least 1 (a row of padding alone is read as one token)."""
     return attention_mask.long().sum(dim=1).clamp(min=1)

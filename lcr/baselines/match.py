@@ -33,7 +33,7 @@ import re
 import torch
 from torch import nn
 
-from lcr.baselines.common import Baseline, BaselineConfig, word_embedding
+from lcr.baselines.common import Baseline, BaselineConfig, transformer_encoder, word_embedding
 
 _NOT_WORD = re.compile(r"\W+")
 
@@ -81,11 +81,7 @@ class Model(Baseline):
         self.position = nn.Embedding(c.num_cls_tokens + c.max_length, c.embed_dim)
         nn.init.normal_(self.position.weight, std=0.1)  # the word embeddings' scale
         self.dropout = nn.Dropout(c.dropout)
-        layer = nn.TransformerEncoderLayer(c.embed_dim, c.num_heads, dim_feedforward=c.hidden_dim,
-                                           dropout=c.dropout, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        # No nested-tensor fast path: it would change the numerics between train and eval.
-        self.layers = nn.TransformerEncoder(layer, c.num_layers, enable_nested_tensor=False)
+        self.layers = transformer_encoder(c)
         self.norm = nn.LayerNorm(c.embed_dim)
         self.output = nn.Linear(c.num_cls_tokens * c.embed_dim, c.num_labels)
 
