@@ -7,10 +7,11 @@ run see exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,13 +25,16 @@ class EncodedSplit:
     """A tokenised split.
 
     Attributes:
-        ids: document ids (N).
-        input_ids: token ids per document, with special tokens, truncated to max_length.
+        ids: document ids (N): a list, or a :class:`lcr.token_cache.StringColumn` (an Arrow
+            array) for a cached split.
+        input_ids: token ids per document, with special tokens, truncated to max_length: a
+            list of arrays, or a :class:`lcr.token_cache.TokenSequences` (views into one flat
+            array; memory-mapped for a cached split, so the tokens stay on disk).
         labels: binary CSR matrix (N x K) in label-index order.
     """
 
-    ids: list[str]
-    input_ids: list[np.ndarray]
+    ids: Sequence[str]
+    input_ids: Sequence[np.ndarray]
     labels: sp.csr_matrix
 
     def __len__(self) -> int:
@@ -38,13 +42,27 @@ class EncodedSplit:
 
     @property
     def lengths(self) -> np.ndarray:
+        if hasattr(self.input_ids, "lengths"):  # TokenSequences: from the offsets, vectorised
+            return self.input_ids.lengths()
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
     def subset(self, indices) -> "EncodedSplit":
         """The documents at ``indices`` (used to cap a split for small budgets)."""
-        indices = np.asarray(indices)
-        return EncodedSplit([self.ids[i] for i in indices], [self.input_ids[i] for i in indices],
-                            self.labels[indices])
+        indices = np.asarray(indices, dtype=np.int64)
+        ids = self.ids.take(indices) if hasattr(self.ids, "take") else [self.ids[i] for i in indices]
+        input_ids = (self.input_ids.take(indices) if hasattr(self.input_ids, "take")
+                     else [self.input_ids[i] for i in indices])
+        return EncodedSplit(ids, input_ids, self.labels[indices])
+
+
+def _check_meta(dataset_dir: str | Path, split: str) -> None:
+    """Raise LcrError when a split keeps no metadata (a composer needs it)."""
+    from lcr.errors import LcrError
+
+    if "meta" not in store.split_columns(dataset_dir, split):
+        raise LcrError(f"{store.split_path(dataset_dir, split)} has no `meta` column: this model reads "
+                       "the documents' metadata (venue, authors, references), which only MAG-CS and "
+                       "PubMed carry")
 
 
 def read_texts(dataset_dir: str | Path, split: str, *, compose: Callable[[str, dict], str] | None = None,
@@ -64,14 +82,9 @@ def read_texts(dataset_dir: str | Path, split: str, *, compose: Callable[[str, d
     Raises:
         LcrError: ``compose`` is given and the store keeps no metadata.
     """
-    from lcr.errors import LcrError
-
     names = ["text", *columns]
     if compose is not None:
-        if "meta" not in store.split_columns(dataset_dir, split):
-            raise LcrError(f"{store.split_path(dataset_dir, split)} has no `meta` column: this model reads "
-                           "the documents' metadata (venue, authors, references), which only MAG-CS and "
-                           "PubMed carry")
+        _check_meta(dataset_dir, split)
         names.append("meta")
     table = store.read_split(dataset_dir, split, columns=names)
     texts = table.column("text").to_pylist()
@@ -83,7 +96,8 @@ def read_texts(dataset_dir: str | Path, split: str, *, compose: Callable[[str, d
 
 def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str], max_length: int,
                  *, chunk: int = 2048, progress: bool = False,
-                 compose: Callable[[str, dict], str] | None = None) -> EncodedSplit:
+                 compose: Callable[[str, dict], str] | None = None,
+                 cache: bool | str | Path = False, workers: int | None = None) -> EncodedSplit:
     """Tokenise a split of the store with a (fast) Hugging Face tokenizer.
 
     Args:
@@ -95,16 +109,54 @@ def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str
         chunk: documents per tokenizer call (the fast tokenizer batches internally).
         progress: show a progress bar.
         compose: see :func:`read_texts` (MATCH puts metadata tokens in front of the text).
+        cache: use (or build) the split's token cache (:mod:`lcr.token_cache`): True for
+            ``data/<dataset>/cache``, or a folder. The tokens then stay memory-mapped on disk
+            and the ids in an Arrow array: the split's memory does not grow with its tokens.
+            A slow tokenizer, or a cache folder that cannot be written (read-only, full),
+            falls back to tokenising in memory (with a warning for the latter).
+        workers: tokenising processes when the cache is built (default: the usable CPUs).
+
+    Returns:
+        The split; its token ids are identical with and without the cache.
     """
     from tqdm.auto import tqdm
 
+    from lcr import token_cache
+
+    if cache and token_cache.is_cacheable(tokenizer):
+        if compose is not None:
+            _check_meta(dataset_dir, split)
+        try:
+            cached = token_cache.build(dataset_dir, split, tokenizer, max_length, compose=compose,
+                                       workers=workers, progress=progress,
+                                       root=None if cache is True else Path(cache))
+        except OSError as exc:  # a read-only data folder, a full disk: go on without the cache
+            import warnings
+
+            warnings.warn(f"no token cache ({exc}); tokenising {split} in memory", stacklevel=2)
+        else:
+            ids, labels = token_cache.read_ids_and_labels(store.split_path(dataset_dir, split), vocab)
+            if len(ids) != len(cached):
+                from lcr.errors import LcrError
+
+                raise LcrError(f"token cache {cached.path} holds {len(cached)} documents, "
+                               f"{store.split_path(dataset_dir, split)} {len(ids)}: remove the cache")
+            return EncodedSplit(ids, token_cache.TokenSequences.from_cache(cached), labels)
+
     texts, table = read_texts(dataset_dir, split, compose=compose, columns=("id", "labels"))
-    input_ids: list[np.ndarray] = []
+    # One flat array with offsets, not an array per document.
+    parts: list[np.ndarray] = []
+    lengths = np.zeros(len(texts), dtype=np.int64)
     for start in tqdm(range(0, len(texts), chunk), desc=f"tokenise {split}", disable=not progress):
-        encoded = tokenizer(texts[start:start + chunk], truncation=True, max_length=max_length)
-        input_ids.extend(np.asarray(ids, dtype=np.int32) for ids in encoded["input_ids"])
+        encoded = tokenizer(texts[start:start + chunk], truncation=True, max_length=max_length)["input_ids"]
+        lengths[start:start + len(encoded)] = [len(ids) for ids in encoded]
+        parts.append(np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int32,
+                                 count=int(lengths[start:start + len(encoded)].sum())))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
     labels = store.labels_to_matrix(table.column("labels"), vocab)
-    return EncodedSplit(table.column("id").to_pylist(), input_ids, labels)
+    return EncodedSplit(table.column("id").to_pylist(), token_cache.TokenSequences(tokens, offsets), labels)
 
 
 def length_bucketed_batches(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,

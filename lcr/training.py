@@ -36,7 +36,7 @@ import torch
 from lcr import metrics
 from lcr.atomic import atomic_open, atomic_path
 from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level
-from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches, read_texts, shard
+from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches, read_texts
 from lcr.config import TrainParams
 from lcr.datasets import store
 from lcr.errors import LcrError
@@ -166,22 +166,23 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
     from tqdm.auto import tqdm
 
     model.eval()
-    mine = shard(list(range(len(split))), env.rank, env.world_size, pad=False)
-    lengths = split.lengths[mine] if mine else np.zeros(0, dtype=np.int64)
-    batches = [np.asarray(mine)[b] for b in length_bucketed_batches(lengths, batch_size, shuffle=False)]
+    mine = np.arange(len(split))[env.rank::env.world_size]  # shard(..., pad=False), no list of N ints
+    lengths = split.lengths[mine]
     k = min(top_k, split.labels.shape[1])
-    found_idx, found_scores, found_docs = [], [], []
-    for indices in tqdm(batches, desc="predict", disable=not progress, leave=False):
-        batch = {name: t.to(device) for name, t in collate(split, indices, pad_token_id).items()}
+    # Filled in place: lists of per-batch arrays would fragment the heap between the freed
+    # B x K score blocks and keep gigabytes resident at PubMed size.
+    topk = np.zeros((len(mine), k), dtype=np.int64)  # (N_mine, k)
+    scores = np.zeros((len(mine), k), dtype=np.float32)  # (N_mine, k)
+    batches = length_bucketed_batches(lengths, batch_size, shuffle=False)  # positions in `mine`
+    for positions in tqdm(batches, desc="predict", disable=not progress, leave=False):
+        batch = {name: t.to(device) for name, t in collate(split, mine[positions], pad_token_id).items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(batch["input_ids"], batch["attention_mask"]).logits  # (B, K)
-        scores, idx = torch.topk(torch.sigmoid(logits.float()), k, dim=-1)  # (B, k), (B, k)
-        found_idx.append(idx.cpu().numpy())
-        found_scores.append(scores.cpu().numpy())
-        found_docs.append(indices)
-    topk = np.concatenate(found_idx) if found_idx else np.zeros((0, k), dtype=np.int64)
-    scores = np.concatenate(found_scores) if found_scores else np.zeros((0, k), dtype=np.float32)
-    docs = np.concatenate(found_docs) if found_docs else np.zeros(0, dtype=np.int64)
+        # sigmoid is monotonic: rank the logits, squash only the k kept
+        top_logits, idx = torch.topk(logits.float(), k, dim=-1)  # (B, k), (B, k)
+        topk[positions] = idx.cpu().numpy()
+        scores[positions] = torch.sigmoid(top_logits).cpu().numpy()
+    docs = mine
     if env.world_size > 1:
         import torch.distributed as dist
 
@@ -190,9 +191,11 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
         docs = np.concatenate([g[0] for g in gathered])
         topk = np.concatenate([g[1] for g in gathered])
         scores = np.concatenate([g[2] for g in gathered])
-    order = np.argsort(docs, kind="stable")
     model.train()
-    return topk[order].astype(np.int64), scores[order].astype(np.float32)
+    if env.world_size == 1:
+        return topk, scores  # already in document order
+    order = np.argsort(docs, kind="stable")
+    return topk[order], scores[order]
 
 
 def write_predictions(path: str | Path, ids: list[str], vocab: list[str], topk: np.ndarray,
@@ -302,7 +305,7 @@ def word_tokenizer(dataset_dir: str | Path, params: TrainParams):
 
 def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, *,
           eval_split: str = "test", resume: bool = False, tracker=None,
-          progress: bool | None = None) -> dict:
+          progress: bool | None = None, token_cache: bool = True) -> dict:
     """Train one model on a prepared dataset and evaluate it.
 
     Args:
@@ -316,6 +319,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
             ``log_artifact(path)`` and ``run_id`` (see :mod:`lcr.tracking`), or None; used on
             rank 0 only.
         progress: show progress bars (default: when stderr is a terminal).
+        token_cache: tokenise each split once into its on-disk token cache
+            (``data/<dataset>/cache``, :mod:`lcr.token_cache`) and stream batches from it, so
+            memory does not grow with the split's tokens; False tokenises in memory.
 
     Returns:
         ``{"dev": best dev metrics, "eval": {"full", "head", "tail"}, "best_epoch", "steps",
@@ -351,8 +357,10 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
 
     compose = text_composer(params)
     train_split = _cap(encode_split(dataset_dir, "train", tokenizer, vocab, params.max_length,
-                                    progress=progress, compose=compose), params.max_train_docs, params.seed)
-    dev_split = _cap(encode_split(dataset_dir, "dev", tokenizer, vocab, params.max_length, compose=compose),
+                                    progress=progress, compose=compose, cache=token_cache),
+                       params.max_train_docs, params.seed)
+    dev_split = _cap(encode_split(dataset_dir, "dev", tokenizer, vocab, params.max_length, compose=compose,
+                                  cache=token_cache),
                      params.max_eval_docs, params.seed)
     if len(train_split) == 0:
         raise LcrError(f"{dataset_dir.name}: the train split is empty")
@@ -475,7 +483,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         checkpoint()
 
     result = _final_evaluation(raw_model, dataset_dir, output_dir, params, vocab, artifacts, tokenizer,
-                               eval_split, device, env, bf16, progress)
+                               eval_split, device, env, bf16, progress, token_cache=token_cache)
     result.update(run={"dataset": dataset_dir.name, "variant": params.variant, "seed": params.seed,
                        "gamma": params.gamma if uses_gamma(params.variant) else None, "eval_split": eval_split},
                   dev=best["dev"], best_epoch=best["epoch"], steps=position["step"], history=history,
@@ -490,7 +498,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
 
 
 def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainParams, vocab, artifacts,
-                      tokenizer, eval_split: str, device, env: DistEnv, bf16: bool, progress: bool) -> dict:
+                      tokenizer, eval_split: str, device, env: DistEnv, bf16: bool, progress: bool,
+                      token_cache: bool = True) -> dict:
     """Evaluate the best model on the evaluation split with its head and tail subsets."""
     from lcr.labels import subset_masks
     from lcr.model import load_model
@@ -503,7 +512,7 @@ def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainP
     if best_dir.exists():
         model = load_model(best_dir / "model", model.encoder_for_loading()).to(device)
     split = _cap(encode_split(dataset_dir, eval_split, tokenizer, vocab, params.max_length,
-                              compose=text_composer(params)),
+                              compose=text_composer(params), cache=token_cache),
                  params.max_eval_docs, params.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     topk, scores = predict(model, split, batch_size=params.eval_batch_size, device=device,

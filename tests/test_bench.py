@@ -1,0 +1,116 @@
+"""Quick-mode smoke tests of the issue #7 benchmarks and of ``bench.run_all`` (about half a minute)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "bench" / "BENCHMARKS.md"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_evaluation_project_and_loops_agree():
+    from bench import bench_evaluation as bench
+
+    args = bench.parse_args(["--quick", "--docs", "300", "--labels", "200", "--train-docs", "3000",
+                             "--loop-docs", "300", "--python-docs", "300", "--no-report"])
+    result = bench.run(args)
+    project = result["project"]["evaluation"]
+    assert project["full"]["n_docs"] == 300
+    for name in bench.LOOPS:
+        check = result["loops"]["checks"][name]
+        assert check["docs"] == 300  # every document went through every loop
+        assert check["rows_differ"] == 0  # the same top-k as lcr.training.predict
+        assert check["same_as_project"] is True
+        # The loop's metrics over all documents are the project's (lcr.metrics.evaluate's).
+        for subset in ("full", "head", "tail"):
+            for key, value in check["metrics"][subset].items():
+                assert value == pytest.approx(project[subset][key], abs=1e-12), (name, subset, key)
+    assert set(result["speedups"]) == set(bench.LOOPS)
+    text = bench.markdown(args, result, "python -m bench.bench_evaluation --quick")
+    assert "speed-up over the `np.argsort` loop" in text and "N x K float32" in text
+
+
+def test_evaluation_loop_metrics_by_hand():
+    import numpy as np
+
+    from bench.bench_evaluation import LoopMetrics, rank_document
+
+    row = np.array([0.1, 0.9, 0.5, 0.9, -1.0], dtype=np.float32)
+    for how in ("sort", "argpartition", "python"):
+        assert rank_document(row, 3, how) == [1, 3, 2]  # ties to the lower index
+    acc = LoopMetrics(np.array([True, True, False, False, False]), ks=(1, 3))
+    acc.add([1, 3, 2], [3, 4])  # one head label of two: tail, not head
+    result = acc.result()
+    assert result["full"]["P@1"] == 0.0 and result["full"]["P@3"] == pytest.approx(1 / 3)
+    assert result["full"]["nDCG@3"] == pytest.approx((1 / np.log2(3)) / (1 + 1 / np.log2(3)))
+    assert result["tail"]["n_docs"] == 1 and result["head"]["n_docs"] == 0
+
+
+def test_step_memory_low_rank_w5_is_smaller():
+    from bench import bench_step_memory as bench
+
+    args = bench.parse_args(["--quick", "--labels", "300", "--docs", "3000", "--no-report"])
+    result = bench.run(args)
+    faithful, low = result["models"]["faithful"], result["models"]["low-rank"]
+    assert "failed" not in faithful and "failed" not in low
+    assert faithful["params"]["w5"] == args.gamma * args.hidden * args.labels + args.labels  # W5 and b5
+    assert low["params"]["w5"] == (args.gamma * args.hidden + args.labels) * args.rank + args.labels
+    assert low["w5_bytes"] < faithful["w5_bytes"]
+    assert faithful["peak"] >= faithful["before"] > 0
+    assert bench.passed(result)
+    text = bench.markdown(args, result, "python -m bench.bench_step_memory --quick")
+    assert "| faithful | null |" in text and f"| low-rank | {args.rank} |" in text
+
+
+def test_run_all_lists_every_benchmark():
+    from bench.run_all import NAMES
+
+    done = _run("bench.run_all", "--list")
+    assert done.returncode == 0, done.stderr
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    assert listed == list(NAMES)
+    assert {"bench_evaluation", "bench_step_memory", "bench_train_step"} <= set(listed)
+
+
+def test_run_all_quick_leaves_benchmarks_file_alone():
+    before = BENCHMARKS.read_bytes()
+    done = _run("bench.run_all", "--quick", "--only", "bench_evaluation")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "bench_evaluation: ok" in done.stdout
+    assert "speed-up over the `np.argsort` loop" in done.stdout  # the benchmark's own output passed through
+    assert BENCHMARKS.read_bytes() == before
+
+
+def test_run_all_rejects_unknown_names():
+    done = _run("bench.run_all", "--only", "no_such_bench")
+    assert done.returncode != 0 and "invalid choice" in done.stderr
+
+
+def test_run_all_machine_section_goes_after_the_header(tmp_path):
+    from bench import report
+    from bench.run_all import BENCHMARKS as ALL, machine_markdown, write_machine_section
+
+    path = tmp_path / "BENCHMARKS.md"
+    report.update_section("prepare", "## prepare\nfigures", path)
+    rows = [(ALL[0], "python -m bench.bench_prepare", {"status": "ok", "seconds": 12.0}),
+            (ALL[-1], "python -m bench.bench_step_memory", {"status": "skipped (module not found)"})]
+    write_machine_section(machine_markdown("python -m bench.run_all", rows), path)
+    text = path.read_text(encoding="utf-8")
+    assert text.index("<!-- begin machine -->") < text.index("<!-- begin prepare -->")
+    assert "python -m bench.run_all" in text and "| `bench_prepare` | `prepare` |" in text
+    assert "torch" in text and "transformers" in text
+    write_machine_section("## Machine and commands\nagain", path)  # rewritten in place, not added twice
+    text = path.read_text(encoding="utf-8")
+    assert text.count("<!-- begin machine -->") == 1 and "again" in text and "figures" in text
