@@ -294,7 +294,7 @@ def run_loops(data: dict, logits: Logits, project: dict, args: argparse.Namespac
         torch.sigmoid(top_values)
         batch_times["topk_then_sigmoid"] += time.perf_counter() - start
         start = time.perf_counter()
-        collate(split, docs, 0)
+        collate(split, docs, 0, labels=False)
         batch_times["collate"] += time.perf_counter() - start
         names = list(LOOPS)
         names = names[chunk_index % 3:] + names[: chunk_index % 3]  # rotate: none always first
@@ -447,7 +447,7 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
         f"{p['generate_s']:.1f} s, measured inside the stand-in and excluded from both sides (it replaces the "
         "model's forward)",
         f"- Project: `lcr.training.predict` itself ({p['batches']:,} batches of {args.batch_size}, `torch.topk` "
-        f"of the sigmoid scores per batch, k = {args.top_k}) into an N x {args.top_k} array, then "
+        f"of the logits per batch and the sigmoid of the {args.top_k} kept) into an N x {args.top_k} array, then "
         "`lcr.metrics.evaluate` with scores, propensities and the head/tail subsets (P, nDCG, PSP, PSnDCG @1,3,5, "
         f"micro/macro F1: more than the loops compute); full P@1 {full['P@1']:.4f}, P@5 {full['P@5']:.4f}, "
         f"nDCG@5 {full['nDCG@5']:.4f}",
@@ -480,10 +480,10 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
         f"before {_gb(p['rss_before'])}) | < {_gb(MEMORY_SHARE * result['dense_bytes'])} ({MEMORY_SHARE:.0%} of "
         f"N x K float32, {_gb(result['dense_bytes'])}) | {'ok' if ok_memory else 'MISSED'} |",
         "",
-        "Breakdown per batch of the sample (us per document, report only): `predict`'s "
-        f"`topk(sigmoid(logits))` {batch['sigmoid_topk'] * 1e6:.0f}; `topk(logits)` then the sigmoid of the k "
-        f"kept (the same ranking: the sigmoid is monotone) {batch['topk_then_sigmoid'] * 1e6:.0f}; `collate` "
-        f"(which also builds the batch's dense B x K labels, unused by `predict`) {batch['collate'] * 1e6:.0f}.",
+        "Breakdown per batch of the sample (us per document, report only): `topk(sigmoid(logits))` "
+        f"{batch['sigmoid_topk'] * 1e6:.0f}; `predict`'s `topk(logits)` then the sigmoid of the k kept (the same "
+        f"ranking: the sigmoid is monotone) {batch['topk_then_sigmoid'] * 1e6:.0f}; `collate` without the "
+        f"labels (as `predict` calls it) {batch['collate'] * 1e6:.0f}.",
         "",
         f"Memory: the results (N x {args.top_k} labels and scores) take {_gb(p['output_bytes'])}; RSS after "
         f"`predict` + `evaluate` {_gb(p['rss_after'])}"

@@ -282,8 +282,11 @@ def profile(
     from lcr.config import DEFAULT_PARAMS, select_profile
 
     pipeline = select_profile(name, params or DEFAULT_PARAMS)
-    typer.echo(f"profile {name}: {len(pipeline.datasets)} datasets x {len(pipeline.variants)} variants x "
-               f"{len(pipeline.seeds)} seeds, {len(pipeline.sweep)} gamma-sweep runs; now run `dvc repro`")
+    full = len(pipeline.datasets) * len(pipeline.variants) * len(pipeline.seeds)
+    typer.echo(f"profile {name}: {len(pipeline.runs)} training runs ({len(pipeline.datasets)} datasets x "
+               f"{len(pipeline.variants)} variants x {len(pipeline.seeds)} seeds"
+               f"{f', {full - len(pipeline.runs)} excluded by variant_datasets' if full > len(pipeline.runs) else ''}), "
+               f"{len(pipeline.sweep)} gamma-sweep runs; now run `dvc repro`")
 
 
 @app.command()
@@ -396,12 +399,34 @@ def pipeline(
 @_user_errors
 def repro(ctx: typer.Context, params: Optional[Path] = ParamsOption):
     """`dvc repro [ARGS]` with every stage's MLflow run nested under one parent run."""
+    _nested_dvc(["dvc", "repro", *ctx.args], params)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@_user_errors
+def exp(ctx: typer.Context, params: Optional[Path] = ParamsOption):
+    """`dvc exp [ARGS]`; `lcr exp run -S KEY=VALUE ...` nests its stages' MLflow runs under one parent run."""
+    import subprocess
+
+    command = ["dvc", "exp", *ctx.args]
+    # Workspace and --temp runs inherit the parent's id and absolute tracking URI. show, diff,
+    # apply... run no stage, and --queue'd runs start later in DVC's queue workers (their
+    # stages log as top-level runs): DVC alone.
+    if not ctx.args or ctx.args[0] != "run" or "--queue" in ctx.args:
+        code = subprocess.run([sys.executable, "-m", *command]).returncode
+        if code:
+            raise typer.Exit(code)
+        return
+    _nested_dvc(command, params)
+
+
+def _nested_dvc(command: list[str], params: Optional[Path]) -> None:
+    """Run a DVC command that reproduces stages, under one MLflow parent run."""
     import subprocess
 
     from lcr.tracking import parent_run
 
     load_params(params).check_pipeline()
-    command = ["dvc", "repro", *ctx.args]
     with parent_run(" ".join(command), tags={"lcr.command": " ".join(command)}) as run_id:
         typer.echo(f"MLflow parent run {run_id}", err=True)
         code = subprocess.run([sys.executable, "-m", *command]).returncode

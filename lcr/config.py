@@ -236,6 +236,13 @@ class PipelineParams:
         variants: trained variants (``labelcorank``, ablations, ``roberta``); ``roberta-oracle``
             runs on every ``roberta`` run.
         seeds: seeds of every trained variant.
+        runs: the trained runs: ``<dataset>-<variant>-<seed>`` -> ``{"dataset", "variant",
+            "seed"}``, every combination of ``datasets`` x ``variants`` x ``seeds`` that the
+            profile's ``variant_datasets`` allows (DVC names them ``train@<key>``).
+        oracle: ``roberta-oracle`` runs, one per ``roberta`` run: ``<dataset>-<seed>`` ->
+            ``{"dataset", "seed"}`` (``oracle@<key>``).
+        register: the datasets whose ``labelcorank`` model (first seed) is registered
+            (``register@<dataset>``).
         sweep: the gamma sweep: ``<dataset>-g<gamma>`` -> ``{"dataset", "gamma"}``, runs of
             ``labelcorank`` with the first of ``seeds`` (DVC names them ``sweep@<key>``).
     """
@@ -244,6 +251,9 @@ class PipelineParams:
     datasets: list[str] = field(default_factory=lambda: ["reuters21578"])
     variants: list[str] = field(default_factory=lambda: ["labelcorank", "roberta"])
     seeds: list[int] = field(default_factory=lambda: [0])
+    runs: dict[str, dict] = field(default_factory=dict)
+    oracle: dict[str, dict] = field(default_factory=dict)
+    register: list[str] = field(default_factory=list)
     sweep: dict[str, dict] = field(default_factory=dict)
 
 
@@ -253,6 +263,9 @@ class ProfileParams:
 
     Attributes:
         datasets, variants, seeds: the graph (see :class:`PipelineParams`).
+        variant_datasets: variant -> the only datasets it is trained on (every dataset of the
+            profile for a variant not named here), e.g. ``{match: [mag-cs, pubmed]}``: MATCH
+            reads document metadata, which only those datasets have.
         gammas: per dataset, the gamma values of the sweep (Tables 11-13).
         training: overrides of :class:`TrainParams` for every dataset (encoder, budget, device).
         dataset_overrides: per dataset, overrides of :class:`DatasetParams` fields (and of its
@@ -264,17 +277,32 @@ class ProfileParams:
     datasets: list[str] = field(default_factory=list)
     variants: list[str] = field(default_factory=lambda: ["labelcorank", "roberta"])
     seeds: list[int] = field(default_factory=lambda: [0])
+    variant_datasets: dict = field(default_factory=dict)
     gammas: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     dataset_overrides: dict = field(default_factory=dict)
     aggregate: dict = field(default_factory=dict)
 
+    def datasets_of(self, variant: str) -> list[str]:
+        """The datasets ``variant`` is trained on (``variant_datasets`` or all of ``datasets``)."""
+        allowed = self.variant_datasets.get(variant)
+        return [ds for ds in self.datasets if allowed is None or ds in allowed]
+
     def pipeline(self, name: str) -> PipelineParams:
-        """The graph of this profile, with the sweep expanded to ``{dataset, gamma}`` runs."""
+        """The graph of this profile: the trained runs (datasets x variants x seeds, less what
+        ``variant_datasets`` excludes), the oracle and register stages that follow the
+        ``roberta`` and ``labelcorank`` runs, and the sweep expanded to ``{dataset, gamma}`` runs."""
+        seeds = [int(s) for s in self.seeds]
+        runs = {f"{ds}-{variant}-{seed}": {"dataset": ds, "variant": variant, "seed": seed}
+                for ds in self.datasets for variant in self.variants if ds in self.datasets_of(variant)
+                for seed in seeds}
+        oracle = ({f"{ds}-{seed}": {"dataset": ds, "seed": seed} for ds in self.datasets_of("roberta")
+                   for seed in seeds} if "roberta" in self.variants else {})
+        register = self.datasets_of("labelcorank") if "labelcorank" in self.variants and seeds else []
         sweep = {f"{ds}-g{int(g)}": {"dataset": ds, "gamma": int(g)}
                  for ds in self.datasets for g in self.gammas.get(ds, [])}
         return PipelineParams(profile=name, datasets=list(self.datasets), variants=list(self.variants),
-                              seeds=[int(s) for s in self.seeds], sweep=sweep)
+                              seeds=seeds, runs=runs, oracle=oracle, register=register, sweep=sweep)
 
 
 @dataclass
@@ -307,10 +335,17 @@ class Params:
         return self.profiles[self.profile]
 
     def check_pipeline(self) -> None:
-        """Refuse to run a graph that was written for another profile than the selected one."""
-        if self.profile is not None and self.pipeline.profile != self.profile:
+        """Refuse to run a graph that was written for another profile than the selected one, or
+        from an older version of it (``profiles.<name>`` edited without ``lcr profile NAME``)."""
+        if self.profile is None:
+            return
+        if self.pipeline.profile != self.profile:
             raise LcrError(f"params: profile is '{self.profile}' but the pipeline block was written for "
                            f"'{self.pipeline.profile}': run `lcr profile {self.profile}` to rewrite it")
+        if self.pipeline != self.active_profile.pipeline(self.profile):
+            raise LcrError(f"params: the pipeline block does not match profiles.{self.profile} (its datasets, "
+                           f"variants, variant_datasets, seeds or gammas changed since it was written): "
+                           f"run `lcr profile {self.profile}` to rewrite it")
 
     def dataset(self, name: str) -> DatasetParams:
         """Parameters of a dataset: ``datasets.<name>`` < the active profile's overrides."""
@@ -349,6 +384,25 @@ def _build(cls, values: dict, where: str):
     if unknown:
         raise LcrError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     return cls(**values)
+
+
+def _check_variant_datasets(prof: ProfileParams, where: str) -> None:
+    """``variant_datasets`` maps variants of the profile to non-empty lists of its datasets."""
+    restrictions = prof.variant_datasets
+    if not isinstance(restrictions, dict):
+        raise LcrError(f"{where}: expected a mapping of variant -> list of datasets, "
+                       f"e.g. {{match: [mag-cs, pubmed]}}")
+    for variant, datasets in restrictions.items():
+        if variant not in prof.variants:
+            raise LcrError(f"{where}.{variant}: '{variant}' is not one of the profile's variants "
+                           f"({', '.join(map(str, prof.variants))})")
+        if not isinstance(datasets, list) or not datasets:
+            raise LcrError(f"{where}.{variant}: expected a non-empty list of datasets, got {datasets!r} "
+                           f"(to train '{variant}' nowhere, remove it from variants)")
+        unknown = [ds for ds in datasets if ds not in prof.datasets]
+        if unknown:
+            raise LcrError(f"{where}.{variant}: {', '.join(map(str, unknown))} not among the profile's "
+                           f"datasets ({', '.join(map(str, prof.datasets))})")
 
 
 def parse_params(raw: dict, where: str = "params") -> Params:
@@ -390,6 +444,7 @@ def parse_params(raw: dict, where: str = "params") -> Params:
         for agg in prof.aggregate.values():
             if agg not in ("mean", "best"):
                 raise LcrError(f"{where}: profiles.{name}.aggregate: '{agg}' is neither mean nor best")
+        _check_variant_datasets(prof, f"{where}: profiles.{name}.variant_datasets")
     pipeline = _build(PipelineParams, raw.pop("pipeline", None) or {}, f"{where}: pipeline")
     params = Params(data_dir=data_dir, runs_dir=runs_dir, tables_dir=tables_dir, profile=profile,
                     profiles=profiles, pipeline=pipeline, datasets=datasets, prepare=prepare, training=training,
@@ -432,6 +487,7 @@ def select_profile(name: str, path: str | Path = DEFAULT_PARAMS) -> PipelinePara
     params = load_params(path)
     if name not in params.profiles:
         raise LcrError(f"{path}: no profile '{name}' under profiles (defined: {', '.join(sorted(params.profiles))})")
+    _check_metadata_variants(params.profiles[name], name, path)
     pipeline = params.profiles[name].pipeline(name)
     text = path.read_text(encoding="utf-8")
     start, end = text.find(BEGIN_GENERATED), text.find(END_GENERATED)
@@ -444,3 +500,20 @@ def select_profile(name: str, path: str | Path = DEFAULT_PARAMS) -> PipelinePara
         handle.write(text[:line_end] + block + text[end:])
     load_params(path).check_pipeline()
     return pipeline
+
+
+def _check_metadata_variants(prof: ProfileParams, name: str, path: Path) -> None:
+    """A variant that reads document metadata (MATCH) must be kept to the datasets that have it."""
+    from lcr.baselines import METADATA_VARIANTS
+    from lcr.datasets.fetch import REGISTRY
+
+    for variant in prof.variants:
+        if variant not in METADATA_VARIANTS:
+            continue
+        with_meta = sorted(name for name, source in REGISTRY.items() if source.with_meta)
+        without = [ds for ds in prof.datasets_of(variant) if not (ds in REGISTRY and REGISTRY[ds].with_meta)]
+        if without:
+            raise LcrError(f"{path}: profiles.{name}: variant '{variant}' reads document metadata, which only "
+                           f"{', '.join(with_meta)} have, but would be trained on {', '.join(without)}; "
+                           f"restrict it with profiles.{name}.variant_datasets, e.g. "
+                           f"{{{variant}: [{', '.join(ds for ds in prof.datasets if ds in with_meta)}]}}")

@@ -43,6 +43,26 @@ def configure(project_dir: str | Path | None = None) -> str:
     return uri
 
 
+def set_experiment(name: str, uri: str) -> None:
+    """Make ``name`` the active experiment, creating it if needed.
+
+    With a local sqlite store the new experiment's artifacts go to ``mlruns/`` beside the
+    database, an absolute path. MLflow's default, ``./mlruns`` of the working folder, would
+    put them inside a temporary copy when ``dvc exp run --temp`` creates the experiment, and
+    they would be deleted with it.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
+        location = Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns"
+        try:
+            mlflow.create_experiment(name, artifact_location=str(location))
+        except MlflowException:  # created meanwhile by another process
+            pass
+    mlflow.set_experiment(name)
+
+
 def git_commit(folder: str | Path | None = None) -> str | None:
     """The current git commit of ``folder`` (None outside a git checkout)."""
     try:
@@ -131,7 +151,7 @@ class MlflowTracker:
                 # A child run lives in its parent's experiment.
                 mlflow.set_experiment(experiment_id=mlflow.get_run(parent).info.experiment_id)
             else:
-                mlflow.set_experiment(self.experiment)
+                set_experiment(self.experiment, uri)
         run = mlflow.start_run(run_id=previous, run_name=None if previous else self.run_name,
                                nested=mlflow.active_run() is not None, tags=self.tags,
                                parent_run_id=None if previous else parent)
@@ -186,7 +206,7 @@ def parent_run(name: str, *, tags: dict | None = None, experiment: str = "lcr",
         yield existing
         return
     saved = {key: os.environ.get(key) for key in (PARENT_ENV, TRACKING_ENV)}
-    mlflow.set_experiment(experiment)
+    set_experiment(experiment, uri)
     run = mlflow.start_run(run_name=name, tags={"mlflow.source.git.commit": git_commit() or "unknown",
                                                 **(tags or {})})
     os.environ[PARENT_ENV] = run.info.run_id

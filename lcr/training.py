@@ -175,7 +175,8 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
     scores = np.zeros((len(mine), k), dtype=np.float32)  # (N_mine, k)
     batches = length_bucketed_batches(lengths, batch_size, shuffle=False)  # positions in `mine`
     for positions in tqdm(batches, desc="predict", disable=not progress, leave=False):
-        batch = {name: t.to(device) for name, t in collate(split, mine[positions], pad_token_id).items()}
+        batch = collate(split, mine[positions], pad_token_id, labels=False)
+        batch = {name: t.to(device) for name, t in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(batch["input_ids"], batch["attention_mask"]).logits  # (B, K)
         # sigmoid is monotonic: rank the logits, squash only the k kept
@@ -272,6 +273,12 @@ def _schedule(params: TrainParams, total_steps: int):
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return factor
+
+
+def run_params(dataset_dir: Path, params: TrainParams, eval_split: str, world_size: int = 1) -> dict:
+    """What a training run logs as its parameters: the resolved settings and where it ran."""
+    return {"dataset": Path(dataset_dir).name, "eval_split": eval_split, "world_size": world_size,
+            **dataclasses.asdict(params)}
 
 
 def capped_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
@@ -399,8 +406,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
 
     tracking = tracker if env.is_main else None
     if tracking is not None and state is None:
-        tracking.log_params({"dataset": dataset_dir.name, "eval_split": eval_split,
-                             "world_size": env.world_size, **dataclasses.asdict(params)})
+        tracking.log_params(run_params(dataset_dir, params, eval_split, env.world_size))
 
     def checkpoint() -> None:
         if env.is_main:

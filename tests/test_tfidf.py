@@ -43,6 +43,7 @@ def test_tfidf_job(toy_store, tmp_path, monkeypatch):
     mlflow.set_tracking_uri(uri)
     run = mlflow.get_run(result["run_id"])
     assert run.data.tags["lcr.variant"] == "tfidf" and "full_P_at_1" in run.data.metrics
+    assert run.data.params["variant"] == "tfidf" and float(run.data.params["tfidf_c"]) == params.tfidf_c
 
 
 def test_tfidf_bad_settings():

@@ -89,7 +89,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     from lcr import metrics
     from lcr.datasets import store
     from lcr.labels import LabelArtifacts, subset_masks
-    from lcr.training import capped_indices, write_predictions, write_results
+    from lcr.training import capped_indices, run_params, write_predictions, write_results
 
     started = time.time()
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
@@ -100,6 +100,8 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     _, texts, gold = _split_texts(dataset_dir, "train", vocab, capped_indices(n_train, params.max_train_docs, params.seed))
     if gold.nnz == 0:
         raise LcrError(f"{dataset_dir.name}: the training split has no labels")
+    if tracker is not None:
+        tracker.log_params(run_params(dataset_dir, params, eval_split))
     vectorizer, weights, bias = _fit(texts, gold, params)
     k = min(max(5, params.top_k_saved), len(vocab))
 
