@@ -63,10 +63,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -219,15 +217,6 @@ class LoopMetrics:
 # The runs
 
 
-def _reset_peak() -> bool:
-    """Reset the peak RSS (VmHWM) to the current RSS; False where Linux does not allow it."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def _malloc_trim() -> bool:
     """Ask glibc to hand its free heap memory back to the system; False where there is no glibc."""
     try:
@@ -246,7 +235,7 @@ def run_project(data: dict, logits: Logits, args: argparse.Namespace) -> dict:
     split = encoded_split(data["gold"])
     model = StandInModel(logits)
     rss_before = (_status_kib("VmRSS") or 0) * 1024
-    resettable = _reset_peak()
+    resettable = report.reset_peak_rss()
     start = time.perf_counter()
     topk, scores = predict(model, split, batch_size=args.batch_size, device=torch.device("cpu"),
                            top_k=args.top_k, pad_token_id=0)
@@ -534,7 +523,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when the target is met (or ``--quick``), 1 otherwise."""
     args = parse_args(argv)
-    command = " ".join([COMMAND, shlex.join(argv if argv is not None else sys.argv[1:])]).strip()
+    command = report.command_line(COMMAND, argv)
     result = run(args)
     text = markdown(args, result, command)
     print(text)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -240,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sizes must be positive")
     args.sizes = sorted(set(args.sizes))
 
-    command = " ".join([COMMAND, shlex.join(argv if argv is not None else sys.argv[1:])]).strip()
+    command = report.command_line(COMMAND, argv)
     result = run(args)
     text = markdown(args, result, command)
     print(text)

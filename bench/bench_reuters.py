@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="report the finished runs in --runs-dir (same settings) instead of training again")
     args = parser.parse_args(argv)
-    command = "python -m bench.bench_reuters " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("python -m bench.bench_reuters", argv)
     results = reuse(args) if args.reuse else run(args)
     if "labelcorank" in results:
         results["labelcorank"]["diagnostics"] = selection_diagnostics(

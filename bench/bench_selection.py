@@ -38,7 +38,6 @@ when the target is missed. Rewrites the ``selection`` section of ``bench/BENCHMA
 from __future__ import annotations
 
 import argparse
-import shlex
 import statistics
 import sys
 import time
@@ -301,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gamma > args.labels:
         parser.error("gamma must not exceed the number of labels")
 
-    command = " ".join([COMMAND, shlex.join(argv if argv is not None else sys.argv[1:])]).strip()
+    command = report.command_line(COMMAND, argv)
     result = run(args)
     text = markdown(args, result, command)
     print(text)

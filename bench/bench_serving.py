@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import socket
 import statistics
 import subprocess
@@ -190,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.requests = 5
-    command = "python -m bench.bench_serving " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("python -m bench.bench_serving", argv)
 
     with tempfile.TemporaryDirectory(prefix="lcr-bench-serving-") as tmp:
         root = Path(tmp)

@@ -44,7 +44,6 @@ import argparse
 import gc
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -118,11 +117,7 @@ def step_child(spec: dict) -> dict:
               "w5_shapes": [list(p.shape) for p in w5.parameters()],
               "build_peak": (_status_kib("VmHWM") or 0) * 1024}
     before = (_status_kib("VmRSS") or 0) * 1024
-    try:  # "5" resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
-        Path("/proc/self/clear_refs").write_text("5")
-        how = "VmHWM"
-    except OSError:
-        how = "VmHWM (not resettable: peak of the whole child)"
+    how = "VmHWM" if report.reset_peak_rss() else "VmHWM (not resettable: peak of the whole child)"
     start = time.perf_counter()
     step(batch)
     seconds = time.perf_counter() - start
@@ -292,7 +287,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when both steps completed within the machine's memory, 1 otherwise."""
     args = parse_args(argv)
-    command = " ".join([COMMAND, shlex.join(argv if argv is not None else sys.argv[1:])]).strip()
+    command = report.command_line(COMMAND, argv)
     result = run(args)
     text = markdown(args, result, command)
     print(text)

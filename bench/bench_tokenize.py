@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import statistics
 import sys
@@ -288,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.docs < 1 or args.repeat < 1:
         parser.error("--docs and --repeat must be at least 1")
 
-    command = " ".join([COMMAND, shlex.join(argv if argv is not None else sys.argv[1:])]).strip()
+    command = report.command_line(COMMAND, argv)
     result = run(args)
     text = markdown(args, result, command)
     print(text)

@@ -49,7 +49,6 @@ import gc
 import json
 import os
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -275,11 +274,7 @@ def memory_child(spec: dict) -> dict:
         result.update(how="cuda", before=before, peak=torch.cuda.max_memory_allocated(device))
         return result
     before = (_status_kib("VmRSS") or 0) * 1024
-    try:  # "5" resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
-        Path("/proc/self/clear_refs").write_text("5")
-        how = "VmHWM"
-    except OSError:
-        how = "ru_maxrss"
+    how = "VmHWM" if report.reset_peak_rss() else "ru_maxrss"
     for _ in range(MEMORY_STEPS):
         step(batch)
     hwm = _status_kib("VmHWM") if how == "VmHWM" else None
@@ -429,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.set_defaults(batch_size=4, max_length=32, steps=3, large_steps=2, warmup=1)
     args = parser.parse_args(argv)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    command = " ".join([COMMAND, shlex.join(argv if argv is not None else sys.argv[1:])]).strip()
+    command = report.command_line(COMMAND, argv)
 
     encoder, tokenizer = load_encoder(args.encoder)
     cfg = encoder.config

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shlex
-import sys
 from pathlib import Path
 
 from bench import report
@@ -87,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, default=report.BENCHMARKS)
     args = parser.parse_args(argv)
-    command = "python -m bench.gpu_estimate " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = report.command_line("python -m bench.gpu_estimate", argv)
     from transformers import RobertaConfig
 
     cfg = RobertaConfig()  # roberta-base's sizes

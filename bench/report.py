@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -50,6 +51,21 @@ def update_section(name: str, markdown: str, path: str | Path = BENCHMARKS) -> P
     with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def command_line(command: str, argv: list[str] | None) -> str:
+    """The exact command a benchmark ran, for its report (``argv`` None = ``sys.argv[1:]``)."""
+    return " ".join([command, shlex.join(argv if argv is not None else sys.argv[1:])]).strip()
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (``VmHWM``) to its current RSS, so the next peak is the
+    next step's; False where the kernel does not allow it (Linux < 4.0, other systems)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def memory_bytes() -> int | None:

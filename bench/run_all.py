@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{benchmark.name:<{width}}  {benchmark.what}{missing}")
         return 0
 
-    command = " ".join([COMMAND, shlex.join(argv if argv is not None else sys.argv[1:])]).strip()
+    command = report.command_line(COMMAND, argv)
     selected = [b for b in BENCHMARKS if not args.only or b.name in args.only]
     rows: list[tuple[Benchmark, str, dict]] = []
     total_start = time.perf_counter()
