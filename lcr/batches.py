@@ -55,8 +55,8 @@ class EncodedSplit:
         return EncodedSplit(ids, input_ids, self.labels[indices])
 
 
-def _check_meta(dataset_dir: str | Path, split: str) -> None:
-    """Raise LcrError when a split keeps no metadata (a composer needs it)."""
+def check_metadata(dataset_dir: str | Path, split: str) -> None:
+    """Raise LcrError when a split keeps no metadata (the variants that read it need it)."""
     from lcr.errors import LcrError
 
     if "meta" not in store.split_columns(dataset_dir, split):
@@ -84,7 +84,7 @@ def read_texts(dataset_dir: str | Path, split: str, *, compose: Callable[[str, d
     """
     names = ["text", *columns]
     if compose is not None:
-        _check_meta(dataset_dir, split)
+        check_metadata(dataset_dir, split)
         names.append("meta")
     table = store.read_split(dataset_dir, split, columns=names)
     texts = table.column("text").to_pylist()
@@ -125,7 +125,7 @@ def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str
 
     if cache and token_cache.is_cacheable(tokenizer):
         if compose is not None:
-            _check_meta(dataset_dir, split)
+            check_metadata(dataset_dir, split)
         try:
             cached = token_cache.build(dataset_dir, split, tokenizer, max_length, compose=compose,
                                        workers=workers, progress=progress,
@@ -185,20 +185,18 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, *, shuffle: bo
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def shard(items: list, rank: int, world_size: int, *, pad: bool) -> list:
-    """The share of ``items`` that process ``rank`` of ``world_size`` handles.
+def shard(indices: np.ndarray, rank: int, world_size: int, *, pad: bool) -> np.ndarray:
+    """The share of ``indices`` that process ``rank`` of ``world_size`` handles.
 
     Args:
-        pad: repeat items from the start so every rank gets the same count (training: every
+        pad: repeat indices from the start so every rank gets the same count (training: every
             rank must run the same number of steps); without it (evaluation) nothing is
             duplicated, so no document is counted twice.
     """
-    if world_size == 1:
-        return list(items)
-    items = list(items)
-    if pad and len(items) % world_size:
-        items += items[: world_size - len(items) % world_size]
-    return items[rank::world_size]
+    indices = np.asarray(indices)
+    if pad and len(indices) % world_size:
+        indices = np.resize(indices, -(-len(indices) // world_size) * world_size)  # cycles from the start
+    return indices[rank::world_size]
 
 
 def collate(split: EncodedSplit, indices: np.ndarray, pad_token_id: int, *,

@@ -36,7 +36,8 @@ import torch
 from lcr import metrics
 from lcr.atomic import atomic_open, atomic_path
 from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level
-from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches, read_texts
+from lcr.batches import (EncodedSplit, check_metadata, collate, encode_split, length_bucketed_batches,
+                         read_texts, shard)
 from lcr.config import TrainParams
 from lcr.datasets import store
 from lcr.errors import LcrError
@@ -134,10 +135,8 @@ def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str =
         raise LcrError(f"{dataset_dir.name} is not prepared ({labels_dir} is missing): "
                        f"run `lcr prepare {dataset_dir.name}` first")
     store.split_path(dataset_dir, eval_split)  # rejects an unknown split name
-    if params.variant in METADATA_VARIANTS and "meta" not in store.split_columns(dataset_dir, "train"):
-        raise LcrError(f"{params.variant} reads the documents' metadata (venue, authors, references), but "
-                       f"{dataset_dir.name} has none (its store has no `meta` column): only MAG-CS and "
-                       "PubMed carry metadata")
+    if params.variant in METADATA_VARIANTS:
+        check_metadata(dataset_dir, "train")
     if uses_gamma(params.variant) and params.gamma > len(vocab):
         raise LcrError(f"gamma = {params.gamma} is larger than the number of labels K = {len(vocab)}")
     if not is_word_level(params.variant) and params.variant not in LINEAR_VARIANTS:  # no encoder there
@@ -166,7 +165,7 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
     from tqdm.auto import tqdm
 
     model.eval()
-    mine = np.arange(len(split))[env.rank::env.world_size]  # shard(..., pad=False), no list of N ints
+    mine = shard(np.arange(len(split)), env.rank, env.world_size, pad=False)
     lengths = split.lengths[mine]
     k = min(top_k, split.labels.shape[1])
     # Filled in place: lists of per-batch arrays would fragment the heap between the freed
@@ -436,11 +435,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
                    disable=not progress, unit="batch")
         accumulated = 0
         for b in range(position["batch"], len(batches)):
-            indices = batches[b]
-            if env.world_size > 1 and len(indices) % env.world_size:
-                # Pad the last global batch so every process gets a slice of the same size.
-                indices = np.concatenate([indices, indices[: env.world_size - len(indices) % env.world_size]])
-            mine = indices[env.rank::env.world_size]
+            # The last global batch is padded so every process gets a slice of the same size.
+            mine = shard(batches[b], env.rank, env.world_size, pad=True)
             batch = {name: t.to(device) for name, t in collate(train_split, mine, pad_id).items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"])

@@ -298,7 +298,7 @@ def test_match_trains_on_text_and_metadata(meta_store, toy_store, tmp_path, monk
     assert result["eval"]["full"]["P@1"] >= 0.9, result["eval"]["full"]
 
     # A store without metadata is refused before any work, naming the dataset.
-    with pytest.raises(LcrError, match=r"match reads the documents' metadata .* toy has none"):
+    with pytest.raises(LcrError, match=r"toy/train.parquet has no `meta` column: this model reads the documents. metadata"):
         train_job("toy", params, data_dir=toy_store, output_dir=tmp_path / "refused", progress=False)
     assert not (tmp_path / "refused").exists()
 

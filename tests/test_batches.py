@@ -33,10 +33,12 @@ def test_evaluation_batches_are_sorted_and_complete():
 
 
 def test_shard_without_padding_counts_nothing_twice():
-    parts = [shard(list(range(10)), r, 3, pad=False) for r in range(3)]
-    assert sorted(sum(parts, [])) == list(range(10))
-    padded = [shard(list(range(10)), r, 3, pad=True) for r in range(3)]
-    assert {len(p) for p in padded} == {4}
+    parts = [shard(np.arange(10), r, 3, pad=False) for r in range(3)]
+    assert sorted(np.concatenate(parts).tolist()) == list(range(10))
+    padded = [shard(np.arange(10), r, 3, pad=True) for r in range(3)]
+    assert {len(p) for p in padded} == {4} and sorted(set(np.concatenate(padded).tolist())) == list(range(10))
+    # Fewer documents than processes: every process still gets one.
+    assert [shard(np.array([7]), r, 3, pad=True).tolist() for r in range(3)] == [[7], [7], [7]]
 
 
 def test_collate_pads_and_masks():
