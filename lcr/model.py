@@ -643,6 +643,53 @@ class RobertaBaseline(_SaveLoad, nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
+# Ranking the final scores (prediction, evaluation, serving)
+
+RANK_BLOCK = 64  # columns per block in top_labels
+
+
+@torch.no_grad()
+def top_labels(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best labels of each row and their sigmoid scores, best first.
+
+    The logits are ranked and only the k kept are squashed: the sigmoid is monotone, and
+    ranking the logits keeps large ones apart that all round to 1.0 as float32 probabilities.
+    At PubMed's K = 17,963 one ``torch.topk`` over all columns is the slow part of prediction
+    on CPU (about 25 us per document); this finds the same values through column blocks: the
+    maximum of every block of ``RANK_BLOCK`` columns (one vectorised pass), the k blocks with
+    the largest maxima, then the top-k among those blocks' columns (plus the < RANK_BLOCK
+    columns after the last full block). It is exact: a column outside the chosen blocks is at
+    most its block's maximum, which is at most the smallest chosen maximum, and every chosen
+    block holds at least one column that large. As with ``torch.topk``, the order of equal
+    values is left open.
+
+    Args:
+        logits: (B x K) float.
+        k: labels per row, 1 <= k <= K.
+
+    Returns:
+        ``(scores, indices)``: (B x k) float32 sigmoid scores and int64 label indices.
+    """
+    logits = logits.float()
+    batch, num = logits.shape
+    n_blocks = num // RANK_BLOCK
+    if n_blocks < 4 * k:  # few blocks: the plain top-k is as fast
+        top, idx = torch.topk(logits, k, dim=1)  # (B, k), (B, k)
+        return torch.sigmoid(top), idx
+    full = n_blocks * RANK_BLOCK
+    logits = logits.contiguous()
+    # a view, not a copy: row r's block q starts at column q c (the last K - Q c columns are left out)
+    blocks = logits.as_strided((batch, n_blocks, RANK_BLOCK), (num, RANK_BLOCK, 1))  # (B, Q, c)
+    chosen = blocks.amax(dim=2).topk(k, dim=1).indices  # (B, k) blocks with the largest maxima
+    offsets = torch.arange(RANK_BLOCK, device=logits.device)  # (c,)
+    columns = (chosen[:, :, None] * RANK_BLOCK + offsets).reshape(batch, k * RANK_BLOCK)  # (B, k c)
+    tail = torch.arange(full, num, device=logits.device).expand(batch, num - full)  # (B, K - Qc)
+    columns = torch.cat([columns, tail], dim=1)  # (B, k c + K - Qc)
+    top, pos = logits.gather(1, columns).topk(k, dim=1)  # (B, k), (B, k)
+    return torch.sigmoid(top), columns.gather(1, pos)
+
+
+# --------------------------------------------------------------------------------------------
 # Oracle reranking (Table 7's "RoBERTa*")
 
 

@@ -114,6 +114,8 @@ class Predictor:
         Raises:
             LcrError: a text that is not a non-empty string (its position is named), or k < 1.
         """
+        from lcr.model import top_labels
+
         texts = self.check_texts(texts)
         if k < 1:
             raise LcrError(f"k must be at least 1, got {k}")
@@ -125,7 +127,7 @@ class Predictor:
             batch = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
                                    return_tensors="pt")
             out = self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            scores, idx = torch.topk(torch.sigmoid(out.logits.float()), k, dim=-1)  # (B, k), (B, k)
+            scores, idx = top_labels(out.logits, k)  # (B, k), (B, k)
             extended = self._extended(out) if explain else [None] * len(chunk)
             for row_scores, row_idx, row_extended in zip(scores.tolist(), idx.tolist(), extended):
                 ranked = [{"label": self.labels[j], "name": self.names[j], "score": round(s, 6)}

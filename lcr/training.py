@@ -164,6 +164,8 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
     """
     from tqdm.auto import tqdm
 
+    from lcr.model import top_labels
+
     model.eval()
     mine = shard(np.arange(len(split)), env.rank, env.world_size, pad=False)
     lengths = split.lengths[mine]
@@ -178,10 +180,9 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
         batch = {name: t.to(device) for name, t in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(batch["input_ids"], batch["attention_mask"]).logits  # (B, K)
-        # sigmoid is monotonic: rank the logits, squash only the k kept
-        top_logits, idx = torch.topk(logits.float(), k, dim=-1)  # (B, k), (B, k)
+        top_scores, idx = top_labels(logits, k)  # (B, k), (B, k)
         topk[positions] = idx.cpu().numpy()
-        scores[positions] = torch.sigmoid(top_logits).cpu().numpy()
+        scores[positions] = top_scores.cpu().numpy()
     docs = mine
     if env.world_size > 1:
         import torch.distributed as dist

@@ -15,7 +15,7 @@ from lcr.encoder import check_encoder, load_encoder
 from lcr.errors import LcrError
 from lcr.model import (VARIANTS, LabelCoRank, LabelCoRankConfig, LabelTextAttention, RobertaBaseline,
                        build_model, cooc_csr, cooc_row_sums, cooc_transposed, load_model, oracle_rerank,
-                       select_labels)
+                       select_labels, top_labels)
 
 K = 8
 PAD = K
@@ -470,6 +470,27 @@ def test_oracle_rerank_by_hand():
                                                                     [1, 3, 2, 4, 5]]
     with pytest.raises(LcrError):
         oracle_rerank(topk, dense[:2])
+
+
+def test_top_labels_through_column_blocks_equal_a_full_sort():
+    generator = torch.Generator().manual_seed(0)
+    for num, k in [(17_963, 10), (64 * 40, 10), (64 * 40 + 1, 10), (64 * 40 - 1, 10), (90, 5), (300, 1)]:
+        logits = torch.randn(7, num, generator=generator) * 3  # (B, K)
+        logits[0] = torch.round(logits[0])  # many ties
+        logits[1, -1] = 99.0  # the best label after the last full block
+        logits[2, :5] = logits[2, 64:69] = 50.0  # the best values in two blocks, equal
+        logits[3] = float("-inf")
+        logits[3, 3] = 1.0
+        logits[4] = 1e4 * torch.arange(num, dtype=torch.float32)  # all sigmoids round to 1.0
+        scores, idx = top_labels(logits, k)
+        values = torch.sort(logits, dim=1, descending=True, stable=True).values[:, :k]  # (B, k)
+        assert torch.equal(logits.gather(1, idx), values), (num, k)  # the k best values, best first
+        assert torch.equal(scores, torch.sigmoid(values))
+        assert all(len(set(row)) == k for row in idx.tolist())  # k distinct labels
+        assert idx[1, 0] == num - 1 and idx[4].tolist() == list(range(num - 1, num - 1 - k, -1))
+        ties = logits[0] == values[0, -1]
+        assert set(idx[0].tolist()) >= set(torch.nonzero(logits[0] > values[0, -1]).flatten().tolist())
+        assert ties[idx[0]].sum() == k - (logits[0] > values[0, -1]).sum()
 
 
 def test_encoder_paths(tmp_path):
