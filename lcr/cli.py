@@ -247,6 +247,9 @@ def train(
     eval_split: Optional[str] = typer.Option(None, help="Split of the final evaluation (default: params.yaml)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-g<gamma>-s<seed>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
+    token_cache: bool = typer.Option(True, "--token-cache/--no-token-cache",
+                                     help="Tokenise each split once into data/<dataset>/cache and stream batches "
+                                          "from it (default), or tokenise in memory."),
     track: bool = TrackOption,
     scores: Optional[Path] = ScoresOption,
     data_dir: Optional[Path] = DataDirOption,
@@ -264,7 +267,7 @@ def train(
     result = train_job(dataset, train_params, data_dir=data_dir or config.data_dir, output_dir=output,
                        runs_dir=config.runs_dir, eval_split=eval_split or config.dataset(dataset).eval_split,
                        resume=resume, track=track, progress=_progress(),
-                       tags=_stage_tags(stage))
+                       tags=_stage_tags(stage), token_cache=token_cache)
     if scores and result is not None and "eval" in result:
         write_flat_scores(scores, result["eval"])
     if result is not None:

@@ -18,12 +18,13 @@ def run_dir(runs_dir: str | Path, dataset: str, params: TrainParams) -> Path:
 def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data",
               runs_dir: str | Path = "runs", output_dir: str | Path | None = None,
               eval_split: str = "test", resume: bool = False, track: bool = True,
-              progress: bool | None = None, tags: dict | None = None) -> dict:
+              progress: bool | None = None, tags: dict | None = None, token_cache: bool = True) -> dict:
     """Train and evaluate one model, logged as one MLflow run (rank 0 only under torchrun).
 
     The run is tagged with the dataset, variant, git commit and data hashes, holds the resolved
     configuration as params, per-step losses, per-epoch dev metrics and the final metrics, and
-    the configuration, label vocabulary and predictions as artifacts.
+    the configuration, label vocabulary and predictions as artifacts. ``token_cache`` is passed
+    to :func:`lcr.training.train` (the TF-IDF baseline tokenises no subwords and ignores it).
     """
     import os
 
@@ -36,7 +37,8 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
     if params.variant in LINEAR_VARIANTS:
         from lcr.baselines.tfidf import train_tfidf
 
-        def train(dataset_dir, output_dir, params, *, eval_split, resume, progress, tracker=None):
+        def train(dataset_dir, output_dir, params, *, eval_split, resume, progress, tracker=None,
+                  token_cache=True):
             return train_tfidf(dataset_dir, output_dir, params, eval_split=eval_split, tracker=tracker,
                                progress=progress)
     else:
@@ -47,7 +49,8 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
     check_inputs(dataset_dir, params, eval_split)  # fail fast, before MLflow starts a run
     is_main = int(os.environ.get("RANK", "0")) == 0
     if not (track and is_main):
-        return train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume, progress=progress)
+        return train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume, progress=progress,
+                     token_cache=token_cache)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(output_dir / "config.json", "w", encoding="utf-8") as handle:
@@ -62,7 +65,7 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
         tracker.log_artifact(output_dir / "config.json")
         tracker.log_artifact(dataset_dir / "label_vocab.tsv")
         result = train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume,
-                       tracker=tracker, progress=progress)
+                       tracker=tracker, progress=progress, token_cache=token_cache)
         result["run_id"] = tracker.run_id
     return result
 

@@ -139,6 +139,26 @@ def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path):
     assert json.loads((killed / "metrics.json").read_text())["eval"] == ref_metrics
 
 
+def test_no_token_cache_tokenises_in_memory_and_trains_the_same_weights(toy, tmp_path):
+    """`lcr train --no-token-cache` writes no cache and reaches the weights of a run from the cache."""
+    import shutil
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    data = tmp_path / "data"
+    shutil.copytree(toy["data"] / "toy", data / "toy", ignore=shutil.ignore_patterns("cache"))
+    runs = {}
+    for name, flag in (("memory", "--no-token-cache"), ("cache", "--token-cache")):
+        runs[name] = tmp_path / name
+        subprocess.run(_train_command(toy, runs[name], flag, "--set", "epochs=1", "--data-dir", str(data)),
+                       check=True, env=env, capture_output=True)
+        caches = sorted(p.name.split("-")[1] for p in (data / "toy" / "cache").glob("tokens-*"))
+        assert caches == ([] if name == "memory" else ["dev", "test", "train"]), (name, caches)
+    a, b = _weights(runs["memory"] / "best_model" / "model"), _weights(runs["cache"] / "best_model" / "model")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-6, err_msg=key)
+
+
 def test_two_process_ddp_matches_one_process(toy, tmp_path):
     """2 gloo processes with batch 4 follow the trajectory of 1 process with batch 8."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
