@@ -654,8 +654,8 @@ def top_labels(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
 
     The logits are ranked and only the k kept are squashed: the sigmoid is monotone, and
     ranking the logits keeps large ones apart that all round to 1.0 as float32 probabilities.
-    At PubMed's K = 17,963 one ``torch.topk`` over all columns is the slow part of prediction
-    on CPU (about 25 us per document); this finds the same values through column blocks: the
+    At PubMed's K = 17,963 one ``torch.topk`` over all columns costs about 25 us per document
+    on one CPU thread (the largest cost of prediction after the model itself); this finds the same values through column blocks: the
     maximum of every block of ``RANK_BLOCK`` columns (one vectorised pass), the k blocks with
     the largest maxima, then the top-k among those blocks' columns (plus the < RANK_BLOCK
     columns after the last full block). It is exact: a column outside the chosen blocks is at
