@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from lcr.config import load_params
+from lcr.config import VARIANTS, load_params
 from lcr.errors import LcrError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -241,8 +241,7 @@ def _overrides(settings: list[str]) -> dict:
 @_user_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", help="A fetched and prepared dataset."),
-    variant: Optional[str] = typer.Option(None, help="labelcorank, no_cooc, no_rank, no_pos, no_rerank, roberta, or a baseline: xml-cnn, "
-                                           "attentionxml, transformer, meshprobenet, star-transformer, bertxml, tfidf."),
+    variant: Optional[str] = typer.Option(None, help=f"One of {', '.join(VARIANTS)} (default: params.yaml)."),
     settings: list[str] = typer.Option([], "--set", help="Override any training setting: --set epochs=2 --set gamma=20."),
     eval_split: Optional[str] = typer.Option(None, help="Split of the final evaluation (default: params.yaml)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-g<gamma>-s<seed>)."),
