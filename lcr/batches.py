@@ -8,15 +8,15 @@ run see exactly the batches an uninterrupted one would.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from lcr import token_cache
 from lcr.datasets import store
 
 
@@ -89,9 +89,37 @@ def read_texts(dataset_dir: str | Path, split: str, *, compose: Callable[[str, d
     table = store.read_split(dataset_dir, split, columns=names)
     texts = table.column("text").to_pylist()
     if compose is not None:
-        metas = table.column("meta").to_pylist()
-        texts = [compose(text, json.loads(meta or "{}")) for text, meta in zip(texts, metas)]
+        texts = token_cache.compose_texts(compose, texts, table.column("meta").to_pylist())
     return texts, table
+
+
+def iter_texts(dataset_dir: str | Path, split: str, *, compose: Callable[[str, dict], str] | None = None,
+               keep: np.ndarray | None = None, chunk: int = 10_000) -> Iterator[list[str]]:
+    """The texts of a split in chunks, streamed from the store (never the whole split at once).
+
+    Args:
+        dataset_dir: ``data/<dataset>``.
+        split: ``train``, ``dev`` or ``test``.
+        compose: as in :func:`read_texts`.
+        keep: sorted positions of the documents to keep (None: all).
+        chunk: documents read per step.
+
+    Yields:
+        Lists of texts in document order (a chunk may be empty when ``keep`` skips all of it).
+    """
+    if compose is not None:
+        check_metadata(dataset_dir, split)
+    start = 0
+    path = store.split_path(dataset_dir, split)
+    for texts, metas in token_cache.read_text_chunks(path, chunk, compose is not None):
+        end = start + len(texts)
+        if compose is not None:
+            texts = token_cache.compose_texts(compose, texts, metas)
+        if keep is not None:
+            first, last = np.searchsorted(keep, [start, end])
+            texts = [texts[i - start] for i in keep[first:last].tolist()]
+        start = end
+        yield texts
 
 
 def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str], max_length: int,
@@ -120,8 +148,6 @@ def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str
         The split; its token ids are identical with and without the cache.
     """
     from tqdm.auto import tqdm
-
-    from lcr import token_cache
 
     if cache and token_cache.is_cacheable(tokenizer):
         if compose is not None:

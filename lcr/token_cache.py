@@ -212,6 +212,11 @@ def open_cache(path: str | Path) -> TokenCache:
 # Tokenising (in-process or in workers)
 
 
+def compose_texts(compose: Callable[[str, dict], str], texts: list[str], metas: list) -> list[str]:
+    """``compose(text, meta)`` for each document; ``metas`` are the store's JSON strings (or None)."""
+    return [compose(text, json.loads(meta or "{}")) for text, meta in zip(texts, metas)]
+
+
 class _ChunkEncoder:
     """Tokenises lists of texts as ``tokenizer(texts, truncation=True, max_length=...)`` does,
     returning the flat int32 ids and the int64 lengths of the chunk."""
@@ -230,7 +235,7 @@ class _ChunkEncoder:
 
     def __call__(self, texts: list[str], metas: list | None = None) -> tuple[np.ndarray, np.ndarray]:
         if self.compose is not None:
-            texts = [self.compose(text, json.loads(meta or "{}")) for text, meta in zip(texts, metas)]
+            texts = compose_texts(self.compose, texts, metas)
         ids = [e.ids for e in self.encode(texts, add_special_tokens=True)]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
@@ -271,8 +276,13 @@ def _mp_context():
     return context
 
 
-def _read_chunks(path: Path, chunk: int, with_meta: bool) -> Iterator[tuple[list[str], list | None]]:
-    """The split's texts (and metadata strings) in chunks of ``chunk`` documents."""
+def read_text_chunks(path: Path, chunk: int, with_meta: bool) -> Iterator[tuple[list[str], list | None]]:
+    """A split file's texts (and their metadata JSON strings, else None) in chunks of ``chunk``
+    documents, read record batch by record batch (the whole split is never in memory).
+
+    Raises:
+        LcrError: the file cannot be read, or lacks the ``text`` (or ``meta``) column.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -322,7 +332,7 @@ def _write_cache(folder: Path, path: Path, n_docs: int, spec: dict, max_length: 
             written_docs += len(lengths)
             bar.update(len(lengths))
 
-        chunks = _read_chunks(path, chunk, compose is not None)
+        chunks = read_text_chunks(path, chunk, compose is not None)
         if workers <= 1:
             encoder = _ChunkEncoder(spec, max_length, compose)
             for texts, metas in chunks:

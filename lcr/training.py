@@ -37,7 +37,7 @@ from lcr import metrics
 from lcr.atomic import atomic_open, atomic_path
 from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level
 from lcr.batches import (EncodedSplit, check_metadata, collate, encode_split, length_bucketed_batches,
-                         read_texts, shard)
+                         iter_texts, shard)
 from lcr.config import TrainParams
 from lcr.datasets import store
 from lcr.errors import LcrError
@@ -300,13 +300,13 @@ def word_tokenizer(dataset_dir: str | Path, params: TrainParams):
     splits leaks into the vocabulary. Deterministic: a resumed run rebuilds the same ids."""
     from lcr.baselines.words import build_word_tokenizer
 
-    texts, _ = read_texts(dataset_dir, "train", compose=text_composer(params))
-    keep = capped_indices(len(texts), params.max_train_docs, params.seed)
-    if keep is not None:
-        texts = [texts[i] for i in keep]
-    if not texts:
+    n_docs = store.split_length(dataset_dir, "train")
+    if n_docs == 0:
         raise LcrError(f"{Path(dataset_dir).name}: the train split is empty")
-    return build_word_tokenizer(texts, vocab_size=params.word_vocab_size, min_freq=params.word_min_freq,
+    keep = capped_indices(n_docs, params.max_train_docs, params.seed)
+    # streamed chunk by chunk: the vocabulary is counted without holding every training text
+    chunks = iter_texts(dataset_dir, "train", compose=text_composer(params), keep=keep)
+    return build_word_tokenizer(chunks, vocab_size=params.word_vocab_size, min_freq=params.word_min_freq,
                                 max_length=params.max_length)
 
 

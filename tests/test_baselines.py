@@ -276,6 +276,25 @@ def meta_store(tmp_path_factory):
     return data
 
 
+def test_word_tokenizer_counts_the_capped_training_texts_streamed(toy_store):
+    """The vocabulary counted chunk by chunk from the store equals one counted on the whole
+    list of the training texts the run keeps (the max_train_docs cap applied)."""
+    from lcr.batches import read_texts
+    from lcr.training import capped_indices, word_tokenizer
+
+    texts, _ = read_texts(toy_store / "toy", "train")
+    vocabs = {}
+    for cap in (None, 20):
+        # min_freq 1: each document's number ("report 17:") is a word only it has
+        params = train_params(dict(TINY, variant="xml-cnn", word_min_freq=1, max_train_docs=cap, seed=3))
+        keep = capped_indices(len(texts), cap, 3)
+        kept = texts if keep is None else [texts[i] for i in keep]
+        vocabs[cap] = word_tokenizer(toy_store / "toy", params).get_vocab()
+        assert vocabs[cap] == build_word_tokenizer(kept, min_freq=1, max_length=32).get_vocab()
+    dropped = sorted(set(range(len(texts))) - set(keep.tolist()))
+    assert str(dropped[0]) in vocabs[None] and str(dropped[0]) not in vocabs[20]
+
+
 def test_match_trains_on_text_and_metadata(meta_store, toy_store, tmp_path, monkeypatch):
     from lcr.batches import encode_split
     from lcr.jobs import train_job

@@ -48,3 +48,33 @@ def test_collate_pads_and_masks():
     assert batch["input_ids"].tolist() == [[0, 9, 2, 1], [0, 7, 8, 2]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
     assert batch["labels"].tolist() == [[0, 1, 0], [1, 0, 1]]
+
+
+def test_iter_texts_streams_the_kept_texts_of_read_texts_in_order(tmp_path):
+    import pytest
+
+    from lcr.batches import iter_texts, read_texts
+    from lcr.datasets import store
+    from lcr.errors import LcrError
+    from tests.toy_data import toy_documents
+
+    docs = toy_documents(23, 0)
+    for i, doc in enumerate(docs):
+        doc.meta = {"venue": f"v{i}"}
+    store.write_store(tmp_path / "toy", {"train": docs}, info={"with_meta": True}, progress=False)
+
+    def compose(text, meta):
+        return f"{meta['venue']} {text}"
+
+    whole, _ = read_texts(tmp_path / "toy", "train", compose=compose)
+    assert whole[3] == f"v3 {docs[3].text}"
+    chunks = list(iter_texts(tmp_path / "toy", "train", compose=compose, chunk=5))
+    assert [len(c) for c in chunks] == [5, 5, 5, 5, 3] and sum(chunks, []) == whole
+    keep = np.array([0, 4, 5, 6, 17, 22])  # chunk edges on both sides, a chunk with none kept
+    chunks = list(iter_texts(tmp_path / "toy", "train", compose=compose, keep=keep, chunk=5))
+    assert [len(c) for c in chunks] == [2, 2, 0, 1, 1] and sum(chunks, []) == [whole[i] for i in keep]
+    assert sum(iter_texts(tmp_path / "toy", "train"), []) == [d.text for d in docs]
+
+    store.write_store(tmp_path / "plain", {"train": docs[:3]}, progress=False)
+    with pytest.raises(LcrError, match="meta"):
+        next(iter_texts(tmp_path / "plain", "train", compose=compose))

@@ -33,7 +33,8 @@ def build_word_tokenizer(texts: Iterable[str], *, vocab_size: int = 50000, min_f
     read it as one more word).
 
     Args:
-        texts: the training documents.
+        texts: the training documents: strings, or lists of strings (chunks, as
+            :func:`lcr.batches.iter_texts` streams them).
         vocab_size: the largest vocabulary, the 3 special tokens included.
         min_freq: the fewest occurrences a word needs to get its own id.
         max_length: recorded as the tokenizer's ``model_max_length``.

@@ -70,6 +70,14 @@ def split_columns(dataset_dir: str | Path, split: str) -> list[str]:
     return pq.read_schema(path).names
 
 
+def split_length(dataset_dir: str | Path, split: str) -> int:
+    """The number of documents of a split (read from its Parquet footer, not its data)."""
+    path = split_path(dataset_dir, split)
+    if not path.exists():
+        raise LcrError(f"{path} does not exist: run `lcr fetch {Path(dataset_dir).name}` first")
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def read_split(dataset_dir: str | Path, split: str, columns: list[str] | None = None) -> pa.Table:
     """Read a split (or some of its columns) as an Arrow table."""
     path = split_path(dataset_dir, split)
