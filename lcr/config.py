@@ -118,7 +118,8 @@ class TrainParams:
         num_probes: MeSHProbeNet's probes. num_cls_tokens: BERTXML's [CLS]-like tokens.
         tfidf_max_features / tfidf_ngrams / tfidf_c: the ``tfidf`` baseline's vocabulary size,
             longest word n-gram and inverse regularisation strength (it also uses
-            ``word_min_freq`` as the minimum document frequency).
+            ``word_min_freq`` as the minimum document frequency). tfidf_jobs: processes fitting
+            its per-label regressions (joblib's ``n_jobs``: -1 = every CPU, 1 = in-process).
         (The baselines also read ``num_heads`` (Transformer, Star-Transformer), ``dropout``
         and ``max_length``.)
     """
@@ -169,6 +170,7 @@ class TrainParams:
     tfidf_max_features: int = 200_000
     tfidf_ngrams: int = 2
     tfidf_c: float = 10.0
+    tfidf_jobs: int = -1
 
     def validate(self) -> "TrainParams":
         """Reject impossible settings with a message naming the field."""
@@ -193,9 +195,10 @@ class TrainParams:
         if self.variant in BASELINE_VARIANTS:
             self._validate_baseline()
         if self.variant in LINEAR_VARIANTS and not (self.tfidf_max_features >= 1 and self.tfidf_ngrams >= 1
-                                                    and self.tfidf_c > 0 and self.word_min_freq >= 1):
+                                                    and self.tfidf_c > 0 and self.word_min_freq >= 1
+                                                    and self.tfidf_jobs != 0):
             raise LcrError("training parameters: tfidf needs tfidf_max_features >= 1, tfidf_ngrams >= 1, "
-                           "tfidf_c > 0 and word_min_freq >= 1")
+                           "tfidf_c > 0, word_min_freq >= 1 and tfidf_jobs != 0 (-1 = every CPU)")
         return self
 
     def _validate_baseline(self) -> None:

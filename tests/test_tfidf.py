@@ -49,3 +49,36 @@ def test_tfidf_job(toy_store, tmp_path, monkeypatch):
 def test_tfidf_bad_settings():
     with pytest.raises(LcrError, match="tfidf needs"):
         train_params(variant="tfidf", tfidf_c=0.0)
+
+
+def test_tfidf_fits_the_same_weights_in_parallel_and_ranks_like_a_full_sort():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from lcr.baselines.tfidf import LABELS_PER_TASK, _fit, _rank
+
+    docs = toy_documents(80, 3)
+    texts = [d.text for d in docs]
+    names = sorted({label for d in docs for label in d.labels})
+    gold = sp.lil_matrix((len(docs), LABELS_PER_TASK + len(names) + 2), dtype=np.int8)
+    for i, d in enumerate(docs):
+        for label in d.labels:
+            gold[i, names.index(label)] = 1
+        gold[i, len(names) + (i % LABELS_PER_TASK)] = 1  # more labels than one task holds
+    gold[:, -1] = 1  # only positives: always scores 1; the column before it has none: always 0
+    gold[:, -2] = 0
+    gold = gold.tocsr()
+    fits = {jobs: _fit(texts, gold, train_params(variant="tfidf", word_min_freq=1, tfidf_jobs=jobs))
+            for jobs in (1, 2)}
+    (vectorizer, weights, bias), (_, weights2, bias2) = fits[1], fits[2]
+    np.testing.assert_array_equal(weights, weights2)
+    np.testing.assert_array_equal(bias, bias2)
+    assert bias[-1] == np.inf and bias[-2] == -np.inf and not weights[-2:].any()
+    assert np.abs(weights[: len(names)]).sum(axis=1).min() > 0  # every real label was fitted
+
+    idx, scores = _rank(vectorizer, weights, bias, texts, k=5)
+    logits = np.asarray(vectorizer.transform(texts) @ weights.T) + bias  # (N, K)
+    expected = np.sort(1.0 / (1.0 + np.exp(-logits)), axis=1)[:, ::-1][:, :5]  # (N, 5)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    np.testing.assert_allclose(np.take_along_axis(1.0 / (1.0 + np.exp(-logits)), idx, axis=1), scores, rtol=1e-6)
+    assert (idx[:, 0] == gold.shape[1] - 1).all() and scores[:, 0].min() == 1.0

@@ -36,42 +36,69 @@ def _split_texts(dataset_dir: Path, split: str, vocab: list[str], keep: np.ndarr
     return ids, texts, metrics.labels_to_csr(labels, vocab)
 
 
-def _fit(texts: list[str], gold: sp.csr_matrix, params):
-    from sklearn.feature_extraction.text import TfidfVectorizer
+#: Labels per fitting task: enough work per task to amortise shipping it to a worker.
+LABELS_PER_TASK = 32
+
+
+def _fit_labels(features: sp.csr_matrix, targets: sp.csc_matrix, c: float, seed: int):
+    """One binary logistic regression per column of ``targets`` (each with positives and negatives).
+
+    Returns:
+        (weights, bias): (L x V) float32 and (L,) float32.
+    """
     from sklearn.linear_model import LogisticRegression
+
+    weights = np.zeros((targets.shape[1], features.shape[1]), dtype=np.float32)  # (L, V)
+    bias = np.zeros(targets.shape[1], dtype=np.float32)  # (L,)
+    for j in range(targets.shape[1]):
+        y = targets[:, j].toarray().ravel() > 0  # (N,)
+        classifier = LogisticRegression(C=c, solver="liblinear", random_state=seed).fit(features, y)
+        weights[j], bias[j] = classifier.coef_[0], classifier.intercept_[0]
+    return weights, bias
+
+
+def _fit(texts: list[str], gold: sp.csr_matrix, params, progress: bool = False):
+    """Fit the vectorizer on ``texts`` and one logistic regression per label, ``tfidf_jobs``
+    processes at a time (each fit is independent and seeded, so the result does not depend on
+    the number of processes). Labels with no positive document score 0, with only positives 1."""
+    from joblib import Parallel, delayed
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from tqdm.auto import tqdm
 
     vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, params.tfidf_ngrams),
                                  max_features=params.tfidf_max_features, min_df=params.word_min_freq,
                                  dtype=np.float32)
     features = vectorizer.fit_transform(texts)  # (N, V) sparse
     gold = gold.tocsc()
+    positives = np.diff(gold.indptr)  # (K,) documents per label
     weights = np.zeros((gold.shape[1], features.shape[1]), dtype=np.float32)  # (K, V)
-    bias = np.full(gold.shape[1], -np.inf, dtype=np.float32)  # (K,): no positives = score 0
-    for label in range(gold.shape[1]):
-        y = gold[:, label].toarray().ravel() > 0  # (N,)
-        if y.all():
-            bias[label] = np.inf
-        elif y.any():
-            classifier = LogisticRegression(C=params.tfidf_c, solver="liblinear", random_state=params.seed)
-            classifier.fit(features, y)
-            weights[label], bias[label] = classifier.coef_[0], classifier.intercept_[0]
+    bias = np.where(positives == gold.shape[0], np.inf, -np.inf).astype(np.float32)  # (K,)
+    fitted = np.flatnonzero((positives > 0) & (positives < gold.shape[0]))  # labels with both classes
+    chunks = [fitted[i:i + LABELS_PER_TASK] for i in range(0, len(fitted), LABELS_PER_TASK)]
+    # joblib memory-maps the large feature arrays for its worker processes instead of copying them
+    results = Parallel(n_jobs=params.tfidf_jobs, return_as="generator")(
+        delayed(_fit_labels)(features, gold[:, chunk], params.tfidf_c, params.seed) for chunk in chunks)
+    with tqdm(total=len(fitted), desc="tfidf: labels", unit="label", disable=not progress, leave=False) as bar:
+        for chunk, (chunk_weights, chunk_bias) in zip(chunks, results):
+            weights[chunk], bias[chunk] = chunk_weights, chunk_bias
+            bar.update(len(chunk))
     return vectorizer, weights, bias
 
 
 def _rank(vectorizer, weights, bias, texts: list[str], k: int):
     """Top-k label indices and sigmoid scores per text, scored CHUNK documents at a time."""
-    found_idx, found_scores = [], []
+    import torch
+
+    from lcr.model import top_labels
+
+    idx = np.zeros((len(texts), k), dtype=np.int64)  # (N, k)
+    scores = np.zeros((len(texts), k), dtype=np.float32)  # (N, k)
     for start in range(0, len(texts), CHUNK):
         features = vectorizer.transform(texts[start:start + CHUNK])  # (C, V) sparse
-        with np.errstate(over="ignore"):
-            logits = np.asarray(features @ weights.T) + bias  # (C, K)
-            scores = 1.0 / (1.0 + np.exp(-logits))
-        idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (C, k)
-        found_idx.append(idx)
-        found_scores.append(np.take_along_axis(scores, idx, axis=1))
-    if not found_idx:
-        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
-    return np.concatenate(found_idx).astype(np.int64), np.concatenate(found_scores).astype(np.float32)
+        logits = np.asarray(features @ weights.T) + bias  # (C, K); +-inf for one-class labels
+        top_scores, top_idx = top_labels(torch.from_numpy(logits), k)  # (C, k), (C, k)
+        idx[start:start + len(top_idx)], scores[start:start + len(top_idx)] = top_idx.numpy(), top_scores.numpy()
+    return idx, scores
 
 
 def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval_split: str = "test",
@@ -102,7 +129,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
         raise LcrError(f"{dataset_dir.name}: the training split has no labels")
     if tracker is not None:
         tracker.log_params(run_params(dataset_dir, params, eval_split))
-    vectorizer, weights, bias = _fit(texts, gold, params)
+    vectorizer, weights, bias = _fit(texts, gold, params, progress=progress)
     k = min(max(5, params.top_k_saved), len(vocab))
 
     def evaluate(split: str, limit: int | None):
