@@ -42,10 +42,10 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
     config = load_params()
     results = {}
     for variant in args.variants:
-        params = config.train("reuters21578", variant=variant, epochs=args.epochs, max_length=args.max_length,
-                              lr=args.lr, batch_size=args.batch_size, patience=None,
-                              max_train_docs=args.max_train_docs, seed=args.seed, device="cpu",
-                              checkpoint_every=100)
+        # patience and the cap are set as given (None: no early stopping, every training document)
+        params = config.train("reuters21578", settings={"patience": None, "max_train_docs": args.max_train_docs},
+                              variant=variant, epochs=args.epochs, max_length=args.max_length, lr=args.lr,
+                              batch_size=args.batch_size, seed=args.seed, device="cpu", checkpoint_every=100)
         start = time.time()
         result = train_job("reuters21578", params, data_dir=args.data_dir, runs_dir=args.runs_dir,
                            progress=sys.stderr.isatty())

@@ -262,7 +262,7 @@ def train(
     config = load_params(params)
     if os.environ.get("DVC_STAGE"):  # inside `dvc repro`: the graph must match the profile
         config.check_pipeline()
-    train_params = config.train(dataset, **{**_overrides(settings), "variant": variant})
+    train_params = config.train(dataset, settings=_overrides(settings), variant=variant)
     result = train_job(dataset, train_params, data_dir=data_dir or config.data_dir, output_dir=output,
                        runs_dir=config.runs_dir, eval_split=eval_split or config.dataset(dataset).eval_split,
                        resume=resume, track=track, progress=_progress(),
@@ -380,7 +380,7 @@ def pipeline(
     if profile:
         os.environ[PROFILE_ENV] = profile  # every step below reads params.yaml with this profile
     config = load_params(params)
-    run = run_dir(config.runs_dir, dataset, config.train(dataset, **{**_overrides(settings), "variant": variant}))
+    run = run_dir(config.runs_dir, dataset, config.train(dataset, settings=_overrides(settings), variant=variant))
     common = ["--params", str(params)] if params else []
     steps = [["fetch", dataset, "--stage", f"fetch@{dataset}", *(["--from", source] if source else [])],
              ["prepare", dataset, "--stage", f"prepare@{dataset}"],

@@ -364,16 +364,26 @@ class Params:
         """How the tables combine seeds for a dataset (``mean`` unless the profile says)."""
         return self.active_profile.aggregate.get(name, "mean")
 
-    def train(self, dataset: str, **overrides) -> TrainParams:
+    def train(self, dataset: str, settings: dict | None = None, **overrides) -> TrainParams:
         """Training settings for a dataset: defaults < ``training`` < the profile's ``training``
         < ``baselines.<variant>`` (a baseline's own settings: learning rate, sizes) < the
-        dataset's ``training`` < ``overrides`` (command-line options; None = not given)."""
+        dataset's ``training`` < ``settings`` < ``overrides``.
+
+        Args:
+            dataset: a dataset name (its ``datasets.<name>.training`` applies).
+            settings: values set as given, None included (``--set max_train_docs=null`` lifts
+                a profile's cap).
+            overrides: keyword options where None means "not given" (``variant=None``: the
+                configured variant).
+        """
+        settings = dict(settings or {})
         merged = {**self.training, **self.active_profile.training}
         ds_training = self.dataset(dataset).training
-        variant = (overrides.get("variant") or ds_training.get("variant") or merged.get("variant")
-                   or TrainParams.variant)
+        variant = (overrides.get("variant") or settings.get("variant") or ds_training.get("variant")
+                   or merged.get("variant") or TrainParams.variant)
         merged.update(self.baselines.get(variant) or {})
         merged.update(ds_training)
+        merged.update(settings)
         return train_params(merged, **overrides)
 
 

@@ -116,3 +116,19 @@ def test_project_paper_profile_graph():
     assert len(paper.runs) == 3 * 3 * (len(paper.variants) - 1) + 2 * 3
     # The committed generated block is the selected profile's current graph.
     params.check_pipeline()
+
+
+def test_set_values_are_applied_as_given_null_included():
+    params = parse_params({**_profile_params(training={"max_train_docs": 1200, "patience": 2, "lr": 1e-4}),
+                           "baselines": {"xml-cnn": {"lr": 1e-3}}})
+    assert params.train("aapd").max_train_docs == 1200
+    # keyword options: None means "not given"
+    assert params.train("aapd", max_train_docs=None, variant=None).max_train_docs == 1200
+    # settings (`--set key=value`): null lifts the profile's cap and early stopping
+    lifted = params.train("aapd", settings={"max_train_docs": None, "patience": None})
+    assert lifted.max_train_docs is None and lifted.patience is None and lifted.lr == 1e-4
+    # a variant given as a setting still picks its baseline block; keyword options win over settings
+    assert params.train("aapd", settings={"variant": "xml-cnn"}).lr == 1e-3
+    assert params.train("aapd", settings={"lr": 0.5}, lr=0.25).lr == 0.25
+    with pytest.raises(LcrError, match="unknown key.*max_train_doc"):
+        params.train("aapd", settings={"max_train_doc": None})
