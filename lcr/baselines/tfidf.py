@@ -123,7 +123,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     output_dir.mkdir(parents=True, exist_ok=True)
     vocab, _ = store.read_vocab(dataset_dir)
     artifacts = LabelArtifacts.load(dataset_dir / store.LABELS_DIR)
-    n_train = store.read_split(dataset_dir, "train", columns=["id"]).num_rows
+    n_train = store.split_length(dataset_dir, "train")
     _, texts, gold = _split_texts(dataset_dir, "train", vocab, capped_indices(n_train, params.max_train_docs, params.seed))
     if gold.nnz == 0:
         raise LcrError(f"{dataset_dir.name}: the training split has no labels")
@@ -133,7 +133,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     k = min(max(5, params.top_k_saved), len(vocab))
 
     def evaluate(split: str, limit: int | None):
-        n = store.read_split(dataset_dir, split, columns=["id"]).num_rows
+        n = store.split_length(dataset_dir, split)
         ids, split_texts, split_gold = _split_texts(dataset_dir, split, vocab, capped_indices(n, limit, params.seed))
         topk, scores = _rank(vectorizer, weights, bias, split_texts, k)
         return ids, split_gold, topk, scores
