@@ -90,7 +90,26 @@ class TrainParams:
         selection: ``threshold`` (the paper) or ``topk`` (the authors' public code).
         cooccurrence: ``counts`` (m_ij) or ``conditional`` (P(j | i)).
         classifier_rank: None = the paper's full W5 (gamma*delta x K); r = low-rank W5.
-        lr: AdamW learning rate. batch_size: documents per optimiser step and process.
+        lr: AdamW learning rate of the pretrained encoder (and of every parameter of a model
+            without one: the word-level baselines). batch_size: documents per optimiser step
+            and process.
+        head_lr: learning rate of the layers that start from random on top of a pretrained
+            encoder (W1/W2, M_f, M_pos, the eq. 12 FFN, the attention projections, W5; the
+            heads of ``roberta`` and ``bertxml``); None = ``lr`` (the paper: one rate).
+        weight_decay: AdamW's decoupled weight decay, applied to every weight matrix but not
+            to biases, LayerNorm weights and embedding tables of LayerNorm'd models (see
+            :func:`lcr.training.parameter_groups`).
+        bias_init: ``log_odds``: the biases of W2 and W5 start at each label's training-set
+            log-odds, so the model does not spend its first steps learning that every label is
+            rare; ``zero``: PyTorch's default initialisation.
+        pooler_init: W1/b1 start from the encoder checkpoint's own pooler when it has one (the
+            authors' code uses the encoder's ``pooler_output``); False = random.
+        pooling: ``cls`` (eq. 2: the first token's state), ``mean`` (the mean of the real
+            tokens' states, for checkpoints trained with mean pooling such as all-MiniLM-L6-v2)
+            or ``auto`` (``mean`` for ``offline-default``, ``cls`` for every other encoder).
+        first_stage_steps: optimiser steps at the start of training that train the first
+            prediction alone (L = L1; the reranking branch is not run), so that the label
+            sequence S is built from a first stage worth reranking. 0 = off (the paper).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser
@@ -135,6 +154,12 @@ class TrainParams:
     cooccurrence: str = "counts"
     classifier_rank: int | None = None
     lr: float = 1e-5
+    head_lr: float | None = 1e-3
+    weight_decay: float = 0.01
+    bias_init: str = "log_odds"
+    pooler_init: bool = True
+    pooling: str = "auto"
+    first_stage_steps: int = 0
     batch_size: int = 16
     grad_accum: int = 1
     max_length: int = 512
@@ -188,6 +213,12 @@ class TrainParams:
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
             (self.max_length >= 8, "max_length must be at least 8"),
             (self.lr > 0, "lr must be positive"),
+            (self.head_lr is None or self.head_lr > 0, "head_lr must be positive or null (= lr)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.bias_init in ("log_odds", "zero"), "bias_init must be 'log_odds' or 'zero'"),
+            (self.pooling in ("auto", "cls", "mean"), "pooling must be 'auto', 'cls' or 'mean'"),
+            (self.first_stage_steps >= 0, "first_stage_steps must be >= 0"),
+            (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -200,6 +231,17 @@ class TrainParams:
             raise LcrError("training parameters: tfidf needs tfidf_max_features >= 1, tfidf_ngrams >= 1, "
                            "tfidf_c > 0, word_min_freq >= 1 and tfidf_jobs != 0 (-1 = every CPU)")
         return self
+
+    @property
+    def resolved_pooling(self) -> str:
+        """``pooling`` with ``auto`` resolved: all-MiniLM-L6-v2 (``offline-default``) was trained
+        with mean pooling and its [CLS] state was never trained as a summary; other checkpoints
+        (roberta-base, BERT) use their first token, as eq. 2 does."""
+        if self.pooling != "auto":
+            return self.pooling
+        from lcr.encoder import OFFLINE_DEFAULT
+
+        return "mean" if self.encoder in (None, OFFLINE_DEFAULT) else "cls"
 
     def _validate_baseline(self) -> None:
         """The baseline's own settings, checked by its config (imports torch, so only here)."""

@@ -512,6 +512,50 @@ def evaluate(gold, topk, *, scores=None, train_freq=None, n_train: int | None = 
 # JSON-lines files
 
 
+def selection_diagnostics(gold, s1_topk, selected, selected_mask, s2_size) -> dict:
+    """How LabelCoRank's label sequence S behaves on a set of documents (the mechanism, visible).
+
+    Args:
+        gold: binary CSR matrix (N x K) of gold labels.
+        s1_topk: int array (N x k, k >= 5) of the first prediction S1's ranked labels.
+        selected: int array (N x gamma) of S (PAD = K where there is no label).
+        selected_mask: bool array (N x gamma), True on the real labels of S.
+        s2_size: int array (N,), |S2|: the labels S1 chose itself (the rest of S, S3, came from
+            the co-occurrence expansion).
+
+    Returns:
+        ``s1_P@1``, ``s1_P@5``, ``s1_nDCG@5`` (S1 scored like the final prediction),
+        ``mean_S2``, ``mean_S3`` (mean |S2| and |S3| = |S| - |S2|), ``s_gold_coverage`` (gold
+        labels inside S over all gold labels), ``s_distinct_share`` (share of documents whose S
+        differs from the most common S) and ``n_docs``.
+    """
+    g = _as_gold(gold)
+    n, n_labels = g.shape
+    selected = np.asarray(selected, dtype=np.int64).reshape(n, -1)  # (N, gamma)
+    mask = np.asarray(selected_mask, dtype=bool).reshape(n, -1)  # (N, gamma)
+    s2_size = np.asarray(s2_size, dtype=np.int64).reshape(n)  # (N,)
+    if n == 0:
+        return {"n_docs": 0}
+    # gold labels inside S: a PAD slot (index K) is never gold
+    real = np.where(mask, selected, -1)  # (N, gamma)
+    in_s = _hits(g, real, real.shape[1])  # (N, gamma) bool
+    gold_total = int(g.sum())
+    # the most common S: rows compared as byte strings of their label ids
+    rows = np.ascontiguousarray(np.where(mask, selected, n_labels))
+    _, counts = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel(),
+                          return_counts=True)
+    return {
+        "s1_P@1": precision_at_k(g, s1_topk, 1),
+        "s1_P@5": precision_at_k(g, s1_topk, 5),
+        "s1_nDCG@5": ndcg_at_k(g, s1_topk, 5),
+        "mean_S2": float(s2_size.mean()),
+        "mean_S3": float((mask.sum(axis=1) - s2_size).mean()),
+        "s_gold_coverage": float(in_s.sum() / gold_total) if gold_total else 0.0,
+        "s_distinct_share": float(1.0 - counts.max() / n),
+        "n_docs": int(n),
+    }
+
+
 def _records(path):
     """Yield ``(line number, dict)`` for each record; blank lines only at the end of the file."""
     return read_json_lines(path, blank_lines="trailing")

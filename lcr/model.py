@@ -95,6 +95,9 @@ class LabelCoRankConfig:
         use_pos: add the position embedding M_pos (False = none).
         classifier_rank: None = the paper's full W5 (gamma*delta x K); an int r factorises it as
             W5 ~ A (gamma*delta x r) B (r x K), an extension for very large K (not in the paper).
+        pooling: how the first prediction summarises the tokens: ``cls`` (eq. 2: h_cls) or
+            ``mean`` (the mean of the real tokens' states; for checkpoints trained with mean
+            pooling, such as all-MiniLM-L6-v2, whose [CLS] state was never trained as a summary).
     """
 
     num_labels: int
@@ -110,6 +113,7 @@ class LabelCoRankConfig:
     use_rank: bool = True
     use_pos: bool = True
     classifier_rank: int | None = None
+    pooling: str = "cls"
 
     @property
     def pad_label(self) -> int:
@@ -128,6 +132,7 @@ class LabelCoRankConfig:
             (self.selection in ("threshold", "topk"), "selection must be 'threshold' or 'topk'"),
             (self.classifier_rank is None or self.classifier_rank >= 1, "classifier_rank must be None or >= 1"),
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be None or >= 1"),
+            (self.pooling in ("cls", "mean"), "pooling must be 'cls' or 'mean'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -139,7 +144,7 @@ class LabelCoRankConfig:
         """Build from a :class:`lcr.config.TrainParams` (or anything with the same fields)."""
         return cls(num_labels=num_labels, gamma=params.gamma, alpha=params.alpha, beta=params.beta,
                    num_heads=params.num_heads, dropout=params.dropout, selection=params.selection,
-                   classifier_rank=params.classifier_rank)
+                   classifier_rank=params.classifier_rank, pooling=params.resolved_pooling)
 
 
 @dataclass
@@ -170,6 +175,69 @@ class ModelOutput:
 def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Eqs. 4 and 7, averaged over labels and documents; from logits for numerical stability."""
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """The document summary that eq. 2 feeds to W1: h_cls, or the mean over the real tokens.
+
+    Args:
+        hidden: H (B x T x delta).
+        attention_mask: 1 on real tokens, 0 on padding (B x T).
+        how: ``cls`` or ``mean``.
+
+    Returns:
+        B x delta.
+    """
+    if how == "cls":
+        return hidden[:, 0]  # (B, delta)
+    mask = attention_mask.to(hidden.dtype)[:, :, None]  # (B, T, 1) padding contributes nothing
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, delta)
+
+
+def label_log_odds(freq, n_docs: int, eps: float = 1e-5) -> torch.Tensor:
+    """log(p / (1 - p)) of each label's training-set frequency p = freq / n_docs (K,).
+
+    A classifier whose bias starts here predicts the label prior from the first step instead of
+    spending its first epoch learning that every label is rare. p is clipped to [eps, 1 - eps]
+    so that a label never (or always) seen gets a large finite bias.
+    """
+    p = torch.as_tensor(np.asarray(freq, dtype=np.float64) / max(1, n_docs)).clamp(eps, 1 - eps)  # (K,)
+    return torch.log(p) - torch.log1p(-p)  # (K,)
+
+
+@torch.no_grad()
+def init_heads(model: nn.Module, *, label_freq=None, n_docs: int | None = None, from_pooler: bool = False) -> dict:
+    """Start a freshly built model's label layers from what is already known.
+
+    * ``label_freq`` (K,) and ``n_docs``: the biases of W2 (and W5) become the labels'
+      training-set log-odds (:func:`label_log_odds`).
+    * ``from_pooler``: W1/b1 become the encoder checkpoint's own pooler (``encoder.pooler.dense``
+      of BERT/RoBERTa checkpoints: tanh(h_cls W + b) is exactly eq. 2, and the authors' code
+      feeds the encoder's ``pooler_output`` to W2); left random when the encoder has none.
+
+    Models without these layers (the word-level baselines) are left as they are.
+
+    Returns:
+        What was initialised: ``{"bias": [layer names], "pooler": bool}``.
+    """
+    done = {"bias": [], "pooler": False}
+    if label_freq is not None:
+        bias = label_log_odds(label_freq, n_docs)
+        for name in ("classifier1", "classifier2"):
+            layer = getattr(model, name, None)
+            if isinstance(layer, nn.Sequential):  # low-rank W5 = A B: the bias is B's
+                layer = layer[-1]
+            if isinstance(layer, nn.Linear) and layer.bias is not None and layer.bias.numel() == bias.numel():
+                layer.bias.copy_(bias.to(layer.bias))
+                done["bias"].append(name)
+    pooler = getattr(getattr(getattr(model, "encoder", None), "pooler", None), "dense", None)
+    pool = getattr(model, "pool", None)
+    if from_pooler and isinstance(pooler, nn.Linear) and isinstance(pool, nn.Linear) \
+            and pooler.weight.shape == pool.weight.shape:
+        pool.weight.copy_(pooler.weight)
+        pool.bias.copy_(pooler.bias)
+        done["pooler"] = True
+    return done
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,22 +634,39 @@ class LabelCoRank(_SaveLoad, nn.Module):
                                  freq_rank=self.freq_rank, selection=cfg.selection,
                                  use_cooc=cfg.use_cooc, use_rank=cfg.use_rank)
 
+    @torch.no_grad()
+    def s2_sizes(self, logits1: torch.Tensor) -> torch.Tensor:
+        """|S2| per document (B,): the labels the first prediction chose itself (S1 >= alpha, at
+        most gamma; the whole top-gamma where nothing is expanded: ``topk`` selection, no_cooc)."""
+        cfg = self.config
+        if cfg.use_cooc and cfg.selection == "threshold":
+            return (torch.sigmoid(logits1.float()) >= cfg.alpha).sum(dim=1).clamp(max=cfg.gamma)  # (B,)
+        return torch.full((logits1.size(0),), cfg.gamma, dtype=torch.long, device=logits1.device)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor | None = None) -> ModelOutput:
+                labels: torch.Tensor | None = None, first_stage_only: bool = False) -> ModelOutput:
         """
         Args:
             input_ids: token ids (B x T).
             attention_mask: 1 on real tokens, 0 on padding (B x T).
             labels: multi-hot gold labels (B x K), for the losses.
+            first_stage_only: run step 1 alone (L = L1; the first-stage warm-up of training):
+                nothing of steps 2-5 is computed, so their parameters get no gradient.
 
         Returns:
-            A :class:`ModelOutput`; ``logits`` is the final prediction (``logits2``).
+            A :class:`ModelOutput`; ``logits`` is the final prediction (``logits2``), or S1's
+            logits with ``first_stage_only``.
         """
         cfg = self.config
-        # Step 1: first prediction from the [CLS] token.
+        # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta) H
-        pooled = torch.tanh(self.pool(hidden[:, 0]))  # (B, delta) P
+        pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, cfg.pooling)))  # (B, delta) P
         logits1 = self.classifier1(pooled)  # (B, K) S1 before the sigmoid
+        if first_stage_only:
+            out = ModelOutput(logits=logits1, logits1=logits1)
+            if labels is not None:
+                out.loss = out.loss1 = bce(logits1, labels)  # L = L1 during the warm-up
+            return out
 
         # Step 2: label reranking; a discrete choice, so no gradient flows through it.
         selected, selected_mask = self.select(logits1)  # (B, gamma), (B, gamma)
@@ -634,7 +719,7 @@ class RobertaBaseline(_SaveLoad, nn.Module):
                 labels: torch.Tensor | None = None) -> ModelOutput:
         """Same arguments and output as :meth:`LabelCoRank.forward` (``logits`` = ``logits1``)."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta)
-        pooled = torch.tanh(self.pool(hidden[:, 0]))  # (B, delta) P
+        pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, self.config.pooling)))  # (B, delta) P
         logits = self.classifier1(pooled)  # (B, K)
         out = ModelOutput(logits=logits, logits1=logits)
         if labels is not None:

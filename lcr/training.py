@@ -55,6 +55,71 @@ def uses_gamma(variant: str) -> bool:
     return variant != "roberta" and variant not in BASELINE_VARIANTS + LINEAR_VARIANTS
 
 
+def _is_layer_norm(module: torch.nn.Module) -> bool:
+    # nn.LayerNorm, and Hugging Face's own LayerNorm classes (e.g. T5LayerNorm, RMSNorm)
+    return isinstance(module, torch.nn.LayerNorm) or "LayerNorm" in type(module).__name__ \
+        or "RMSNorm" in type(module).__name__
+
+
+def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
+    """AdamW parameter groups, as practitioners fine-tune a pretrained encoder.
+
+    * The pretrained encoder (``model.encoder``) learns at ``lr``; everything that starts from
+      random on top of it (W1/W2, M_f, M_pos, the eq. 12 FFN, the attention projections, W5,
+      a baseline's head) at ``head_lr``. A model without a pretrained encoder (the word-level
+      baselines) is new throughout and learns at ``lr``, its own block's rate.
+    * Biases and LayerNorm weights get no weight decay; every other parameter ``weight_decay``.
+
+    Returns:
+        Up to four groups, each ``{"name", "params", "lr", "weight_decay"}`` (empty ones are
+        left out); ``name`` is ``encoder`` or ``head``, with ``/no_decay`` for the undecayed.
+    """
+    encoder = getattr(model, "encoder", None)
+    in_encoder = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    head_lr = params.head_lr if (encoder is not None and params.head_lr is not None) else params.lr
+    undecayed = set()
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            if name.endswith("bias") or _is_layer_norm(module):
+                undecayed.add(id(parameter))
+    groups: dict[str, dict] = {}
+    seen = set()
+    for parameter in model.parameters():
+        if id(parameter) in seen or not parameter.requires_grad:
+            continue
+        seen.add(id(parameter))
+        part = "encoder" if id(parameter) in in_encoder else "head"
+        decay = id(parameter) not in undecayed
+        name = part if decay else f"{part}/no_decay"
+        group = groups.setdefault(name, {"name": name, "params": [], "lr": params.lr if part == "encoder" else head_lr,
+                                         "weight_decay": params.weight_decay if decay else 0.0})
+        group["params"].append(parameter)
+    return list(groups.values())
+
+
+def build_optimizer(model: torch.nn.Module, params: TrainParams, device: torch.device,
+                    implementation: str = "auto") -> torch.optim.AdamW:
+    """AdamW over :func:`parameter_groups`.
+
+    Args:
+        implementation: ``auto`` = the fused kernel (one kernel over all parameters; on the CPU
+            3.7x faster per step than the per-parameter loop, measured on MiniLM in
+            ``bench/bench_train_step.py``) where this torch supports it on the device, else
+            ``foreach``; ``fused``, ``foreach`` or ``loop`` force one.
+    """
+    groups = parameter_groups(model, params)
+    if implementation == "loop":
+        return torch.optim.AdamW(groups, lr=params.lr, foreach=False)
+    if implementation == "foreach":
+        return torch.optim.AdamW(groups, lr=params.lr, foreach=True)
+    try:
+        return torch.optim.AdamW(groups, lr=params.lr, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        if implementation == "fused":
+            raise
+        return torch.optim.AdamW(groups, lr=params.lr, foreach=True)
+
+
 def text_composer(params: TrainParams):
     """How a variant reads a document: ``compose(text, meta) -> text`` for the variants that
     read metadata (MATCH: metadata tokens in front of the words), None for text only."""
@@ -152,15 +217,21 @@ def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str =
 @torch.no_grad()
 def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device, top_k: int,
             pad_token_id: int, env: DistEnv = DistEnv(), bf16: bool = False,
-            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            progress: bool = False, selection: bool = False):
     """Rank labels for every document of a split, keeping only the top-k per batch.
 
     No dense N x K score matrix is ever held: each batch's scores are cut to top-k at once.
     Under DDP each process scores its share of the documents and the shares are gathered.
 
+    Args:
+        selection: also keep, for a LabelCoRank-family model, the first prediction's top-k,
+            the label sequence S with its mask and |S2| (what :func:`lcr.metrics.selection_diagnostics`
+            reads).
+
     Returns:
         (topk, scores): int64 (N x top_k) label indices and float32 (N x top_k) sigmoid scores,
-        in the split's document order.
+        in the split's document order; with ``selection`` (and a model that selects), a third
+        item ``{"s1_topk", "selected", "selected_mask", "s2_size"}`` of N-row arrays, else None.
     """
     from tqdm.auto import tqdm
 
@@ -175,28 +246,43 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
     topk = np.zeros((len(mine), k), dtype=np.int64)  # (N_mine, k)
     scores = np.zeros((len(mine), k), dtype=np.float32)  # (N_mine, k)
     batches = length_bucketed_batches(lengths, batch_size, shuffle=False)  # positions in `mine`
+    selects = selection and hasattr(model, "s2_sizes")
+    if selects:
+        gamma = model.config.gamma
+        extra = {"s1_topk": np.zeros((len(mine), k), dtype=np.int64),  # (N_mine, k)
+                 "selected": np.zeros((len(mine), gamma), dtype=np.int64),  # (N_mine, gamma)
+                 "selected_mask": np.zeros((len(mine), gamma), dtype=bool),  # (N_mine, gamma)
+                 "s2_size": np.zeros(len(mine), dtype=np.int64)}  # (N_mine,)
     for positions in tqdm(batches, desc="predict", disable=not progress, leave=False):
         batch = collate(split, mine[positions], pad_token_id, labels=False)
         batch = {name: t.to(device) for name, t in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(batch["input_ids"], batch["attention_mask"]).logits  # (B, K)
-        top_scores, idx = top_labels(logits, k)  # (B, k), (B, k)
+            out = model(batch["input_ids"], batch["attention_mask"])
+        top_scores, idx = top_labels(out.logits, k)  # (B, k), (B, k)
         topk[positions] = idx.cpu().numpy()
         scores[positions] = top_scores.cpu().numpy()
+        if selects:
+            extra["s1_topk"][positions] = top_labels(out.logits1, k)[1].cpu().numpy()
+            extra["selected"][positions] = out.selected.cpu().numpy()
+            extra["selected_mask"][positions] = out.selected_mask.cpu().numpy()
+            extra["s2_size"][positions] = model.s2_sizes(out.logits1).cpu().numpy()
+    arrays = {"topk": topk, "scores": scores, **(extra if selects else {})}
     docs = mine
     if env.world_size > 1:
         import torch.distributed as dist
 
         gathered = [None] * env.world_size
-        dist.all_gather_object(gathered, (docs, topk, scores))
+        dist.all_gather_object(gathered, (docs, arrays))
         docs = np.concatenate([g[0] for g in gathered])
-        topk = np.concatenate([g[1] for g in gathered])
-        scores = np.concatenate([g[2] for g in gathered])
+        arrays = {name: np.concatenate([g[1][name] for g in gathered]) for name in arrays}
     model.train()
-    if env.world_size == 1:
-        return topk, scores  # already in document order
-    order = np.argsort(docs, kind="stable")
-    return topk[order], scores[order]
+    if env.world_size > 1:
+        order = np.argsort(docs, kind="stable")
+        arrays = {name: values[order] for name, values in arrays.items()}
+    topk, scores = arrays.pop("topk"), arrays.pop("scores")
+    if not selection:
+        return topk, scores
+    return topk, scores, (arrays if selects else None)
 
 
 def write_predictions(path: str | Path, ids: list[str], vocab: list[str], topk: np.ndarray,
@@ -337,7 +423,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     from tqdm.auto import tqdm
 
     from lcr.encoder import load_encoder
-    from lcr.model import build_model
+    from lcr.model import build_model, init_heads
 
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
     vocab, artifacts = check_inputs(dataset_dir, params, eval_split)
@@ -360,6 +446,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         encoder, tokenizer = load_encoder(params.encoder)
     cooc = artifacts.cooc if params.cooccurrence == "counts" else artifacts.cooc_conditional
     model = build_model(params, encoder, cooc=cooc, freq_rank=artifacts.rank, tokenizer=tokenizer).to(device)
+    if state is None:  # a fresh model: its label layers start from the training statistics
+        init_heads(model, label_freq=artifacts.freq if params.bias_init == "log_odds" else None,
+                   n_docs=artifacts.n_train, from_pooler=params.pooler_init)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     compose = text_composer(params)
@@ -383,13 +472,13 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     if params.compile:
         model = torch.compile(model)
 
+    warm_up = params.first_stage_steps > 0 and hasattr(raw_model, "s2_sizes")  # LabelCoRank family only
     global_batch = params.batch_size * env.world_size
     steps_per_epoch = math.ceil(len(train_split) / global_batch / params.grad_accum)
     total_steps = steps_per_epoch * params.epochs
     if params.max_steps is not None:
         total_steps = min(total_steps, params.max_steps)
-    optimizer = torch.optim.AdamW(raw_model.parameters(), lr=params.lr,
-                                  fused=device.type == "cuda" or None)
+    optimizer = build_optimizer(raw_model, params, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(params, total_steps))
 
     position = {"epoch": 0, "batch": 0, "step": 0}
@@ -419,10 +508,14 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     def evaluate_dev() -> dict:
         if len(dev_split) == 0:
             return {}
-        topk, scores = predict(raw_model, dev_split, batch_size=params.eval_batch_size, device=device,
-                               top_k=max(5, params.top_k_saved), pad_token_id=pad_id, env=env, bf16=bf16)
-        return metrics.evaluate(dev_split.labels, topk, scores=scores, train_freq=artifacts.freq,
-                                n_train=artifacts.n_train)["full"]
+        topk, scores, chosen = predict(raw_model, dev_split, batch_size=params.eval_batch_size, device=device,
+                                       top_k=max(5, params.top_k_saved), pad_token_id=pad_id, env=env, bf16=bf16,
+                                       selection=True)
+        dev = metrics.evaluate(dev_split.labels, topk, scores=scores, train_freq=artifacts.freq,
+                               n_train=artifacts.n_train)["full"]
+        if chosen is not None:  # the reranking stage's diagnostics (LabelCoRank family)
+            dev.update(_without_n_docs(metrics.selection_diagnostics(dev_split.labels, **chosen)))
+        return dev
 
     output_dir.mkdir(parents=True, exist_ok=True)
     model.train()
@@ -435,13 +528,20 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         bar = tqdm(total=len(batches), initial=position["batch"], desc=f"epoch {epoch + 1}/{params.epochs}",
                    disable=not progress, unit="batch")
         accumulated = 0
+        epoch_losses: dict[str, list] = {}  # name -> [sum as a tensor (no host sync per step), batches]
         for b in range(position["batch"], len(batches)):
             # The last global batch is padded so every process gets a slice of the same size.
             mine = shard(batches[b], env.rank, env.world_size, pad=True)
             batch = {name: t.to(device) for name, t in collate(train_split, mine, pad_id).items()}
+            # The first-stage warm-up: L1 alone until S1 is worth building S from.
+            extra = {"first_stage_only": True} if warm_up and position["step"] < params.first_stage_steps else {}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"])
+                out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"], **extra)
             (out.loss / params.grad_accum).backward()
+            for name in ("loss1", "loss2"):
+                if getattr(out, name, None) is not None:
+                    total = epoch_losses.setdefault(name, [0.0, 0])
+                    total[0], total[1] = total[0] + getattr(out, name).detach(), total[1] + 1
             accumulated += 1
             bar.update(1)
             if accumulated < params.grad_accum and b + 1 < len(batches):
@@ -459,7 +559,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
                 for name in ("loss1", "loss2"):
                     if getattr(out, name, None) is not None:
                         losses[name] = float(getattr(out, name).detach())
-                tracking.log_metrics({**losses, "lr": scheduler.get_last_lr()[0]}, step=step)
+                rates = {f"lr_{group['name'].split('/')[0]}": rate
+                         for group, rate in zip(optimizer.param_groups, scheduler.get_last_lr())}
+                tracking.log_metrics({**losses, "lr": scheduler.get_last_lr()[0], **rates}, step=step)
                 bar.set_postfix(loss=f"{losses['loss']:.4f}")
             if step % params.checkpoint_every == 0:
                 checkpoint()
@@ -470,7 +572,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
 
         # Epoch end (or the step budget): evaluate on dev, keep the best model, maybe stop.
         dev = evaluate_dev()
-        history.append({"epoch": epoch + 1, "step": position["step"], **dev})
+        train_losses = {f"train_{'L1' if name == 'loss1' else 'L2'}": float(total) / count
+                        for name, (total, count) in epoch_losses.items() if count}
+        history.append({"epoch": epoch + 1, "step": position["step"], **dev, **train_losses})
         value = dev.get(params.select_metric, -math.inf) if dev else epoch  # no dev: keep the last
         if value > best["metric"]:
             best = {"metric": value, "epoch": epoch + 1, "dev": dev}
@@ -480,8 +584,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         elif patience_left is not None:
             patience_left -= 1
             stop = stop or patience_left <= 0
-        if tracking is not None and dev:
-            tracking.log_metrics({f"dev_{k}": v for k, v in dev.items() if k != "n_docs"}, step=epoch + 1)
+        if tracking is not None and (dev or train_losses):
+            tracking.log_metrics({**{f"dev_{k}": v for k, v in dev.items() if k != "n_docs"}, **train_losses},
+                                 step=epoch + 1)
         position = {"epoch": epoch + 1, "batch": 0, "step": position["step"]}
         checkpoint()
 
@@ -518,11 +623,17 @@ def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainP
                               compose=text_composer(params), cache=token_cache),
                  params.max_eval_docs, params.seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    topk, scores = predict(model, split, batch_size=params.eval_batch_size, device=device,
-                           top_k=max(5, params.top_k_saved), pad_token_id=pad_id, env=env, bf16=bf16,
-                           progress=progress)
+    topk, scores, chosen = predict(model, split, batch_size=params.eval_batch_size, device=device,
+                                   top_k=max(5, params.top_k_saved), pad_token_id=pad_id, env=env, bf16=bf16,
+                                   progress=progress, selection=True)
     evaluation = metrics.evaluate(split.labels, topk, scores=scores, train_freq=artifacts.freq,
                                   n_train=artifacts.n_train, subsets=subset_masks(split.labels, artifacts.head_mask))
+    if chosen is not None:  # the first prediction S1 and the label sequence S, beside the final
+        evaluation["full"].update(_without_n_docs(metrics.selection_diagnostics(split.labels, **chosen)))
     if env.is_main:
         write_predictions(output_dir / f"predictions-{eval_split}.jsonl", split.ids, vocab, topk, scores)
     return {"eval_split": eval_split, "eval": evaluation}
+
+
+def _without_n_docs(values: dict) -> dict:
+    return {k: v for k, v in values.items() if k != "n_docs"}
