@@ -1,25 +1,35 @@
-"""LabelCoRank against the plain RoBERTa-style baseline on real Reuters-21578, same budget.
+"""Model quality on a real corpus: LabelCoRank against its baselines, every run under one budget.
 
-Trains the offline-default encoder (all-MiniLM-L6-v2) with ``labelcorank`` and with ``roberta``
-under identical settings (encoder, sequence length, batch, learning rate, epochs, seed), each
-as a tracked MLflow run, and writes their test metrics (full, head and tail subsets) to the
-``reuters`` section of ``bench/RESULTS.md`` with the exact command.
+Trains each variant (default ``labelcorank`` and ``roberta``; any of ``lcr train``'s variants) for
+each seed on Reuters-21578 (or AAPD with its val split standing in for train, a held-out part of
+it as dev) with the same encoder, sequence length, batch, epochs and seed, each run a tracked
+MLflow run through :func:`lcr.jobs.train_job` with the settings of ``params.yaml`` (the training
+recipe: encoder ``lr``, ``head_lr``, bias and pooler initialisation, pooling, schedule, first-stage
+warm-up; a baseline's own ``baselines`` block) and the options given here. It writes
 
-The budget is set for a 2-core CPU machine (a MiniLM step at 16 x 128 tokens takes ~2.7 s
-there): short sequences and few epochs. It is not the paper's setting (roberta-base, 512
-tokens, 10+ epochs); the point is a fair side-by-side under one budget.
+* a section of ``bench/RESULTS.md`` (test metrics per run, the mean over seeds, and for the
+  LabelCoRank family the first prediction S1 and the label sequence S: gold coverage, distinct
+  share, mean |S2| and |S3|), and
+* the records of ``bench/results/<dataset>-recipe.json`` (one per run, replaced by a rerun of
+  the same dataset, variant and seed): ``dataset, variant, seed, subset, P@1, P@3, P@5,
+  nDCG@3, nDCG@5, s1_P@1, s_gold_coverage, s_distinct_share, train_minutes, max_length, epochs,
+  train_docs`` (the ``s_`` keys only on LabelCoRank-family rows) plus the commit.
 
 Usage::
 
-    python -m bench.bench_reuters [--epochs 2] [--max-length 64] [--lr 5e-5] [--runs-dir runs-bench]
+    python -m bench.bench_reuters [--dataset reuters21578] [--variants labelcorank roberta] [--seeds 0 1]
+                                  [--epochs 2] [--max-length 64] [--set key=value ...] [--reuse]
 
-Needs ``data/reuters21578`` fetched and prepared (``make demo`` or ``dvc repro``).
+``--reuse`` rewrites the reports from the runs already in ``--runs-dir`` (same settings) instead
+of training. Needs the dataset fetched and prepared (``lcr fetch``/``lcr prepare``, or ``make demo``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,181 +39,236 @@ from lcr.config import VARIANTS as CONFIG_VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
+RECORDS_DIR = REPO / "bench" / "results"
+RECORD_NAMES = {"reuters21578": "reuters"}
 VARIANTS = ("labelcorank", "roberta")
-ALL_VARIANTS = CONFIG_VARIANTS
-COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "PSP@5")
+FAMILY = ("labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank")
+COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
+STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2", "mean_S3")
 
 
-def run(args: argparse.Namespace) -> dict[str, dict]:
-    """Train and evaluate each variant; returns ``{variant: train result}``."""
+def _settings(args: argparse.Namespace) -> dict:
+    """``--set key=value`` as YAML values, plus this benchmark's own budget options."""
+    import yaml
+
+    values = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        values[key.strip()] = yaml.safe_load(value)
+    # patience and the cap are set as given (None: no early stopping, every training document)
+    values.setdefault("patience", None)
+    values.setdefault("max_train_docs", args.max_train_docs)
+    return values
+
+
+def _params(config, args: argparse.Namespace, variant: str, seed: int):
+    return config.train(args.dataset, settings=_settings(args), variant=variant, epochs=args.epochs,
+                        max_length=args.max_length, batch_size=args.batch_size, seed=seed, device="cpu",
+                        checkpoint_every=200)
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Train and evaluate each variant for each seed; returns one result per run."""
     from lcr.config import load_params
     from lcr.jobs import train_job
 
     config = load_params()
-    results = {}
-    for variant in args.variants:
-        # patience and the cap are set as given (None: no early stopping, every training document)
-        params = config.train("reuters21578", settings={"patience": None, "max_train_docs": args.max_train_docs},
-                              variant=variant, epochs=args.epochs, max_length=args.max_length, lr=args.lr,
-                              batch_size=args.batch_size, seed=args.seed, device="cpu", checkpoint_every=100)
-        start = time.time()
-        result = train_job("reuters21578", params, data_dir=args.data_dir, runs_dir=args.runs_dir,
-                           progress=sys.stderr.isatty())
-        result["wall_seconds"] = round(time.time() - start, 1)
-        result["params"] = {"gamma": params.gamma, "beta": params.beta, "alpha": params.alpha,
-                            "selection": params.selection, "lr": params.lr}
-        results[variant] = result
-        print(f"{variant}: {json.dumps(result['eval']['full'])}", file=sys.stderr)
+    results = []
+    for seed in args.seeds:
+        for variant in args.variants:
+            params = _params(config, args, variant, seed)
+            start = time.time()
+            result = train_job(args.dataset, params, data_dir=args.data_dir, runs_dir=args.runs_dir,
+                               progress=sys.stderr.isatty())
+            result["wall_seconds"] = round(time.time() - start, 1)
+            results.append(_with_settings(result, params))
+            print(f"{variant} seed {seed}: {json.dumps(result['eval']['full'])}", file=sys.stderr, flush=True)
     return results
 
 
-def selection_diagnostics(run_dir: Path, data_dir: Path, max_length: int, limit: int = 1000) -> dict:
-    """How the label sequence S behaves on the first ``limit`` test documents of a LabelCoRank run:
-    P@1 of the first stage S1 and of the final prediction, mean |S2| and |S|, the share of gold
-    labels that S contains, and how many distinct sequences S there are."""
-    import numpy as np
-    import torch
-    from transformers import AutoTokenizer
-
-    from lcr import metrics
-    from lcr.batches import collate, encode_split
-    from lcr.datasets import store
-    from lcr.encoder import resolve_encoder
-    from lcr.model import load_model
-
-    best = run_dir / "best_model"
-    model = load_model(best / "model" if (best / "model").exists() else best).eval()
-    tokenizer_dir = best / "tokenizer"
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir) if tokenizer_dir.exists() else resolve_encoder(None))
-    vocab, _ = store.read_vocab(data_dir / "reuters21578")
-    split = encode_split(data_dir / "reuters21578", "test", tokenizer, vocab, max_length)
-    n = min(limit, len(split))
-    logits1, logits2, selected, masks = [], [], [], []
-    with torch.no_grad():
-        for start in range(0, n, 64):
-            batch = collate(split, np.arange(start, min(n, start + 64)), tokenizer.pad_token_id)
-            out = model(batch["input_ids"], batch["attention_mask"])
-            logits1.append(out.logits1), logits2.append(out.logits2)
-            selected.append(out.selected), masks.append(out.selected_mask)
-    logits1, logits2 = torch.cat(logits1), torch.cat(logits2)  # (n, K)
-    selected, masks = torch.cat(selected), torch.cat(masks)  # (n, gamma)
-    gold = split.labels[:n]
-    dense = torch.tensor(gold.toarray())  # (n, K)
-    in_s = dense.gather(1, selected.clamp(max=dense.shape[1] - 1)) * masks  # (n, gamma)
-    s2 = (torch.sigmoid(logits1) >= model.config.alpha).sum(1).clamp(max=model.config.gamma)  # (n,)
-    return {
-        "docs": n,
-        "S1 P@1": metrics.precision_at_k(gold, torch.topk(logits1, 5).indices.numpy(), 1),
-        "final P@1": metrics.precision_at_k(gold, torch.topk(logits2, 5).indices.numpy(), 1),
-        "mean |S2|": float(s2.float().mean()),
-        "mean |S|": float(masks.sum(1).float().mean()),
-        "gold recall of S": float((in_s.sum(1) / dense.sum(1).clamp(min=1)).mean()),
-        "distinct S": len({tuple(row) for row in selected.tolist()}),
-    }
+def _with_settings(result: dict, params) -> dict:
+    result["params"] = {k: getattr(params, k) for k in (
+        "variant", "seed", "gamma", "beta", "alpha", "lr", "head_lr", "pooling", "schedule", "warmup_ratio",
+        "first_stage_steps", "bias_init", "pooler_init", "weight_decay", "max_length", "epochs",
+        "max_train_docs")}
+    result["params"]["pooling"] = params.resolved_pooling
+    return result
 
 
-def reuse(args: argparse.Namespace) -> dict[str, dict]:
+def reuse(args: argparse.Namespace) -> list[dict]:
     """The results of earlier runs of this script (same settings) from their metrics.json."""
     from lcr.config import load_params
     from lcr.jobs import run_dir
 
     config = load_params()
-    results = {}
-    for variant in args.variants:
-        params = config.train("reuters21578", variant=variant, seed=args.seed)
-        folder = run_dir(args.runs_dir, "reuters21578", params)
-        result = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        run_file = folder / "mlflow_run.json"
-        if run_file.exists():
-            result["run_id"] = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
-        result["params"] = {"gamma": params.gamma, "beta": params.beta, "alpha": params.alpha,
-                            "selection": params.selection, "lr": params.lr}
-        result["output_dir"] = str(folder)
-        results[variant] = result
+    results = []
+    for seed in args.seeds:
+        for variant in args.variants:
+            params = _params(config, args, variant, seed)
+            folder = run_dir(args.runs_dir, args.dataset, params)
+            result = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+            run_file = folder / "mlflow_run.json"
+            if run_file.exists():
+                result["run_id"] = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
+            result["output_dir"] = str(folder)
+            results.append(_with_settings(result, params))
     return results
 
 
-def markdown(results: dict[str, dict], args: argparse.Namespace, command: str) -> str:
-    """The ``reuters`` section of RESULTS.md."""
-    first = next(iter(results.values()))
-    rates = ", ".join(f"{v} {r['params'].get('lr', args.lr)}" for v, r in results.items() if v != "tfidf")
+def _train_docs(args: argparse.Namespace) -> int:
+    from lcr.datasets import store
+
+    n = store.split_length(args.data_dir / args.dataset, "train")
+    return n if args.max_train_docs is None else min(n, args.max_train_docs)
+
+
+def commit() -> str:
+    """The checked-out commit (with ``+dirty`` when the tree has uncommitted changes)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def records(results: list[dict], args: argparse.Namespace, revision: str) -> list[dict]:
+    """One record per run (the ``full`` subset), as ``bench/results/<dataset>-recipe.json`` keeps them."""
+    out = []
+    train_docs = _train_docs(args)
+    for result in results:
+        full, p = result["eval"]["full"], result["params"]
+        record = {"dataset": args.dataset, "variant": p["variant"], "seed": p["seed"], "subset": "full",
+                  **{c: full[c] for c in COLUMNS}}
+        if p["variant"] in FAMILY:
+            record.update({k: full.get(k) for k in ("s1_P@1", "s_gold_coverage", "s_distinct_share")})
+        record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
+                      epochs=p["epochs"], train_docs=train_docs, commit=revision, run_id=result.get("run_id"))
+        out.append(record)
+    return out
+
+
+def records_path(dataset: str) -> Path:
+    """``bench/results/reuters-recipe.json`` for Reuters-21578, ``<dataset>-recipe.json`` otherwise."""
+    return RECORDS_DIR / f"{RECORD_NAMES.get(dataset, dataset)}-recipe.json"
+
+
+def write_records(new: list[dict], path: Path) -> list[dict]:
+    """Merge ``new`` into the records file (a rerun of dataset, variant, seed replaces its record)."""
+    from lcr.atomic import atomic_open
+
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    key = lambda r: (r["dataset"], r["variant"], r["seed"])  # noqa: E731
+    replaced = {key(r) for r in new}
+    merged = [r for r in old if key(r) not in replaced] + new
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        json.dump(merged, handle, indent=2)
+    return merged
+
+
+def _mean_rows(results: list[dict]) -> list[tuple[str, dict, int]]:
+    """Per variant (in first-seen order): the mean of its runs' full metrics and the run count."""
+    by_variant: dict[str, list[dict]] = {}
+    for result in results:
+        by_variant.setdefault(result["params"]["variant"], []).append(result["eval"]["full"])
+    return [(variant, {c: statistics.fmean(r[c] for r in runs) for c in COLUMNS + STAGE if all(c in r for r in runs)},
+             len(runs)) for variant, runs in by_variant.items()]
+
+
+def markdown(results: list[dict], args: argparse.Namespace, command: str, revision: str) -> str:
+    """The benchmark's section of RESULTS.md."""
+    variants = list(dict.fromkeys(r["params"]["variant"] for r in results))
+    first = next((r["params"] for r in results if r["params"]["variant"] in FAMILY), results[0]["params"])
+    rates = ", ".join(dict.fromkeys(f"{r['params']['variant']} {r['params']['lr']:g}"
+                                    + (f"/{r['params']['head_lr']:g}" if r["params"]["head_lr"] else "")
+                                    for r in results if r["params"]["variant"] != "tfidf"))
+    name = "Reuters-21578 (ModApte, 90 labels)" if args.dataset == "reuters21578" else args.dataset
     lines = [
-        f"## Reuters-21578 (ModApte, 90 labels): {', '.join(f'`{v}`' for v in results)}, same budget",
+        f"## {name}: {', '.join(f'`{v}`' for v in variants)}, same budget",
         "",
         (f"- Trained by: {'; '.join(f'`{c}`' for c in args.trained_with)}" if args.reuse and args.trained_with
          else "- Trained by: earlier runs of this script with the same settings" if args.reuse
          else f"- Command: `{command}`"),
-        *([f"- This section was rewritten from their saved results by `{command}` (which adds the selection "
-           f"diagnostics)"] if args.reuse else []),
-        f"- Date: {report.today()}",
+        *([f"- This section was rewritten from their saved results by `{command}`"] if args.reuse else []),
+        f"- Commit: {revision}; date: {report.today()}",
         f"- Machine: {report.machine()}",
-        f"- Encoder: offline-default (all-MiniLM-L6-v2); max_length {args.max_length}, batch {args.batch_size}, "
-        f"lr {rates}"
-        f" (word-level baselines and tfidf: params.yaml's `baselines` block), {args.epochs} epochs, seed {args.seed}, train docs "
-        f"{args.max_train_docs or 'all'}; LabelCoRank gamma {first['params']['gamma']}, "
-        f"beta {first['params']['beta']}, alpha {first['params']['alpha']}, "
-        f"selection {first['params']['selection']}",
-        "- Best epoch chosen on dev nDCG@5; metrics on the 3,019 test documents "
-        "(head = all labels in the top 10% most frequent; tail = at most two head labels).",
+        f"- Budget: encoder offline-default (all-MiniLM-L6-v2), max_length {args.max_length}, batch {args.batch_size}, "
+        f"{args.epochs} epochs, train docs {_train_docs(args):,}, seeds {', '.join(map(str, args.seeds))}; "
+        f"learning rates (encoder/head) {rates} (word-level baselines and tfidf: params.yaml's `baselines` block)",
+        f"- Recipe: pooling {first['pooling']}, bias_init {first['bias_init']}, pooler_init {first['pooler_init']}, "
+        f"weight_decay {first['weight_decay']}, schedule {first['schedule']} (warmup_ratio {first['warmup_ratio']}), "
+        f"first_stage_steps {first['first_stage_steps']}; LabelCoRank gamma {first['gamma']}, beta {first['beta']}, "
+        f"alpha {first['alpha']}",
+        *([f"- Extra settings: {', '.join(f'`{s}`' for s in args.set)}"] if args.set else []),
+        "- Best epoch chosen on dev nDCG@5; metrics on the test split. S1 = the first prediction scored like "
+        "the final; S = the label sequence that the reranking stage attends with.",
         "",
-        "| variant | subset | docs | " + " | ".join(COLUMNS) + " | train time |",
-        "|---|---|---:|" + "---:|" * len(COLUMNS) + "---:|",
+        "| variant | seed | P@1 | P@3 | P@5 | nDCG@3 | nDCG@5 | S1 P@1 | S1 nDCG@5 | gold in S | S differs "
+        "| mean \\|S2\\| | mean \\|S3\\| | train time |",
+        "|---|---:|" + "---:|" * 12,
     ]
-    for variant, result in results.items():
-        for subset, values in result["eval"].items():
-            cells = " | ".join(f"{values[c]:.4f}" if c in values else "-" for c in COLUMNS)
-            timing = f"{result['train_seconds'] / 60:.1f} min" if subset == "full" else ""
-            lines.append(f"| {variant} | {subset} | {values['n_docs']:,} | {cells} | {timing} |")
+
+    def cells(values: dict) -> str:
+        main = " | ".join(f"{values[c]:.4f}" for c in COLUMNS)
+        stage = " | ".join((f"{values[c]:.1%}" if c.startswith("s_") else f"{values[c]:.2f}" if c.startswith("mean")
+                            else f"{values[c]:.4f}") if c in values else "-" for c in STAGE)
+        return f"{main} | {stage}"
+
+    for result in results:
+        p = result["params"]
+        lines.append(f"| {p['variant']} | {p['seed']} | {cells(result['eval']['full'])} | "
+                     f"{result['train_seconds'] / 60:.1f} min |")
+    if len(args.seeds) > 1:
+        for variant, values, count in _mean_rows(results):
+            lines.append(f"| **{variant}** | mean of {count} | {cells(values)} | |")
     lines.append("")
-    lines.append("MLflow runs: " + ", ".join(f"{v} `{r.get('run_id')}`" for v, r in results.items()))
-    for variant, result in results.items():
+    lines.append("MLflow runs: " + ", ".join(f"{r['params']['variant']} s{r['params']['seed']} `{r.get('run_id')}`"
+                                             for r in results))
+    for result in results:
         if result.get("history"):
-            curve = ", ".join(f"epoch {h['epoch']}: {h.get('nDCG@5', float('nan')):.4f}" for h in result["history"])
-            lines.append(f"\n{variant} dev nDCG@5 per epoch: {curve}")
-    if "diagnostics" in results.get("labelcorank", {}):
-        d = results["labelcorank"]["diagnostics"]
-        lines += ["", f"LabelCoRank's label sequence S on the first {d['docs']:,} test documents:", "",
-                  "| S1 P@1 | final P@1 | mean \\|S2\\| | mean \\|S\\| (gamma " f"{first['params']['gamma']}) "
-                  "| gold labels inside S | distinct S |", "|---:|---:|---:|---:|---:|---:|",
-                  f"| {d['S1 P@1']:.4f} | {d['final P@1']:.4f} | {d['mean |S2|']:.2f} | {d['mean |S|']:.2f} | "
-                  f"{d['gold recall of S']:.1%} | {d['distinct S']:,} |"]
+            curve = ", ".join(f"epoch {h['epoch']}: {h.get('nDCG@5', float('nan')):.4f}"
+                              + (f" (S1 {h['s1_nDCG@5']:.4f})" if "s1_nDCG@5" in h else "") for h in result["history"])
+            lines.append(f"\n{result['params']['variant']} seed {result['params']['seed']} dev nDCG@5 per epoch: {curve}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run both variants and rewrite the ``reuters`` section of bench/RESULTS.md."""
+    """Train (or reuse) the runs and rewrite the benchmark's section and records."""
     parser = argparse.ArgumentParser(prog="python -m bench.bench_reuters", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="reuters21578")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=None,
-                        help="override every variant's learning rate (default: params.yaml: 5e-5 for the encoder "
-                        "models in the demo profile, the `baselines` block for the others)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-train-docs", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=ALL_VARIANTS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=CONFIG_VARIANTS)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training setting for every run (YAML value), as `lcr train --set`")
     parser.add_argument("--trained-with", action="append", default=[],
                         help="with --reuse: a command that trained some of the runs (repeatable; shown in the section)")
-    parser.add_argument("--section", default="reuters", help="the section of bench/RESULTS.md to rewrite")
+    parser.add_argument("--section", default=None, help="the section of bench/RESULTS.md to rewrite "
+                        "(default: <dataset>-recipe)")
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--runs-dir", type=Path, default=Path("runs-bench"))
-    parser.add_argument("--no-report", action="store_true", help="do not rewrite bench/RESULTS.md")
+    parser.add_argument("--no-report", action="store_true", help="write neither bench/RESULTS.md nor the records")
     parser.add_argument("--reuse", action="store_true",
                         help="report the finished runs in --runs-dir (same settings) instead of training again")
     args = parser.parse_args(argv)
-    command = report.command_line("python -m bench.bench_reuters", argv)
+    command = report.command_line("python -m bench.bench_reuters", argv).strip()
+    revision = commit()
     results = reuse(args) if args.reuse else run(args)
-    if "labelcorank" in results:
-        results["labelcorank"]["diagnostics"] = selection_diagnostics(
-            Path(results["labelcorank"]["output_dir"]), args.data_dir, args.max_length)
-    text = markdown(results, args, command.strip())
+    text = markdown(results, args, command, revision)
     print(text)
     if not args.no_report:
         header = ("# Results\n\nModel quality measured by the scripts in `bench/`; each section names the "
                   "command that produced it and is rewritten by that command.\n")
         if not RESULTS.exists():
             RESULTS.write_text(header, encoding="utf-8")
-        report.update_section(args.section, text, RESULTS)
+        report.update_section(args.section or f"{args.dataset}-recipe", text, RESULTS)
+        write_records(records(results, args, revision), records_path(args.dataset))
     return 0
 
 

@@ -67,6 +67,7 @@ from lcr.config import train_params
 from lcr.encoder import load_encoder
 from lcr.labels import cooccurrence, frequency_rank, label_frequencies
 from lcr.model import PAPER_SETTINGS, build_model
+from lcr.training import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = "python -m bench.bench_train_step"
@@ -137,9 +138,14 @@ def make_model(variant: str, size: Size, encoder, data: dict, device: torch.devi
     return model.to(device).train(), params
 
 
-def make_step(model, params, device: torch.device):
-    """One training step as in ``lcr.training``: forward + loss, backward, clip, AdamW, zero_grad."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, fused=device.type == "cuda" or None)
+def make_step(model, params, device: torch.device, implementation: str = "auto"):
+    """One training step as in ``lcr.training``: forward + loss, backward, clip, AdamW, zero_grad.
+
+    ``implementation``: AdamW's (``lcr.training.build_optimizer``): ``auto`` as training runs it
+    (fused where torch supports it on the device), ``loop`` the per-parameter loop that training
+    used on the CPU before.
+    """
+    optimizer = build_optimizer(model, params, device, implementation=implementation)
     bf16 = device.type == "cuda"  # bf16: auto
 
     def step(batch: dict) -> None:
@@ -214,6 +220,40 @@ def time_size(size: Size, data: dict, encoder, tokenizer, args: argparse.Namespa
     del models, runners, batch
     gc.collect()
     return result
+
+
+IMPLEMENTATIONS = ("loop", "auto")
+
+
+def time_optimizers(size: Size, data: dict, encoder, tokenizer, args: argparse.Namespace, device: torch.device,
+                    steps: int) -> dict:
+    """LabelCoRank's step with AdamW's per-parameter loop (before) and as training now runs it
+    (after: fused where supported), two copies of the same model, steps interleaved (ABBA)."""
+    batch = make_batch(tokenizer, data["gold"], args.max_length, args.seed, device)
+    runners = {}
+    for implementation in IMPLEMENTATIONS:
+        model, params = make_model("labelcorank", size, copy.deepcopy(encoder), data, device, args.seed)
+        runners[implementation] = make_step(model, params, device, implementation)
+    times: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
+    for index in range(args.warmup + steps):
+        for name in (IMPLEMENTATIONS if index % 2 == 0 else IMPLEMENTATIONS[::-1]):
+            _sync(device)
+            start = time.perf_counter()
+            runners[name](batch)
+            _sync(device)
+            if index >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    del runners, batch
+    gc.collect()
+    return {"times": times, "fused": _fused_available(device)}
+
+
+def _fused_available(device: torch.device) -> bool:
+    try:
+        torch.optim.AdamW([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+        return True
+    except (RuntimeError, ValueError, TypeError):
+        return False
 
 
 def profile(size: Size, models: dict, runners: dict, batch: dict) -> None:
@@ -330,7 +370,7 @@ def paired_ratio(result: dict) -> float:
 
 
 def markdown(args: argparse.Namespace, command: str, device: torch.device, encoder_info: str,
-             results: list[tuple[Size, dict, dict | None]]) -> str:
+             results: list[tuple[Size, dict, dict | None]], optimizers: tuple[Size, dict] | None = None) -> str:
     """The ``train-step`` section of BENCHMARKS.md."""
     memory_how = {m["how"] for _, _, mem in results if mem for m in mem.values()}
     lines = [
@@ -401,6 +441,18 @@ def markdown(args: argparse.Namespace, command: str, device: torch.device, encod
                      "expected; `classifier_rank` factorises it.")
     if not ok_all:
         lines.append("Target missed at K = 54: see `--profile` for the ops that dominate.")
+    if optimizers is not None:
+        size, timed = optimizers
+        before = statistics.median(timed["times"]["loop"])
+        after = statistics.median(timed["times"]["auto"])
+        lines += ["", f"AdamW before and after, `labelcorank` at {size.name} (K = {size.num_labels:,}), two copies of "
+                  f"the model in one process, steps interleaved (ABBA), {len(timed['times']['loop'])} timed steps each:",
+                  "", "| AdamW | step, median | min | max |", "|---|---:|---:|---:|",
+                  f"| per-parameter loop (before: `lcr.training` on the CPU until this change) | {before:.3f} s "
+                  f"| {min(timed['times']['loop']):.3f} s | {max(timed['times']['loop']):.3f} s |",
+                  f"| `build_optimizer` default ({'fused' if timed['fused'] else 'foreach'}; after) | {after:.3f} s "
+                  f"| {min(timed['times']['auto']):.3f} s | {max(timed['times']['auto']):.3f} s |",
+                  "", f"The whole step is {before / after:.2f}x faster after."]
     return "\n".join(lines)
 
 
@@ -430,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = encoder.config
     encoder_info = (f"`{args.encoder}` ({cfg.model_type}, {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
                     f"{sum(p.numel() for p in encoder.parameters()) / 1e6:.1f}M params)")
-    results, datas = [], []
+    results, datas, optimizers = [], [], None
     for size, steps in zip(sizes(args.quick), (args.steps, args.large_steps)):
         start = time.perf_counter()
         datas.append(label_data(size, args.batch_size, args.seed))
@@ -438,13 +490,17 @@ def main(argv: list[str] | None = None) -> int:
         timed = time_size(size, datas[-1], encoder, tokenizer, args, device, steps)
         print(f"{size.name}: ratio {ratio(timed):.3f} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
         results.append([size, timed, None])
+        if optimizers is None:  # the optimiser before/after at the first (AAPD) size
+            optimizers = (size, time_optimizers(size, datas[-1], encoder, tokenizer, args, device, steps))
+            print(f"{size.name}: AdamW loop {statistics.median(optimizers[1]['times']['loop']):.3f} s, "
+                  f"default {statistics.median(optimizers[1]['times']['auto']):.3f} s per step", file=sys.stderr)
     del encoder
     gc.collect()
     if not args.no_memory:
         for entry, data in zip(results, datas):
             entry[2] = measure_memory(entry[0], data, args, device)
     del datas
-    text = markdown(args, command, device, encoder_info, [tuple(entry) for entry in results])
+    text = markdown(args, command, device, encoder_info, [tuple(entry) for entry in results], optimizers)
     print(text)
     if not args.no_report and not args.quick:
         report.update_section("train-step", text)

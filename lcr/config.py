@@ -110,6 +110,8 @@ class TrainParams:
         first_stage_steps: optimiser steps at the start of training that train the first
             prediction alone (L = L1; the reranking branch is not run), so that the label
             sequence S is built from a first stage worth reranking. 0 = off (the paper).
+        residual: LabelCoRank's final logits add the first prediction's (W5 and b5 start at
+            zero, so the reranking stage starts from S1 and learns corrections); False = eq. 6.
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser
@@ -160,6 +162,7 @@ class TrainParams:
     pooler_init: bool = True
     pooling: str = "auto"
     first_stage_steps: int = 0
+    residual: bool = False
     batch_size: int = 16
     grad_accum: int = 1
     max_length: int = 512

@@ -98,6 +98,9 @@ class LabelCoRankConfig:
         pooling: how the first prediction summarises the tokens: ``cls`` (eq. 2: h_cls) or
             ``mean`` (the mean of the real tokens' states; for checkpoints trained with mean
             pooling, such as all-MiniLM-L6-v2, whose [CLS] state was never trained as a summary).
+        residual: the final prediction adds the first one's logits, Y = sigmoid(z1 + f_cat W5 + b5)
+            with W5 and b5 starting at zero, so the reranking stage starts from S1 and learns
+            what to change (an extension; the paper's eq. 6 is Y = sigmoid(f_cat W5 + b5)).
     """
 
     num_labels: int
@@ -114,6 +117,7 @@ class LabelCoRankConfig:
     use_pos: bool = True
     classifier_rank: int | None = None
     pooling: str = "cls"
+    residual: bool = False
 
     @property
     def pad_label(self) -> int:
@@ -144,7 +148,8 @@ class LabelCoRankConfig:
         """Build from a :class:`lcr.config.TrainParams` (or anything with the same fields)."""
         return cls(num_labels=num_labels, gamma=params.gamma, alpha=params.alpha, beta=params.beta,
                    num_heads=params.num_heads, dropout=params.dropout, selection=params.selection,
-                   classifier_rank=params.classifier_rank, pooling=params.resolved_pooling)
+                   classifier_rank=params.classifier_rank, pooling=params.resolved_pooling,
+                   residual=params.residual)
 
 
 @dataclass
@@ -223,7 +228,8 @@ def init_heads(model: nn.Module, *, label_freq=None, n_docs: int | None = None, 
     done = {"bias": [], "pooler": False}
     if label_freq is not None:
         bias = label_log_odds(label_freq, n_docs)
-        for name in ("classifier1", "classifier2"):
+        residual = getattr(getattr(model, "config", None), "residual", False)
+        for name in ("classifier1",) if residual else ("classifier1", "classifier2"):  # residual: S1 has the prior
             layer = getattr(model, name, None)
             if isinstance(layer, nn.Sequential):  # low-rank W5 = A B: the bias is B's
                 layer = layer[-1]
@@ -600,6 +606,10 @@ class LabelCoRank(_SaveLoad, nn.Module):
             self.classifier2 = nn.Sequential(
                 nn.Linear(gamma * dim, config.classifier_rank, bias=False),  # A
                 nn.Linear(config.classifier_rank, num_labels))  # B, b5
+        if config.residual:  # Y starts as S1 exactly: f_cat W5 + b5 = 0
+            last = self.classifier2[-1] if isinstance(self.classifier2, nn.Sequential) else self.classifier2
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     @property
     def cooc_t(self) -> torch.Tensor:
@@ -685,6 +695,8 @@ class LabelCoRank(_SaveLoad, nn.Module):
         # Step 5: final prediction from all gamma label-aware features.
         f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
         logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
+        if cfg.residual:
+            logits2 = logits2 + logits1  # (B, K) the reranking stage corrects S1 instead of starting over
 
         out = ModelOutput(logits=logits2, logits1=logits1, logits2=logits2, selected=selected,
                           selected_mask=selected_mask)

@@ -54,6 +54,9 @@ from lcr.errors import LcrError
 
 #: The paper's metric columns, in its order.
 METRICS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
+# The first prediction S1 of the LabelCoRank family, scored like the final one (training writes
+# them into eval.full): shown beside the final numbers as the gain of the reranking stage.
+STAGE1_METRICS = ("s1_P@1", "s1_nDCG@5")
 #: Metric (on the full evaluation split) that picks the best seed when aggregating by "best".
 SELECT_METRIC = "nDCG@5"
 #: The paper's datasets, in the order of its tables.
@@ -468,13 +471,13 @@ def _aggregate(runs: list[dict], subset: str, mode: str) -> tuple[dict, list[dic
             value = run["subsets"]["full"].get(SELECT_METRIC, math.nan)
             return -math.inf if math.isnan(value) else value
         best = max(runs, key=lambda r: (score(r), -(r["seed"] if r["seed"] is not None else 0)))
-        values = {m: best["subsets"][subset].get(m, math.nan) for m in METRICS}
+        values = {m: best["subsets"][subset].get(m, math.nan) for m in METRICS + STAGE1_METRICS}
         return values, [best], f"best of {len(runs)} by full {SELECT_METRIC}: seed {_seed(best)}"
     if mode == "best" or len(runs) == 1:
         run = runs[0]
-        return ({m: run["subsets"][subset].get(m, math.nan) for m in METRICS}, [run], f"single run: seed {_seed(run)}")
+        return ({m: run["subsets"][subset].get(m, math.nan) for m in METRICS + STAGE1_METRICS}, [run], f"single run: seed {_seed(run)}")
     values = {}
-    for metric in METRICS:
+    for metric in METRICS + STAGE1_METRICS:
         column = pd.Series([r["subsets"][subset].get(metric, math.nan) for r in runs], dtype=float)
         values[metric] = float(column.mean())
         values[f"{metric} std"] = float(column.std(ddof=1))
@@ -510,6 +513,8 @@ def _result_row(pool: _Pool, table: PaperTable, *, label: str, dataset: str, var
         row[f"{metric} std"] = values.get(f"{metric} std", math.nan)
         row[f"{metric} paper"] = reference
         row[f"{metric} diff"] = measured - reference
+    for metric in STAGE1_METRICS:
+        row[metric] = values.get(metric, math.nan)
     row["run_ids"] = ";".join(r["run_id"] for r in shown if r["run_id"])
     row["run_dirs"] = ";".join(r["run"] for r in shown)
     return row
@@ -521,7 +526,8 @@ def _source_label(label: str, subset: str, table: PaperTable) -> str:
 
 def _result_frame(rows: list[dict]) -> pd.DataFrame:
     columns = ["row", "variant", "gamma", "subset", "status", "runs", "seeds", "aggregate",
-               *[f"{m}{s}" for m in METRICS for s in ("", " std", " paper", " diff")], "run_ids", "run_dirs"]
+               *[f"{m}{s}" for m in METRICS for s in ("", " std", " paper", " diff")], *STAGE1_METRICS,
+               "run_ids", "run_dirs"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["gamma"] = frame["gamma"].astype("Int64")
     frame["runs"] = frame["runs"].astype("Int64")
@@ -877,6 +883,7 @@ def table_markdown(table: PaperTable) -> str:
     parts = [f"# {table.title}", "", grid, ""]
     if table.kind not in ("stats", "runs"):
         parts.insert(2, "Cells: measured, the paper's value, Δ = measured - paper.\n")
+        parts += _stage1_section(frame)
     parts += [f"- {note}" for note in table.notes]
     if table.sources:
         parts += ["", "## Runs behind each row", ""]
@@ -891,6 +898,26 @@ def table_markdown(table: PaperTable) -> str:
                 items.append(text)
             parts.append(f"- {label}: " + "; ".join(items))
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _stage1_section(frame: pd.DataFrame) -> list[str]:
+    """The LabelCoRank rows' first prediction S1 beside their final prediction: what the
+    reranking stage adds (empty when no row has S1 numbers)."""
+    if "s1_P@1" not in frame or frame["s1_P@1"].isna().all():
+        return []
+    rows = []
+    for row in frame.to_dict("records"):
+        if math.isnan(row["s1_P@1"]):
+            continue
+        label = row["row"] + (f" ({row['subset']})" if row.get("subset") not in (None, "full") else "")
+        cells = [label]
+        for metric in ("P@1", "nDCG@5"):
+            cells += [_number(row[f"s1_{metric}"]), _number(row[metric]),
+                      _number(row[metric] - row[f"s1_{metric}"], sign=True)]
+        rows.append(cells)
+    headers = ["Model", "S1 P@1", "final P@1", "Δ P@1", "S1 nDCG@5", "final nDCG@5", "Δ nDCG@5"]
+    return ["First prediction S1 beside the final prediction (Δ = the gain of the reranking stage):", "",
+            _markdown_grid(headers, rows, [False] + [True] * 6), ""]
 
 
 def _text(value) -> str:

@@ -485,3 +485,33 @@ def test_files_end_to_end(tmp_path):
     # F1 at 0.5: predicted d1 {NEW, z}, d3 {w}; TP 2, |pred| 3, |gold| 4 -> 4/7
     assert res["micro_F1"] == pytest.approx(4 / 7)
     assert res["n_docs"] == 3
+
+
+def test_selection_diagnostics_equal_a_hand_computation():
+    from lcr.metrics import selection_diagnostics
+
+    # 4 documents, K = 6 (PAD = 6), gamma = 3
+    gold = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0],
+                                   [0, 0, 1, 0, 0, 0],
+                                   [1, 0, 0, 0, 0, 1],
+                                   [0, 0, 0, 1, 0, 0]]))
+    s1_topk = np.array([[0, 2, 1, 3, 4],   # P@1 hit, P@5: 2 of 5
+                        [1, 2, 0, 3, 4],   # P@1 miss, P@5: 1
+                        [5, 0, 1, 2, 3],   # P@1 hit, P@5: 2
+                        [0, 1, 2, 4, 5]])  # P@1 miss, P@5: 0
+    selected = np.array([[0, 1, 6], [0, 1, 6], [0, 1, 6], [3, 2, 4]])
+    mask = selected != 6
+    s2_size = np.array([1, 2, 0, 1])
+    d = selection_diagnostics(gold, s1_topk, selected, mask, s2_size)
+    assert d["s1_P@1"] == pytest.approx(2 / 4)
+    assert d["s1_P@5"] == pytest.approx((2 + 1 + 2 + 0) / 20)
+    dcg = [1 + 1 / np.log2(4), 1 / np.log2(3), 1 + 1 / np.log2(3), 0.0]
+    idcg = [1 + 1 / np.log2(3), 1.0, 1 + 1 / np.log2(3), 1.0]
+    assert d["s1_nDCG@5"] == pytest.approx(np.mean(np.array(dcg) / np.array(idcg)))
+    assert d["mean_S2"] == pytest.approx(1.0)
+    assert d["mean_S3"] == pytest.approx(((2 - 1) + (2 - 2) + (2 - 0) + (3 - 1)) / 4)
+    # gold inside S: doc 0 {0, 1} both, doc 1 {2} no, doc 2 {0, 5}: 0 only, doc 3 {3}: yes -> 4 of 6
+    assert d["s_gold_coverage"] == pytest.approx(4 / 6)
+    # S = (0, 1, PAD) for three documents: one differs from it
+    assert d["s_distinct_share"] == pytest.approx(1 / 4)
+    assert d["n_docs"] == 4

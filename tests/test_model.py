@@ -504,3 +504,68 @@ def test_encoder_paths(tmp_path):
     assert model.config.hidden_size == 384
     enc = tokenizer(["label co-occurrence reranking"], return_tensors="pt")
     assert model(**enc).last_hidden_state.shape[-1] == 384
+
+
+# --------------------------------------------------------------------------------------------
+# The training recipe's model parts: pooling, head initialisation, the first-stage warm-up
+
+
+def test_mean_pooling_ignores_padding(tiny):
+    from lcr.model import pool_tokens
+
+    hidden = torch.randn(2, 5, 3)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    changed = hidden.clone()
+    changed[0, 3:] = 1e6  # what stands on padding must not matter
+    pooled = pool_tokens(changed, mask, "mean")
+    assert torch.allclose(pooled[0], hidden[0, :3].mean(dim=0))
+    assert torch.allclose(pooled[1], hidden[1].mean(dim=0))
+    assert torch.equal(pool_tokens(hidden, mask, "cls"), hidden[:, 0])
+
+    # Through the whole model: padding a batch does not change a document's first prediction.
+    model = _model(tiny, "roberta", pooling="mean")
+    ids, attention = _batch(tiny, [TEXTS[0]])
+    alone = model(ids, attention).logits1
+    ids2, attention2 = _batch(tiny, [TEXTS[0], TEXTS[0] + " and many more words to pad the first one"])
+    assert attention2[0].sum() < attention2.shape[1]  # the first row is padded now
+    assert torch.allclose(model(ids2, attention2).logits1[0], alone[0], atol=1e-5)
+
+
+def test_bias_starts_at_the_label_log_odds_and_w1_at_the_pooler(tiny):
+    from lcr.model import init_heads
+
+    freq = np.array([30, 1, 7, 50, 2, 9, 12, 99])
+    for variant in ("labelcorank", "roberta"):
+        model = _model(tiny, variant)
+        done = init_heads(model, label_freq=freq, n_docs=100, from_pooler=True)
+        assert done["pooler"] is True
+        assert torch.allclose(torch.sigmoid(model.classifier1.bias.double()), torch.tensor(freq / 100.0), atol=1e-6)
+        if variant == "labelcorank":
+            assert done["bias"] == ["classifier1", "classifier2"]
+            assert torch.allclose(torch.sigmoid(model.classifier2.bias.double()), torch.tensor(freq / 100.0),
+                                  atol=1e-6)
+        assert torch.equal(model.pool.weight, model.encoder.pooler.dense.weight)
+        assert torch.equal(model.pool.bias, model.encoder.pooler.dense.bias)
+    low_rank = _model(tiny, classifier_rank=3)
+    init_heads(low_rank, label_freq=freq, n_docs=100)
+    assert torch.allclose(torch.sigmoid(low_rank.classifier2[-1].bias.double()), torch.tensor(freq / 100.0),
+                          atol=1e-6)
+    # never seen / always seen: finite
+    model = _model(tiny)
+    init_heads(model, label_freq=np.array([0, 100, 5, 5, 5, 5, 5, 5]), n_docs=100)
+    assert torch.isfinite(model.classifier1.bias).all()
+
+
+def test_first_stage_only_leaves_the_reranking_branch_without_gradient(tiny):
+    model = _model(tiny).train()
+    ids, attention = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 1] = 1
+    out = model(ids, attention, labels=labels, first_stage_only=True)
+    assert out.loss2 is None and out.selected is None
+    assert torch.equal(out.loss, out.loss1)
+    out.loss.backward()
+    assert model.classifier1.weight.grad is not None and model.classifier1.weight.grad.abs().sum() > 0
+    for name in ("classifier2", "label_embedding", "position_embedding", "ffn_in", "ffn_out", "attention"):
+        for parameter in getattr(model, name).parameters():
+            assert parameter.grad is None, name

@@ -62,11 +62,26 @@ def test_merge_train_dev(tmp_path):
 
 
 def test_train_standin_is_recorded(tmp_path):
-    stats = store.write_store(tmp_path / "s", {"dev": docs("v", 4), "test": docs("t", 2)},
-                              train_standin="dev", info={"missing": ["text_train"]}, progress=False)
+    stats = store.write_store(tmp_path / "s", {"test": docs("v", 4), "dev": docs("t", 2)},
+                              train_standin="test", info={"missing": ["text_train"]}, progress=False)
     assert stats["splits"]["train"]["documents"] == 4
-    assert stats["train_standin"] == "dev"
+    assert stats["train_standin"] == "test" and stats["standin_dev_fraction"] is None
     assert stats["missing"] == ["text_train"]
+
+
+def test_a_dev_standin_keeps_a_held_out_dev_part(tmp_path):
+    """dev standing in for train is divided: the held-out part never trains (no selection on training data)."""
+    stats = store.write_store(tmp_path / "s", {"dev": docs("v", 200), "test": docs("t", 2)},
+                              train_standin="dev", progress=False)
+    train_ids = set(store.read_split(tmp_path / "s", "train")["id"])
+    dev_ids = set(store.read_split(tmp_path / "s", "dev")["id"])
+    assert not train_ids & dev_ids and len(train_ids | dev_ids) == 200
+    assert stats["standin_dev_fraction"] == store.STANDIN_DEV_FRACTION
+    assert 0.1 * 200 < len(dev_ids) < 0.3 * 200  # about 20%, by a hash of the id
+    again = store.write_store(tmp_path / "t", {"dev": docs("v", 200), "test": docs("t", 2)},
+                              train_standin="dev", dev_fraction=0.5, progress=False)
+    assert again["standin_dev_fraction"] == 0.5
+    assert set(store.read_split(tmp_path / "s", "dev")["id"]) <= set(store.read_split(tmp_path / "t", "dev")["id"])
 
 
 def test_missing_train_without_standin_names_the_files(tmp_path):

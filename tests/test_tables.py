@@ -276,3 +276,20 @@ def test_make_tables_with_no_runs_still_writes_every_paper_table(tmp_path):
     stems = {p.stem for p in written if p.suffix == ".md"}
     assert {f"table{n:02d}" for n in range(1, 14)} <= {s[:7] for s in stems}
     assert (tmp_path / "out" / "gamma_sweep.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_labelcorank_rows_show_the_first_prediction_beside_the_final(tmp_path):
+    root = tmp_path / "runs"
+    full = {**scores(0.88, ndcg5=0.90), "s1_P@1": 0.80, "s1_nDCG@5": 0.85}
+    write_run(root, "reuters21578/labelcorank-g20-s0", "reuters21578", "labelcorank", gamma=20, full=full)
+    write_run(root, "reuters21578/roberta-s0", "reuters21578", "roberta", full=scores(0.86))
+    tables = build_tables(collect_runs(root), dataset_stats=STATS, main_gamma={"reuters21578": 20},
+                          datasets=["reuters21578"])
+    main = tables["reuters21578_main"]
+    assert row(main, "LabelCoRank")["s1_P@1"] == pytest.approx(0.80)
+    assert math.isnan(row(main, "RoBERTa")["s1_P@1"])
+    text = table_markdown(main)
+    assert "First prediction S1 beside the final prediction" in text
+    line = next(x for x in text.splitlines() if x.startswith("| LabelCoRank |") and "0.8000" in x)
+    assert "+0.0800" in line and "+0.0500" in line  # the reranking stage's gains on P@1 and nDCG@5
+    assert not any(x.startswith("| RoBERTa |") and "S1" in x for x in text.splitlines())

@@ -103,7 +103,8 @@ def _train_command(toy, output: Path, *extra: str) -> list[str]:
             "--data-dir", str(toy["data"]), "--output", str(output)]
     for key, value in dict(encoder=toy["encoder"], gamma=3, num_heads=2, max_length=32, lr="0.003",
                            dropout="0.1", checkpoint_every=1, epochs=3, patience="null", device="cpu",
-                           eval_batch_size=16).items():
+                           eval_batch_size=16, schedule="linear", warmup_ratio="0.2", first_stage_steps=4,
+                           head_lr="0.01", weight_decay="0.01").items():
         args += ["--set", f"{key}={value}"]
     return args + list(extra)
 
@@ -205,3 +206,110 @@ def test_unprepared_dataset_is_named(toy, tmp_path):
     store.write_store(tmp_path / "raw", {"train": toy_documents(4, 5)}, progress=False)
     with pytest.raises(LcrError, match="lcr prepare raw"):
         train_job("raw", settings(toy), data_dir=tmp_path, output_dir=tmp_path / "x", track=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The optimiser of the training recipe
+
+
+def _tiny_model(toy, variant="labelcorank"):
+    import torch
+
+    from lcr.encoder import load_encoder
+    from lcr.labels import LabelArtifacts
+    from lcr.model import build_model
+
+    torch.manual_seed(0)
+    artifacts = LabelArtifacts.load(toy["data"] / "toy" / store.LABELS_DIR)
+    params = settings(toy, variant=variant)
+    encoder, tokenizer = load_encoder(params.encoder)
+    return build_model(params, encoder, cooc=artifacts.cooc, freq_rank=artifacts.rank, tokenizer=tokenizer)
+
+
+def test_parameter_groups_give_the_encoder_lr_the_new_layers_head_lr_and_spare_biases_and_layernorm(toy):
+    from lcr.training import parameter_groups
+
+    model = _tiny_model(toy)
+    params = settings(toy, lr=2e-5, head_lr=1e-3, weight_decay=0.05)
+    groups = {g["name"]: g for g in parameter_groups(model, params)}
+    assert set(groups) == {"encoder", "encoder/no_decay", "head", "head/no_decay"}
+    names = {id(p): n for n, p in model.named_parameters()}
+    members = {name: {names[id(p)] for p in g["params"]} for name, g in groups.items()}
+    assert {g["lr"] for n, g in groups.items() if n.startswith("encoder")} == {2e-5}
+    assert {g["lr"] for n, g in groups.items() if n.startswith("head")} == {1e-3}
+    assert groups["encoder"]["weight_decay"] == groups["head"]["weight_decay"] == 0.05
+    assert groups["encoder/no_decay"]["weight_decay"] == groups["head/no_decay"]["weight_decay"] == 0.0
+    every = set().union(*members.values())
+    assert every == {n for n, p in model.named_parameters()}  # each parameter in exactly one group
+    assert sum(len(m) for m in members.values()) == len(every)
+    assert all(n.startswith("encoder.") for n in members["encoder"] | members["encoder/no_decay"])
+    for head in ("pool.weight", "classifier1.weight", "classifier2.weight", "label_embedding.weight",
+                 "position_embedding.weight", "ffn_in.weight", "attention.query.weight"):
+        assert head in members["head"], head
+    for undecayed in ("classifier1.bias", "classifier2.bias", "attention.key.bias"):
+        assert undecayed in members["head/no_decay"], undecayed
+    assert any("LayerNorm.weight" in n for n in members["encoder/no_decay"])
+    assert not any("LayerNorm" in n or n.endswith(".bias") for n in members["encoder"] | members["head"])
+    # head_lr = null: one rate, the paper's setting
+    assert {g["lr"] for g in parameter_groups(model, settings(toy, lr=2e-5, head_lr=None))} == {2e-5}
+
+
+def test_word_level_models_learn_at_their_own_lr(toy):
+    """Without a pretrained encoder every parameter is new: all at `lr` (the baseline block's rate)."""
+    from lcr.baselines.words import build_word_tokenizer
+    from lcr.model import build_model
+    from lcr.training import parameter_groups
+
+    params = settings(toy, variant="xml-cnn", lr=1e-3, head_lr=5e-2)
+    tokenizer = build_word_tokenizer([["wheat corn oil prices rose"] * 3], vocab_size=100, min_freq=1,
+                                     max_length=32)
+    model = build_model(params, None, freq_rank=list(range(len(TOPICS))), tokenizer=tokenizer)
+    assert {g["lr"] for g in parameter_groups(model, params)} == {1e-3}
+
+
+def test_fused_adamw_reaches_the_weights_of_the_per_parameter_loop(toy):
+    import torch
+
+    from lcr.training import build_optimizer
+
+    params = settings(toy, lr=1e-3, head_lr=3e-3, weight_decay=0.01)
+    ids = torch.randint(5, 300, (4, 12))
+    mask = torch.ones_like(ids)
+    labels = torch.zeros(4, len(TOPICS))
+    labels[:, :2] = 1
+    weights = {}
+    for implementation in ("loop", "fused"):
+        model = _tiny_model(toy).train()
+        optimizer = build_optimizer(model, params, torch.device("cpu"), implementation=implementation)
+        if implementation == "fused":
+            assert optimizer.defaults["fused"] is True
+        for _ in range(5):
+            model(ids, mask, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        weights[implementation] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for name, value in weights["loop"].items():
+        if name == "attention.key.bias":
+            # its gradient is zero up to rounding (a softmax does not change when every key score
+            # moves by the same q.b), and Adam divides that noise by its own size: +-lr per step
+            # either way, whatever the implementation
+            continue
+        torch.testing.assert_close(weights["fused"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+    moved = sum(float((weights["loop"][n] - p).abs().sum()) for n, p in _tiny_model(toy).named_parameters())
+    assert moved > 0  # the comparison is not of untouched weights
+
+
+def test_first_stage_warm_up_and_diagnostics_in_a_run(toy, tmp_path):
+    """first_stage_steps covers epoch 1: no L2 in it; every epoch logs the selection diagnostics."""
+    result = train_job("toy", settings(toy, first_stage_steps=6), data_dir=toy["data"],
+                       output_dir=tmp_path / "run", track=False, progress=False)
+    first, second = result["history"]
+    assert "train_L1" in first and "train_L2" not in first
+    assert "train_L1" in second and "train_L2" in second
+    for key in ("s1_P@1", "s1_P@5", "s1_nDCG@5", "mean_S2", "mean_S3", "s_gold_coverage", "s_distinct_share"):
+        assert key in first and key in second, key
+        assert key in result["eval"]["full"], key
+    assert 0.0 <= result["eval"]["full"]["s_gold_coverage"] <= 1.0
+    roberta = train_job("toy", settings(toy, variant="roberta", epochs=1), data_dir=toy["data"],
+                        output_dir=tmp_path / "roberta", track=False, progress=False)
+    assert "s1_P@1" not in roberta["eval"]["full"] and "s1_P@1" not in roberta["history"][0]

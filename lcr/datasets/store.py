@@ -210,6 +210,10 @@ def _check(doc: Document, split: str, seen: dict[str, str]) -> None:
     seen[doc.id] = split
 
 
+#: The share of a ``dev`` stand-in split kept held out as dev (the rest stands in for train).
+STANDIN_DEV_FRACTION = 0.2
+
+
 def write_store(
     dataset_dir: str | Path,
     splits: dict[str, Iterable[Document]],
@@ -235,7 +239,11 @@ def write_store(
         label_order: the vocabulary order; default: label ids sorted.
         dev_fraction: hold out this share of train as dev when ``splits`` has no ``dev``.
         merge_train_dev: write train + dev into ``train`` (``dev`` is written too).
-        train_standin: a split whose documents also serve as ``train`` when train is absent.
+        train_standin: a split whose documents serve as ``train`` when train is absent. For
+            ``dev`` the split is divided (by a hash of the id, like ``dev_fraction``): a
+            ``dev_fraction`` share (default :data:`STANDIN_DEV_FRACTION`) stays held out as dev
+            and the rest becomes train, so that model selection never looks at training
+            documents. Any other stand-in (``test``) is copied into train whole (smoke runs only).
         info: provenance to record in ``stats.json`` (source, checksums, missing files).
         progress: show a progress bar per split.
 
@@ -258,7 +266,10 @@ def write_store(
         missing = ", ".join(info.get("missing", [])) or "the train files"
         raise LcrError(f"the source has no train split (missing: {missing}); for a smoke run, "
                        "let another split stand in with --train-standin dev")
-    if dev_fraction and "dev" in splits:
+    split_standin = train_standin == "dev"
+    if split_standin:
+        dev_fraction = dev_fraction or STANDIN_DEV_FRACTION  # the share of the stand-in kept as dev
+    elif dev_fraction and "dev" in splits:
         dev_fraction = 0.0  # the source has its own dev split
     if not 0.0 <= dev_fraction < 1.0:
         raise LcrError(f"dev_fraction must be in [0, 1), got {dev_fraction}")
@@ -282,13 +293,16 @@ def write_store(
                             disable=not progress, mininterval=1.0):
                 if split == "train" and dev_fraction and _dev_share(doc.id) < dev_fraction:
                     emit("dev", doc)
+                elif split == "dev" and split_standin and _dev_share(doc.id) >= dev_fraction:
+                    emit("train", doc)  # the stand-in's training part; the rest stays held out
                 else:
                     emit(split, doc)
         # Every split but train is complete now: close them, then let a stand-in split (or
         # dev, for merge_train_dev) be read back into train.
         for name in ("dev", "test"):
             writers[name].close()
-        extra = [train_standin] if train_standin is not None else (["dev"] if merge_train_dev else [])
+        extra = ([train_standin] if train_standin is not None and not split_standin
+                 else ["dev"] if merge_train_dev else [])
         for split in extra:
             for doc in _read_documents(tmp / f"{split}.parquet"):
                 emit("train", doc, check=False)
@@ -312,6 +326,8 @@ def write_store(
             "dev_fraction": dev_fraction,
             "merge_train_dev": bool(merge_train_dev),
             "train_standin": train_standin,
+            # dev stand-in: the share of its documents held out as dev (the rest is train)
+            "standin_dev_fraction": dev_fraction if split_standin else None,
             **info,
         }
         (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
