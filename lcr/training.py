@@ -347,6 +347,56 @@ def _set_rng_state(state: dict) -> None:
 # --------------------------------------------------------------------------------------------
 # Training
 
+PROGRESS_SECONDS = 30.0  # without a terminal, a plain progress line at most this often
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class ProgressLines:
+    """Plain progress lines on stderr for runs without a terminal (``nohup lcr train > run.log``),
+    where progress bars stay silent: step of total, loss, documents per second, elapsed and
+    remaining time, at most every ``every`` seconds; and one line per epoch with its dev metrics."""
+
+    def __init__(self, total_steps: int, epochs: int, global_batch: int, *, enabled: bool,
+                 every: float | None = None, stream=None):
+        self.total, self.epochs, self.global_batch = total_steps, epochs, global_batch
+        self.enabled, self.every = enabled, PROGRESS_SECONDS if every is None else every
+        self.stream = stream if stream is not None else sys.stderr
+        self.started = self.last = time.time()
+        self.first_step: int | None = None
+
+    def _print(self, text: str) -> None:
+        print(f"[lcr] {text}", file=self.stream, flush=True)
+
+    def step(self, epoch: int, step: int, loss) -> None:
+        """After optimiser step ``step`` (1-based); prints when ``every`` seconds have passed."""
+        if self.first_step is None:
+            self.first_step = step - 1  # a resumed run counts its speed from where it resumed
+        now = time.time()
+        if not self.enabled or (now - self.last < self.every and step < self.total):
+            return
+        self.last = now
+        done = step - self.first_step
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0  # steps per second
+        remaining = (self.total - step) / rate if rate > 0 else 0.0
+        self._print(f"epoch {epoch + 1}/{self.epochs} step {step}/{self.total} loss {float(loss):.4f} "
+                    f"{rate * self.global_batch:.1f} docs/s elapsed {_duration(elapsed)} "
+                    f"remaining {_duration(remaining)}")
+
+    def epoch(self, epoch: int, dev: dict, metric: str) -> None:
+        """The dev metrics of a finished epoch (always printed on the main process)."""
+        if not dev:
+            self._print(f"epoch {epoch + 1}/{self.epochs} done (no dev split)")
+            return
+        keys = [k for k in (metric, "P@1", "P@5", "s1_nDCG@5", "s1_P@1", "s_gold_coverage", "s_distinct_share")
+                if k in dev]
+        shown = ", ".join(f"{k} {dev[k]:.4f}" for k in dict.fromkeys(keys))
+        self._print(f"epoch {epoch + 1}/{self.epochs} dev: {shown}")
+
 
 def _schedule(params: TrainParams, total_steps: int):
     warmup = int(params.warmup_ratio * total_steps)
@@ -520,6 +570,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     output_dir.mkdir(parents=True, exist_ok=True)
     model.train()
     stop = position["step"] >= total_steps
+    lines = ProgressLines(total_steps, params.epochs, global_batch, enabled=env.is_main and not progress)
     started = time.time()
     while not stop and position["epoch"] < params.epochs:
         epoch = position["epoch"]
@@ -563,6 +614,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
                          for group, rate in zip(optimizer.param_groups, scheduler.get_last_lr())}
                 tracking.log_metrics({**losses, "lr": scheduler.get_last_lr()[0], **rates}, step=step)
                 bar.set_postfix(loss=f"{losses['loss']:.4f}")
+            lines.step(epoch, step, out.loss.detach())
             if step % params.checkpoint_every == 0:
                 checkpoint()
             if step >= total_steps:
@@ -575,6 +627,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         train_losses = {f"train_{'L1' if name == 'loss1' else 'L2'}": float(total) / count
                         for name, (total, count) in epoch_losses.items() if count}
         history.append({"epoch": epoch + 1, "step": position["step"], **dev, **train_losses})
+        if env.is_main:
+            lines.epoch(epoch, dev, params.select_metric)
         value = dev.get(params.select_metric, -math.inf) if dev else epoch  # no dev: keep the last
         if value > best["metric"]:
             best = {"metric": value, "epoch": epoch + 1, "dev": dev}

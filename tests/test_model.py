@@ -569,3 +569,19 @@ def test_first_stage_only_leaves_the_reranking_branch_without_gradient(tiny):
     for name in ("classifier2", "label_embedding", "position_embedding", "ffn_in", "ffn_out", "attention"):
         for parameter in getattr(model, name).parameters():
             assert parameter.grad is None, name
+
+
+def test_residual_final_prediction_starts_at_the_first(tiny):
+    model = _model(tiny, residual=True)
+    ids, attention = _batch(tiny)
+    out = model(ids, attention)
+    assert torch.allclose(out.logits2, out.logits1)  # W5 = 0, b5 = 0: Y starts as S1
+    from lcr.model import init_heads
+
+    init_heads(model, label_freq=np.arange(1, K + 1), n_docs=20)
+    assert torch.equal(model.classifier2.bias, torch.zeros(K))  # the prior is already in S1
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    model.train()
+    model(ids, attention, labels=labels).loss2.backward()
+    assert model.classifier2.weight.grad.abs().sum() > 0  # and it learns from there

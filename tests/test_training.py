@@ -313,3 +313,17 @@ def test_first_stage_warm_up_and_diagnostics_in_a_run(toy, tmp_path):
     roberta = train_job("toy", settings(toy, variant="roberta", epochs=1), data_dir=toy["data"],
                         output_dir=tmp_path / "roberta", track=False, progress=False)
     assert "s1_P@1" not in roberta["eval"]["full"] and "s1_P@1" not in roberta["history"][0]
+
+
+def test_without_a_terminal_progress_shows_as_plain_lines(toy, tmp_path, monkeypatch, capsys):
+    import lcr.training
+
+    monkeypatch.setattr(lcr.training, "PROGRESS_SECONDS", 0.0)  # a line after every step
+    train_job("toy", settings(toy), data_dir=toy["data"], output_dir=tmp_path / "run", track=False, progress=False)
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[lcr] ")]
+    steps = [x for x in lines if " step " in x]
+    assert len(steps) == 12 and steps[-1].startswith("[lcr] epoch 2/2 step 12/12 loss ")
+    assert all("docs/s" in x and "elapsed" in x and "remaining" in x for x in steps)
+    epochs = [x for x in lines if " dev: " in x]
+    assert [x.split(" dev:")[0] for x in epochs] == ["[lcr] epoch 1/2", "[lcr] epoch 2/2"]
+    assert "nDCG@5" in epochs[0] and "s1_nDCG@5" in epochs[0]
