@@ -112,6 +112,8 @@ class TrainParams:
             sequence S is built from a first stage worth reranking. 0 = off (the paper).
         residual: LabelCoRank's final logits add the first prediction's (W5 and b5 start at
             zero, so the reranking stage starts from S1 and learns corrections); False = eq. 6.
+        final_head: ``dense`` (eqs. 5-6, W5 over all labels) or ``per_label`` (each label of S
+            rescored from its own attended feature; see :class:`lcr.model.LabelCoRankConfig`).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser
@@ -160,9 +162,10 @@ class TrainParams:
     weight_decay: float = 0.01
     bias_init: str = "log_odds"
     pooler_init: bool = True
-    pooling: str = "auto"
+    pooling: str = "cls"
     first_stage_steps: int = 0
     residual: bool = False
+    final_head: str = "dense"
     batch_size: int = 16
     grad_accum: int = 1
     max_length: int = 512
@@ -221,6 +224,7 @@ class TrainParams:
             (self.bias_init in ("log_odds", "zero"), "bias_init must be 'log_odds' or 'zero'"),
             (self.pooling in ("auto", "cls", "mean"), "pooling must be 'auto', 'cls' or 'mean'"),
             (self.first_stage_steps >= 0, "first_stage_steps must be >= 0"),
+            (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
         ]
         for ok, message in checks:

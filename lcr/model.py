@@ -101,6 +101,12 @@ class LabelCoRankConfig:
         residual: the final prediction adds the first one's logits, Y = sigmoid(z1 + f_cat W5 + b5)
             with W5 and b5 starting at zero, so the reranking stage starts from S1 and learns
             what to change (an extension; the paper's eq. 6 is Y = sigmoid(f_cat W5 + b5)).
+        final_head: ``dense`` (eqs. 5-6: f_cat W5 over all K labels) or ``per_label`` (an
+            extension: each label of S is rescored from its own attended feature a_j,
+            z1[s_j] + a_j . (u[s_j] + w) + v[s_j], with label vectors u, v and a shared w that
+            start at zero; labels outside S keep S1's logit). ``per_label`` is a reranker in the
+            literal sense: it learns per label instead of per slot of S, has no gamma*delta x K
+            W5, and starts from S1.
     """
 
     num_labels: int
@@ -118,6 +124,7 @@ class LabelCoRankConfig:
     classifier_rank: int | None = None
     pooling: str = "cls"
     residual: bool = False
+    final_head: str = "dense"
 
     @property
     def pad_label(self) -> int:
@@ -137,6 +144,7 @@ class LabelCoRankConfig:
             (self.classifier_rank is None or self.classifier_rank >= 1, "classifier_rank must be None or >= 1"),
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be None or >= 1"),
             (self.pooling in ("cls", "mean"), "pooling must be 'cls' or 'mean'"),
+            (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -149,7 +157,7 @@ class LabelCoRankConfig:
         return cls(num_labels=num_labels, gamma=params.gamma, alpha=params.alpha, beta=params.beta,
                    num_heads=params.num_heads, dropout=params.dropout, selection=params.selection,
                    classifier_rank=params.classifier_rank, pooling=params.resolved_pooling,
-                   residual=params.residual)
+                   residual=params.residual, final_head=params.final_head)
 
 
 @dataclass
@@ -600,13 +608,20 @@ class LabelCoRank(_SaveLoad, nn.Module):
         self.attention = LabelTextAttention(dim, config.num_heads, config.attention_dropout)
         # Step 5: Y = sigmoid(f_cat W5 + b5) (eq. 6). W5 is (gamma delta x K): 483M weights for
         # MAG-CS with roberta-base, hence the optional low-rank factorisation W5 ~ A B.
-        if config.classifier_rank is None:
+        if config.final_head == "per_label":
+            # a_j . (u[s_j] + w) + v[s_j]: one vector and one bias per label (PAD row K unused)
+            self.label_scorer = nn.Embedding(num_labels + 1, dim)  # u
+            self.label_offset = nn.Embedding(num_labels + 1, 1)  # v
+            self.shared_scorer = nn.Linear(dim, 1, bias=False)  # w
+            for weight in (self.label_scorer.weight, self.label_offset.weight, self.shared_scorer.weight):
+                nn.init.zeros_(weight)  # Y starts as S1
+        elif config.classifier_rank is None:
             self.classifier2 = nn.Linear(gamma * dim, num_labels)  # W5
         else:
             self.classifier2 = nn.Sequential(
                 nn.Linear(gamma * dim, config.classifier_rank, bias=False),  # A
                 nn.Linear(config.classifier_rank, num_labels))  # B, b5
-        if config.residual:  # Y starts as S1 exactly: f_cat W5 + b5 = 0
+        if config.residual and config.final_head == "dense":  # Y starts as S1 exactly: f_cat W5 + b5 = 0
             last = self.classifier2[-1] if isinstance(self.classifier2, nn.Sequential) else self.classifier2
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
@@ -693,10 +708,18 @@ class LabelCoRank(_SaveLoad, nn.Module):
         attended = attended.masked_fill(~selected_mask[:, :, None], 0.0)  # (B, gamma, delta)
 
         # Step 5: final prediction from all gamma label-aware features.
-        f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
-        logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
-        if cfg.residual:
-            logits2 = logits2 + logits1  # (B, K) the reranking stage corrects S1 instead of starting over
+        if cfg.final_head == "per_label":
+            # Rescore each label of S from its own feature; the others keep S1's logit.
+            change = (attended * (self.label_scorer(selected) + self.shared_scorer.weight)).sum(-1)  # (B, gamma)
+            change = (change + self.label_offset(selected).squeeze(-1)) * selected_mask  # (B, gamma) 0 on PAD
+            moved = logits1.new_zeros(logits1.size(0), cfg.num_labels + 1)  # (B, K + 1) column K = PAD
+            moved = moved.scatter_add(1, selected, change.to(moved.dtype))  # (B, K + 1)
+            logits2 = logits1 + moved[:, :-1]  # (B, K) Y before the sigmoid
+        else:
+            f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
+            logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
+            if cfg.residual:
+                logits2 = logits2 + logits1  # (B, K) the reranking stage corrects S1 instead of starting over
 
         out = ModelOutput(logits=logits2, logits1=logits1, logits2=logits2, selected=selected,
                           selected_mask=selected_mask)

@@ -585,3 +585,23 @@ def test_residual_final_prediction_starts_at_the_first(tiny):
     model.train()
     model(ids, attention, labels=labels).loss2.backward()
     assert model.classifier2.weight.grad.abs().sum() > 0  # and it learns from there
+
+
+def test_per_label_head_rescores_only_the_labels_of_s(tiny):
+    model = _model(tiny, final_head="per_label")
+    ids, attention = _batch(tiny)
+    out = model(ids, attention)
+    assert torch.allclose(out.logits2, out.logits1)  # starts as S1
+    assert not hasattr(model, "classifier2")
+    with torch.no_grad():
+        model.label_offset.weight.fill_(1.0)  # +1 on every label of S
+    out = model(ids, attention)
+    in_s = torch.zeros(len(TEXTS), K + 1, dtype=torch.bool).scatter(1, out.selected, out.selected_mask)[:, :K]
+    assert in_s.any() and (~in_s).any()
+    assert torch.allclose(out.logits2[in_s], out.logits1[in_s] + 1.0)
+    assert torch.allclose(out.logits2[~in_s], out.logits1[~in_s])
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    model.train()
+    model(ids, attention, labels=labels).loss2.backward()
+    assert model.label_scorer.weight.grad.abs().sum() > 0 and model.shared_scorer.weight.grad.abs().sum() > 0
