@@ -160,6 +160,26 @@ def make_step(model, params, device: torch.device, implementation: str = "auto")
     return step
 
 
+def interleaved(runners: dict, batch: dict, steps: int, warmup: int, device: torch.device,
+                label: str) -> dict[str, list[float]]:
+    """Time ``warmup + steps`` rounds of every runner on ``batch`` in ABBA order (each runs first
+    in half of the rounds); returns the timed (post-warm-up) seconds per runner."""
+    names = list(runners)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(warmup + steps):
+        for name in (names if index % 2 == 0 else names[::-1]):
+            _sync(device)
+            start = time.perf_counter()
+            runners[name](batch)
+            _sync(device)
+            if index >= warmup:
+                times[name].append(time.perf_counter() - start)
+        if index >= warmup:
+            print(f"{label} step {index + 1}/{warmup + steps}: "
+                  + ", ".join(f"{name} {times[name][-1]:.3f} s" for name in names), file=sys.stderr)
+    return times
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -185,20 +205,7 @@ def time_size(size: Size, data: dict, encoder, tokenizer, args: argparse.Namespa
     for variant in MODELS:
         model, params = make_model(variant, size, copy.deepcopy(encoder), data, device, args.seed)
         models[variant], runners[variant], counts[variant] = model, make_step(model, params, device), count_params(model)
-    times: dict[str, list[float]] = {variant: [] for variant in MODELS}
-    for index in range(args.warmup + steps):
-        # ABBA: each model runs first in half of the rounds.
-        order = MODELS if index % 2 == 0 else MODELS[::-1]
-        for variant in order:
-            _sync(device)
-            start = time.perf_counter()
-            runners[variant](batch)
-            _sync(device)
-            if index >= args.warmup:
-                times[variant].append(time.perf_counter() - start)
-        print(f"{size.name} step {index + 1}/{args.warmup + steps}: "
-              + ", ".join(f"{v} {times[v][-1]:.3f} s" for v in MODELS if index >= args.warmup),
-              file=sys.stderr)
+    times = interleaved(runners, batch, steps, args.warmup, device, size.name)
     # The selection alone (LabelCoRank.select on the current first prediction), for the breakdown.
     lcr_model = models["labelcorank"]
     with torch.no_grad():
@@ -234,15 +241,7 @@ def time_optimizers(size: Size, data: dict, encoder, tokenizer, args: argparse.N
     for implementation in IMPLEMENTATIONS:
         model, params = make_model("labelcorank", size, copy.deepcopy(encoder), data, device, args.seed)
         runners[implementation] = make_step(model, params, device, implementation)
-    times: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
-    for index in range(args.warmup + steps):
-        for name in (IMPLEMENTATIONS if index % 2 == 0 else IMPLEMENTATIONS[::-1]):
-            _sync(device)
-            start = time.perf_counter()
-            runners[name](batch)
-            _sync(device)
-            if index >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+    times = interleaved(runners, batch, steps, args.warmup, device, f"{size.name} AdamW")
     del runners, batch
     gc.collect()
     return {"times": times, "fused": _fused_available(device)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -114,3 +115,38 @@ def test_run_all_machine_section_goes_after_the_header(tmp_path):
     write_machine_section("## Machine and commands\nagain", path)  # rewritten in place, not added twice
     text = path.read_text(encoding="utf-8")
     assert text.count("<!-- begin machine -->") == 1 and "again" in text and "figures" in text
+
+
+def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, monkeypatch):
+    import argparse
+
+    from bench import bench_reuters
+
+    monkeypatch.setattr(bench_reuters, "_train_docs", lambda args: 6993)
+    full = {"P@1": 0.9, "P@3": 0.35, "P@5": 0.22, "nDCG@3": 0.91, "nDCG@5": 0.92, "n_docs": 3019}
+    stage = {"s1_P@1": 0.88, "s1_nDCG@5": 0.9, "s_gold_coverage": 0.93, "s_distinct_share": 0.64,
+             "mean_S2": 1.2, "mean_S3": 13.1}
+    params = dict(gamma=20, beta=0.3, alpha=0.3, lr=5e-5, head_lr=1e-3, pooling="cls", schedule="constant",
+                  warmup_ratio=0.0, first_stage_steps=0, bias_init="log_odds", pooler_init=True,
+                  weight_decay=0.01, max_length=64, epochs=2, max_train_docs=None)
+    results = [{"eval": {"full": {**full, **stage}}, "train_seconds": 600, "run_id": "a",
+                "params": {**params, "variant": "labelcorank", "seed": 0}},
+               {"eval": {"full": full}, "train_seconds": 300, "run_id": "b",
+                "params": {**params, "variant": "roberta", "seed": 0}}]
+    args = argparse.Namespace(dataset="reuters21578", seeds=[0], max_length=64, batch_size=16, epochs=2,
+                              max_train_docs=None, reuse=False, trained_with=[], set=[])
+    records = bench_reuters.records(results, args, "abc1234")
+    keys = {"dataset", "variant", "seed", "subset", "P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "train_minutes",
+            "max_length", "epochs", "train_docs"}
+    assert keys | {"s1_P@1", "s_gold_coverage", "s_distinct_share"} <= set(records[0])
+    assert keys <= set(records[1]) and "s1_P@1" not in records[1]
+    assert records[0]["train_minutes"] == 10.0 and records[0]["subset"] == "full" and records[0]["train_docs"] == 6993
+    path = tmp_path / "reuters-recipe.json"
+    bench_reuters.write_records(records, path)
+    rerun = [{**records[0], "P@1": 0.95}]
+    merged = bench_reuters.write_records(rerun, path)
+    assert len(merged) == 2 and [r["P@1"] for r in merged if r["variant"] == "labelcorank"] == [0.95]
+    assert json.loads(path.read_text()) == merged
+    text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
+    assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
+    assert bench_reuters.records_path("reuters21578").name == "reuters-recipe.json"

@@ -82,3 +82,26 @@ def test_tfidf_fits_the_same_weights_in_parallel_and_ranks_like_a_full_sort():
     np.testing.assert_allclose(scores, expected, rtol=1e-6)
     np.testing.assert_allclose(np.take_along_axis(1.0 / (1.0 + np.exp(-logits)), idx, axis=1), scores, rtol=1e-6)
     assert (idx[:, 0] == gold.shape[1] - 1).all() and scores[:, 0].min() == 1.0
+
+
+def test_parallel_fit_works_when_joblib_memory_maps_the_features(monkeypatch):
+    """Above joblib's threshold the features reach the workers memory-mapped; a tiny threshold
+    forces that here (read-only maps made liblinear fail: WRITEBACKIFCOPY base is read-only)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    import lcr.baselines.tfidf as tfidf
+
+    docs = toy_documents(60, 4)
+    names = sorted({label for d in docs for label in d.labels})
+    gold = sp.lil_matrix((len(docs), len(names)), dtype=np.int8)
+    for i, d in enumerate(docs):
+        for label in d.labels:
+            gold[i, names.index(label)] = 1
+    texts = [d.text for d in docs]
+    params = {jobs: train_params(variant="tfidf", word_min_freq=1, tfidf_jobs=jobs) for jobs in (1, 2)}
+    _, weights, bias = tfidf._fit(texts, gold.tocsr(), params[1])
+    monkeypatch.setattr(tfidf, "MEMMAP_BYTES", 1)
+    _, weights2, bias2 = tfidf._fit(texts, gold.tocsr(), params[2])
+    np.testing.assert_array_equal(weights, weights2)
+    np.testing.assert_array_equal(bias, bias2)

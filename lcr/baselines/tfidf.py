@@ -38,6 +38,8 @@ def _split_texts(dataset_dir: Path, split: str, vocab: list[str], keep: np.ndarr
 
 #: Labels per fitting task: enough work per task to amortise shipping it to a worker.
 LABELS_PER_TASK = 32
+#: Arrays larger than this reach joblib's worker processes memory-mapped (joblib's own default).
+MEMMAP_BYTES = "1M"
 
 
 def _fit_labels(features: sp.csr_matrix, targets: sp.csc_matrix, c: float, seed: int):
@@ -75,8 +77,10 @@ def _fit(texts: list[str], gold: sp.csr_matrix, params, progress: bool = False):
     bias = np.where(positives == gold.shape[0], np.inf, -np.inf).astype(np.float32)  # (K,)
     fitted = np.flatnonzero((positives > 0) & (positives < gold.shape[0]))  # labels with both classes
     chunks = [fitted[i:i + LABELS_PER_TASK] for i in range(0, len(fitted), LABELS_PER_TASK)]
-    # joblib memory-maps the large feature arrays for its worker processes instead of copying them
-    results = Parallel(n_jobs=params.tfidf_jobs, return_as="generator")(
+    # joblib memory-maps the feature arrays above MEMMAP_BYTES for its worker processes instead of
+    # copying them; copy-on-write ("c"), because liblinear writes to its input (a read-only map
+    # fails with "WRITEBACKIFCOPY base is read-only" at real corpus sizes)
+    results = Parallel(n_jobs=params.tfidf_jobs, return_as="generator", max_nbytes=MEMMAP_BYTES, mmap_mode="c")(
         delayed(_fit_labels)(features, gold[:, chunk], params.tfidf_c, params.seed) for chunk in chunks)
     with tqdm(total=len(fitted), desc="tfidf: labels", unit="label", disable=not progress, leave=False) as bar:
         for chunk, (chunk_weights, chunk_bias) in zip(chunks, results):
