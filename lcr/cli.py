@@ -88,6 +88,9 @@ def fetch(
     labels_field: str = typer.Option("labels", help="custom only: labels field/column."),
     id_field: str = typer.Option("id", help="custom only: id field/column."),
     label_sep: str = typer.Option("|", help="custom CSV/TSV only: separator between labels."),
+    on_duplicate: str = typer.Option("error", help="custom only: a repeated document id stops the fetch "
+                                     "('error', naming both lines) or the first is kept ('first', the count "
+                                     "dropped goes into stats.json)."),
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
     stage: Optional[str] = StageOption,
@@ -111,13 +114,16 @@ def fetch(
             merge_train_dev=ds.merge_train_dev if merge_train_dev is None else merge_train_dev,
             train_standin=train_standin or ds.train_standin,
             custom_options=dict(name=name, text_field=text_field, labels_field=labels_field,
-                                id_field=id_field, label_sep=label_sep),
+                                id_field=id_field, label_sep=label_sep, on_duplicate=on_duplicate),
             progress=_progress(),
         )
         if tracker is not None:
             tracker.log_params({"dataset": dataset, **{k: v for k, v in vars(ds).items() if k != "training"}})
             tracker.log_metrics({f"{split}_documents": row["documents"] for split, row in stats["splits"].items()})
     typer.echo(format_stats(stats))
+    if (stats.get("duplicates") or {}).get("dropped"):
+        typer.echo(f"dropped {stats['duplicates']['dropped']:,} document(s) whose id repeated an earlier one "
+                   "(--on-duplicate first kept the first)")
 
 
 @app.command()

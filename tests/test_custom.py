@@ -137,3 +137,46 @@ def test_tsv_errors_and_encoding(tmp_path):
     assert str(err).startswith(f"{path}, line 4: row has 1 cells but the header has 2")
     path.write_bytes(b"text\tlabels\nh\xe9llo\ta\n")
     assert "not UTF-8 text" in str(error(path))
+
+
+def test_duplicate_ids_name_the_file_and_both_lines_or_keep_the_first(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    jsonl(folder / "train.jsonl", [{"id": "a", "text": "one", "labels": ["x"]},
+                                   {"id": "b", "text": "two", "labels": ["y"]},
+                                   {"id": "a", "text": "one again", "labels": ["x"]}])
+    jsonl(folder / "test.jsonl", [{"id": "b", "text": "two in test", "labels": ["y"]},
+                                  {"id": "c", "text": "three", "labels": ["x"]}])
+    with pytest.raises(DataFormatError) as caught:
+        list(read_custom(folder).splits["train"])
+    message = str(caught.value)
+    assert "train.jsonl, line 3" in message and "repeats train.jsonl line 1" in message and "'a'" in message
+    across = tmp_path / "across"
+    across.mkdir()
+    jsonl(across / "train.jsonl", [{"id": "a", "text": "one", "labels": ["x"]}, {"id": "b", "text": "two", "labels": []}])
+    jsonl(across / "test.jsonl", [{"id": "b", "text": "two in test", "labels": ["y"]}])
+    parsed = read_custom(across)
+    assert [d.id for d in parsed.splits["train"]] == ["a", "b"]
+    with pytest.raises(DataFormatError, match=r"test.jsonl, line 1.*'b': line 1 repeats train.jsonl line 2"):
+        list(parsed.splits["test"])
+
+    parsed = read_custom(folder, on_duplicate="first")
+    train, test = [d.id for d in parsed.splits["train"]], [d.id for d in parsed.splits["test"]]
+    assert train == ["a", "b"] and test == ["c"]  # the first read is kept: b was read in train first
+    assert parsed.duplicates == {"policy": "first", "dropped": 2}
+    with pytest.raises(DataFormatError, match="on_duplicate"):
+        read_custom(folder, on_duplicate="last")
+
+
+def test_fetch_custom_records_the_dropped_duplicates(tmp_path):
+    from lcr.datasets.fetch import fetch
+
+    path = jsonl(tmp_path / "corpus.jsonl", [{"id": "a", "text": "one", "labels": ["x"]},
+                                             {"id": "a", "text": "again", "labels": ["x"]},
+                                             {"id": "b", "text": "two", "labels": ["y"]}])
+    stats = fetch("custom", tmp_path / "data", source_path=path,
+                  custom_options={"name": "mine", "on_duplicate": "first"}, progress=False)
+    assert stats["duplicates"] == {"policy": "first", "dropped": 1}
+    assert stats["splits"]["train"]["documents"] == 2
+    saved = json.loads((tmp_path / "data" / "mine" / "stats.json").read_text())
+    assert saved["duplicates"]["dropped"] == 1

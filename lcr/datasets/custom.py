@@ -25,6 +25,7 @@ def read_custom(
     labels_field: str = "labels",
     id_field: str = "id",
     label_sep: str = "|",
+    on_duplicate: str = "error",
 ) -> ParsedDataset:
     """Read a corpus in JSON lines (``.jsonl``), CSV (``.csv``) or TSV (``.tsv``), UTF-8.
 
@@ -40,11 +41,15 @@ def read_custom(
         labels_field: the key or column holding the labels.
         id_field: the key or column holding the document id.
         label_sep: the separator between labels in a CSV/TSV cell.
+        on_duplicate: what a document whose id was already read (in any split file) does:
+            ``error`` stops with a message naming both files and lines; ``first`` keeps the
+            first and drops the later ones, counted in ``duplicates["dropped"]``.
 
     Returns:
         One generator of documents per split file (read lazily, so format errors surface
         while iterating). Label names are unknown (empty); ``missing`` names the train file
-        when a folder has none.
+        when a folder has none; ``duplicates`` counts what ``on_duplicate: first`` dropped
+        (complete once every split has been read).
 
     Raises:
         DataFormatError: the path does not exist, has an unknown extension, or a folder holds
@@ -57,10 +62,38 @@ def read_custom(
         files = _split_files(path)
     else:
         raise DataFormatError(path, "no such file or folder")
+    if on_duplicate not in ON_DUPLICATE:
+        raise DataFormatError(path, f"on_duplicate must be one of {', '.join(ON_DUPLICATE)}, got '{on_duplicate}'")
     options = {"text_field": text_field, "labels_field": labels_field, "id_field": id_field}
-    splits = {split: _documents(file, split, label_sep, options) for split, file in files.items()}
+    ids = _Ids(on_duplicate, id_field)
+    splits = {split: _documents(file, split, label_sep, options, ids) for split, file in files.items()}
     missing = [] if "train" in files else ["train.*"]
-    return ParsedDataset(splits=splits, label_names={}, missing=missing)
+    return ParsedDataset(splits=splits, label_names={}, missing=missing, duplicates=ids.dropped)
+
+
+ON_DUPLICATE = ("error", "first")
+
+
+class _Ids:
+    """The ids read so far in any split file, with where each was first seen."""
+
+    def __init__(self, on_duplicate: str, id_field: str):
+        self.on_duplicate, self.id_field = on_duplicate, id_field
+        self.first: dict[str, tuple[str, int]] = {}  # id -> (file name, line)
+        self.dropped = {"policy": on_duplicate, "dropped": 0}
+
+    def keep(self, doc: Document, path: Path, line: int) -> bool:
+        """True for a new id; for a repeated one, False (``first``) or a :class:`DataFormatError`."""
+        seen = self.first.get(doc.id)
+        if seen is None:
+            self.first[doc.id] = (path.name, line)
+            return True
+        if self.on_duplicate == "first":
+            self.dropped["dropped"] += 1
+            return False
+        raise DataFormatError(path, f"duplicate document id '{doc.id}': line {line} repeats {seen[0]} line {seen[1]} "
+                                    "(remove one, or keep the first with --on-duplicate first)",
+                              line=line, field=self.id_field)
 
 
 def _checked_format(path: Path) -> Path:
@@ -86,11 +119,13 @@ def _split_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _documents(path: Path, split: str, label_sep: str, options: dict) -> Iterator[Document]:
+def _documents(path: Path, split: str, label_sep: str, options: dict, ids: _Ids) -> Iterator[Document]:
     rows = read_json_lines(path, encoding="utf-8-sig") if path.suffix.lower() == ".jsonl" else _table_rows(path, label_sep, options)
     try:
         for row, (line, record) in enumerate(rows, start=1):
-            yield _document(record, f"{split}-{row}", path, line, **options)
+            doc = _document(record, f"{split}-{row}", path, line, **options)
+            if ids.keep(doc, path, line):
+                yield doc
     except UnicodeDecodeError as exc:
         raise DataFormatError(path, f"not UTF-8 text ({exc}); save the file as UTF-8") from exc
 

@@ -380,6 +380,7 @@ def _fetch_custom(data_dir: Path, path, options: dict, dev_fraction: float, prog
         "sha256": {p.name: sha256(p) for p in files},
         "missing": parsed.missing,
     }
-    return store.write_store(data_dir / store_name, parsed.splits, label_names=parsed.label_names,
-                             label_order=parsed.label_order, dev_fraction=dev_fraction,
-                             info=info, progress=progress)
+    stats = store.write_store(data_dir / store_name, parsed.splits, label_names=parsed.label_names,
+                              label_order=parsed.label_order, dev_fraction=dev_fraction,
+                              info={**info, "duplicates": parsed.duplicates}, progress=progress)
+    return stats

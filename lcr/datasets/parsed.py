@@ -21,9 +21,12 @@ class ParsedDataset:
             splits they belong to are left out of ``splits``.
         label_order: the label vocabulary order when the source defines one (MATCH's
             ``id2label.txt``), else None.
+        duplicates: for sources that may drop repeated ids (a custom corpus), the policy and
+            the count dropped, filled in while the splits are read; None otherwise.
     """
 
     splits: dict[str, Iterable[Document]]
     label_names: dict[str, str]
     missing: list[str]
     label_order: list[str] | None = None
+    duplicates: dict | None = None
