@@ -268,11 +268,11 @@ def train(
     config = load_params(params)
     if os.environ.get("DVC_STAGE"):  # inside `dvc repro`: the graph must match the profile
         config.check_pipeline()
-    train_params = config.train(dataset, settings=_overrides(settings), variant=variant)
+    train_params, sources = config.train_with_sources(dataset, settings=_overrides(settings), variant=variant)
     result = train_job(dataset, train_params, data_dir=data_dir or config.data_dir, output_dir=output,
                        runs_dir=config.runs_dir, eval_split=eval_split or config.dataset(dataset).eval_split,
                        resume=resume, track=track, progress=_progress(),
-                       tags=_stage_tags(stage), token_cache=token_cache)
+                       tags=_stage_tags(stage), token_cache=token_cache, sources=sources)
     if scores and result is not None and "eval" in result:
         write_flat_scores(scores, result["eval"])
     if result is not None:

@@ -415,8 +415,13 @@ class Params:
 
     def train(self, dataset: str, settings: dict | None = None, **overrides) -> TrainParams:
         """Training settings for a dataset: defaults < ``training`` < the profile's ``training``
-        < ``baselines.<variant>`` (a baseline's own settings: learning rate, sizes) < the
-        dataset's ``training`` < ``settings`` < ``overrides``.
+        (for the profile's own datasets only) < ``baselines.<variant>`` (a baseline's own
+        settings: learning rate, sizes) < the dataset's ``training`` < ``settings`` < ``overrides``.
+
+        The active profile's ``training`` block (the demo's budget: 1,200 documents, 2 epochs,
+        64 tokens) applies to the datasets that profile lists, as the pipeline trains them; a
+        user's own corpus is not one of them and trains with the project's settings, on all of
+        its documents.
 
         Args:
             dataset: a dataset name (its ``datasets.<name>.training`` applies).
@@ -425,15 +430,39 @@ class Params:
             overrides: keyword options where None means "not given" (``variant=None``: the
                 configured variant).
         """
+        return self.train_with_sources(dataset, settings, **overrides)[0]
+
+    def train_with_sources(self, dataset: str, settings: dict | None = None,
+                           **overrides) -> tuple[TrainParams, dict[str, str]]:
+        """:meth:`train`, and for every setting that is not the built-in default, where its
+        value came from (``params.yaml: training``, ``profiles.demo.training``,
+        ``datasets.<name>.training``, ``baselines.<variant>``, ``--set``, ``options``)."""
+        layers = self._training_layers(dataset, settings, overrides)
+        merged, sources = {}, {}
+        for where, values in layers:
+            for key, value in values.items():
+                merged[key] = value
+                sources[key] = where
+        params = train_params(merged)
+        defaults = dataclasses.asdict(TrainParams())
+        current = dataclasses.asdict(params)
+        return params, {key: sources[key] for key in current if key in sources and current[key] != defaults[key]}
+
+    def _training_layers(self, dataset: str, settings: dict | None, overrides: dict) -> list[tuple[str, dict]]:
+        """The sources of :meth:`train`'s settings, lowest precedence first."""
         settings = dict(settings or {})
-        merged = {**self.training, **self.active_profile.training}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        profile = self.active_profile
+        layers = [("params.yaml: training", dict(self.training))]
+        if dataset in profile.datasets:
+            layers.append((f"profiles.{self.profile}.training", dict(profile.training)))
         ds_training = self.dataset(dataset).training
+        merged = {k: v for _, layer in layers for k, v in layer.items()}
         variant = (overrides.get("variant") or settings.get("variant") or ds_training.get("variant")
                    or merged.get("variant") or TrainParams.variant)
-        merged.update(self.baselines.get(variant) or {})
-        merged.update(ds_training)
-        merged.update(settings)
-        return train_params(merged, **overrides)
+        layers += [(f"baselines.{variant}", dict(self.baselines.get(variant) or {})),
+                   (f"datasets.{dataset}.training", dict(ds_training)), ("--set", settings), ("options", overrides)]
+        return layers
 
 
 def _build(cls, values: dict, where: str):

@@ -18,7 +18,8 @@ def run_dir(runs_dir: str | Path, dataset: str, params: TrainParams) -> Path:
 def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data",
               runs_dir: str | Path = "runs", output_dir: str | Path | None = None,
               eval_split: str = "test", resume: bool = False, track: bool = True,
-              progress: bool | None = None, tags: dict | None = None, token_cache: bool = True) -> dict:
+              progress: bool | None = None, tags: dict | None = None, token_cache: bool = True,
+              sources: dict[str, str] | None = None) -> dict:
     """Train and evaluate one model, logged as one MLflow run (rank 0 only under torchrun).
 
     The run is tagged with the dataset, variant, git commit and data hashes, holds the resolved
@@ -38,7 +39,7 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
         from lcr.baselines.tfidf import train_tfidf
 
         def train(dataset_dir, output_dir, params, *, eval_split, resume, progress, tracker=None,
-                  token_cache=True):
+                  token_cache=True, sources=None):
             return train_tfidf(dataset_dir, output_dir, params, eval_split=eval_split, tracker=tracker,
                                progress=progress)
     else:
@@ -50,7 +51,7 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
     is_main = int(os.environ.get("RANK", "0")) == 0
     if not (track and is_main):
         return train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume, progress=progress,
-                     token_cache=token_cache)
+                     token_cache=token_cache, sources=sources)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(output_dir / "config.json", "w", encoding="utf-8") as handle:
@@ -65,7 +66,7 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
         tracker.log_artifact(output_dir / "config.json")
         tracker.log_artifact(dataset_dir / "label_vocab.tsv")
         result = train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume,
-                       tracker=tracker, progress=progress, token_cache=token_cache)
+                       tracker=tracker, progress=progress, token_cache=token_cache, sources=sources)
         result["run_id"] = tracker.run_id
     return result
 

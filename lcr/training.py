@@ -417,6 +417,33 @@ def run_params(dataset_dir: Path, params: TrainParams, eval_split: str, world_si
             **dataclasses.asdict(params)}
 
 
+SETTINGS_FILE = "settings.txt"
+
+
+def settings_block(params: TrainParams, sources: dict[str, str] | None, used: int, available: int) -> str:
+    """The short block a training run starts with: what it trains on and with, and where every
+    value that is not the built-in default came from."""
+    sources = sources or {}
+
+    def origin(*keys: str) -> str:
+        found = [f"{key} from {sources[key]}" for key in keys if key in sources]
+        return f"  ({'; '.join(found)})" if found else ""
+
+    encoder = "none (word-level: a vocabulary counted on train)" if is_word_level(params.variant) else params.encoder
+    rates = f"{params.lr:g}" + (f", head {params.head_lr:g}" if params.head_lr is not None else "")
+    lines = [f"training {params.variant} (seed {params.seed})",
+             f"  documents: {used:,} of {available:,} training documents" + origin("max_train_docs"),
+             f"  epochs: {params.epochs}" + origin("epochs", "max_steps"),
+             f"  tokens: {params.max_length}" + origin("max_length"),
+             f"  encoder: {encoder}" + origin("encoder"),
+             f"  learning rates: {rates}" + origin("lr", "head_lr")]
+    shown = {"max_train_docs", "epochs", "max_steps", "max_length", "encoder", "lr", "head_lr"}
+    rest = [f"    {key} = {getattr(params, key)!r} ({where})" for key, where in sources.items() if key not in shown]
+    if rest:
+        lines += ["  other settings that are not the built-in defaults:", *rest]
+    return "\n".join(lines)
+
+
 def capped_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
     """The documents a capped split keeps (sorted), or None when it keeps them all."""
     if limit is None or n <= limit:
@@ -448,7 +475,7 @@ def word_tokenizer(dataset_dir: str | Path, params: TrainParams):
 
 def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, *,
           eval_split: str = "test", resume: bool = False, tracker=None,
-          progress: bool | None = None, token_cache: bool = True) -> dict:
+          progress: bool | None = None, token_cache: bool = True, sources: dict[str, str] | None = None) -> dict:
     """Train one model on a prepared dataset and evaluate it.
 
     Args:
@@ -465,6 +492,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         token_cache: tokenise each split once into its on-disk token cache
             (``data/<dataset>/cache``, :mod:`lcr.token_cache`) and stream batches from it, so
             memory does not grow with the split's tokens; False tokenises in memory.
+        sources: where each non-default setting came from (:meth:`lcr.config.Params.train_with_sources`),
+            for the settings block the run starts with (stderr and ``settings.txt``).
 
     Returns:
         ``{"dev": best dev metrics, "eval": {"full", "head", "tail"}, "best_epoch", "steps",
@@ -510,6 +539,12 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
                      params.max_eval_docs, params.seed)
     if len(train_split) == 0:
         raise LcrError(f"{dataset_dir.name}: the train split is empty")
+    if env.is_main:
+        block = settings_block(params, sources, len(train_split), store.split_length(dataset_dir, "train"))
+        print(block, file=sys.stderr, flush=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_open(output_dir / SETTINGS_FILE, "w", encoding="utf-8") as handle:
+            handle.write(block + "\n")
 
     raw_model = model
     if env.world_size > 1:
@@ -546,6 +581,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     tracking = tracker if env.is_main else None
     if tracking is not None and state is None:
         tracking.log_params(run_params(dataset_dir, params, eval_split, env.world_size))
+        tracking.log_artifact(output_dir / SETTINGS_FILE)
 
     def checkpoint() -> None:
         if env.is_main:

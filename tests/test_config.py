@@ -132,3 +132,27 @@ def test_set_values_are_applied_as_given_null_included():
     assert params.train("aapd", settings={"lr": 0.5}, lr=0.25).lr == 0.25
     with pytest.raises(LcrError, match="unknown key.*max_train_doc"):
         params.train("aapd", settings={"max_train_doc": None})
+
+
+def test_a_profile_budget_applies_to_its_own_datasets_only_and_every_value_names_its_source():
+    params = parse_params({**_profile_params(training={"max_train_docs": 1200, "epochs": 2}),
+                           "training": {"lr": 3e-5, "epochs": 5},
+                           "datasets": {"mycorpus": {"training": {"gamma": 12}}}})
+    assert params.train("aapd").max_train_docs == 1200  # the profile's dataset: its budget
+    own, sources = params.train_with_sources("mycorpus", settings={"beta": 0.5}, seed=3)
+    assert own.max_train_docs is None and own.epochs == 5  # a user's corpus: all documents
+    assert sources == {"lr": "params.yaml: training", "epochs": "params.yaml: training",
+                       "gamma": "datasets.mycorpus.training", "beta": "--set", "seed": "options"}
+    _, on_profile = params.train_with_sources("aapd")
+    assert on_profile["max_train_docs"] == "profiles.p.training" and on_profile["epochs"] == "profiles.p.training"
+
+
+def test_the_settings_block_says_what_a_run_uses_and_where_it_came_from():
+    from lcr.training import settings_block
+
+    params = parse_params(_profile_params(training={"max_train_docs": 1200, "head_lr": 2e-3}))
+    train, sources = params.train_with_sources("aapd", settings={"gamma": 7})
+    block = settings_block(train, sources, used=1200, available=53840)
+    assert "documents: 1,200 of 53,840 training documents  (max_train_docs from profiles.p.training)" in block
+    assert "head_lr from profiles.p.training" in block and "gamma = 7 (--set)" in block
+    assert "encoder: offline-default" in block and "epochs: 10" in block

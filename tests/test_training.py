@@ -75,7 +75,8 @@ def test_train_logs_to_mlflow_and_writes_readable_predictions(toy, tmp_path, mon
     history = mlflow.MlflowClient().get_metric_history(result["run_id"], "loss2")
     assert len(history) == 12
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result["run_id"])}
-    assert {"config.json", "label_vocab.tsv", "metrics.json", "predictions-test.jsonl"} <= artifacts
+    assert {"config.json", "label_vocab.tsv", "metrics.json", "predictions-test.jsonl", "settings.txt"} <= artifacts
+    assert "documents: 48 of 48 training documents" in (tmp_path / "run" / "settings.txt").read_text()
     assert json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"] == result["run_id"]
 
     # The best model folder is self-contained: it labels new text offline.
