@@ -14,6 +14,14 @@ gamma = length of the label sequence, delta = encoder hidden size, eta = attenti
 5. Final prediction. f_cat = concat of the gamma attention outputs (B x gamma*delta, eq. 5);
    Y = sigmoid(f_cat W5 + b5) (eq. 6); L2 = BCE (eq. 7); L = beta L1 + (1 - beta) L2 (eq. 8).
 
+Extensions, each a config field that defaults to the paper: ``pooling="mean"`` (the mean of the
+real tokens instead of h_cls in eq. 2, for checkpoints trained with mean pooling),
+``residual=True`` (Y = sigmoid(z1 + f_cat W5 + b5), W5 and b5 starting at zero) and
+``final_head="per_label"`` (step 5 rescores each label of S from its own attention output with
+a per-label vector, instead of the dense W5 over all labels; the other labels keep S1's logit).
+:func:`init_heads` starts W1 from the encoder's pooler and the label biases at the training
+log-odds; ``forward(..., first_stage_only=True)`` runs step 1 alone (training's warm-up).
+
 Ablations (Table 6 of the paper) are flags on the same model: ``use_cooc`` (S = the top-gamma of
 S1, no co-occurrence expansion), ``use_rank`` (keep S4 in selection order), ``use_pos`` (no
 position embedding). ``selection="topk"`` reproduces the authors' public code, where S2 is the
