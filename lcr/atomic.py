@@ -13,6 +13,19 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _give_user_mode(path: Path, directory: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700 on purpose (a private name while writing); the result
+    gets the mode an ordinary open()/mkdir() would have given it under the user's umask, so that
+    a model folder can be read by another account, such as the one a server runs under."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path that is renamed onto ``path`` when the block succeeds.
@@ -27,6 +40,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():
+            _give_user_mode(tmp, directory=False)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -52,6 +67,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _give_user_mode(tmp, directory=True)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             if old.exists():

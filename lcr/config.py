@@ -271,6 +271,42 @@ class TrainParams:
             raise LcrError(f"training parameters: {self.variant}: {exc}") from exc
 
 
+_SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _typed(cls, values: dict, where: str) -> dict:
+    """Coerce and check the scalar fields of a settings dataclass by their declared types.
+
+    YAML 1.1 reads ``5e-5`` (no dot) as a string, which is how everyone writes a learning rate:
+    a string that parses as the declared number becomes that number. Anything else of the wrong
+    type is refused with a message naming the key, the value and the expected type.
+    """
+    out = dict(values)
+    for f in dataclasses.fields(cls):
+        if f.name not in out:
+            continue
+        value = out[f.name]
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        optional = "None" in kinds
+        kinds = [k for k in kinds if k != "None"]
+        if len(kinds) != 1 or kinds[0] not in _SCALARS or (value is None and optional):
+            continue  # lists, unions of several types (bf16), or None where None is allowed
+        kind = _SCALARS[kinds[0]]
+        if kind in (int, float) and isinstance(value, str):
+            try:
+                value = float(value) if kind is float else int(value)
+            except ValueError:
+                pass
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if not ok:
+            expected = kinds[0] + (" or null" if optional else "")
+            raise LcrError(f"{where}: {f.name} = {out[f.name]!r} is not a valid {expected}")
+        out[f.name] = value
+    return out
+
+
 def train_params(raw: dict | None = None, **overrides) -> TrainParams:
     """Build :class:`TrainParams` from a mapping plus keyword overrides (None values ignored)."""
     values = dict(raw or {})
@@ -474,7 +510,7 @@ def _build(cls, values: dict, where: str):
     unknown = sorted(set(values) - names)
     if unknown:
         raise LcrError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return cls(**values)
+    return cls(**_typed(cls, values, where))
 
 
 def _check_variant_datasets(prof: ProfileParams, where: str) -> None:

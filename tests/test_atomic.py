@@ -39,3 +39,22 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
             raise RuntimeError
     assert [p.name for p in target.iterdir()] == ["fresh.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_written_files_and_folders_get_the_users_umask_mode(tmp_path):
+    import os
+    import stat
+
+    from lcr.atomic import atomic_dir, atomic_open
+
+    old = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "f.json") as handle:
+            handle.write("{}")
+        with atomic_dir(tmp_path / "model") as folder:
+            (folder / "weights.bin").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "model" / "weights.bin").stat().st_mode) == 0o644

@@ -156,3 +156,19 @@ def test_the_settings_block_says_what_a_run_uses_and_where_it_came_from():
     assert "documents: 1,200 of 53,840 training documents  (max_train_docs from profiles.p.training)" in block
     assert "head_lr from profiles.p.training" in block and "gamma = 7 (--set)" in block
     assert "encoder: offline-default" in block and "epochs: 10" in block
+
+
+def test_settings_are_coerced_to_their_types_or_refused_by_name():
+    from lcr.config import train_params
+
+    assert train_params({"lr": "5e-5", "head_lr": "1e-3", "epochs": "3", "beta": 1}).lr == 5e-5
+    assert train_params({"epochs": "3"}).epochs == 3 and isinstance(train_params({"beta": 1}).beta, float)
+    assert train_params({"head_lr": None}).head_lr is None
+    with pytest.raises(LcrError, match=r"training: lr = 'fast' is not a valid float"):
+        train_params({"lr": "fast"})
+    with pytest.raises(LcrError, match=r"epochs = 2.5 is not a valid int"):
+        train_params({"epochs": 2.5})
+    with pytest.raises(LcrError, match=r"pooler_init = 'yes please' is not a valid bool"):
+        train_params({"pooler_init": "yes please"})
+    with pytest.raises(LcrError, match=r"max_train_docs = 'all' is not a valid int or null"):
+        train_params({"max_train_docs": "all"})
