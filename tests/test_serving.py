@@ -32,7 +32,7 @@ def test_pyfunc_model_in_process(registered, monkeypatch):
 
     frame = model.predict(pd.DataFrame({"id": ["a", "b"], "text": texts}))
     assert list(frame.columns) == ["labels", "label_ids", "scores"] and len(frame) == 2
-    assert all(len(row) == 5 or len(row) == len(TOPICS) for row in frame["labels"])  # top_k 5, K = 4
+    assert [len(row) for row in frame["labels"]] == [min(5, len(TOPICS))] * 2  # top_k 5, but K = 4
     assert all(scores == sorted(scores, reverse=True) for scores in frame["scores"])
 
     # A plain list of strings, params, and the explanation (the label sequence S, gamma = 3).
@@ -40,8 +40,14 @@ def test_pyfunc_model_in_process(registered, monkeypatch):
     assert [len(row) for row in listed["labels"]] == [2, 2]
     assert listed["labels"].tolist() == [row[:2] for row in frame["labels"]]
     assert all(1 <= len(row) <= 3 and set(row) <= set(TOPICS) for row in listed["extended_labels"])
-    high = model.predict(texts, params={"threshold": 0.99})
-    assert all(min(row, default=1.0) >= 0.99 for row in high["scores"])
+    # a threshold between the scores: what is kept is exactly the ranked labels scoring at least it
+    cut = (frame["scores"][0][1] + frame["scores"][0][2]) / 2  # (scores are rounded to 6 decimals)
+    high = model.predict(texts, params={"threshold": cut})
+    for i in range(len(texts)):
+        kept = [j for j, score in enumerate(frame["scores"][i]) if score >= cut]
+        assert high["scores"][i] == [frame["scores"][i][j] for j in kept]
+        assert high["labels"][i] == [frame["labels"][i][j] for j in kept]
+    assert len(high["labels"][0]) >= 2 and sum(map(len, high["labels"])) < sum(map(len, frame["labels"]))
 
     for bad, message in [(pd.DataFrame({"body": texts}), "'text' column"),
                          (pd.DataFrame({"text": [texts[0], None]}), "text 1: missing"),
