@@ -250,7 +250,7 @@ def train(
     variant: Optional[str] = typer.Option(None, help=f"One of {', '.join(VARIANTS)} (default: params.yaml)."),
     settings: list[str] = typer.Option([], "--set", help="Override any training setting: --set epochs=2 --set gamma=20."),
     eval_split: Optional[str] = typer.Option(None, help="Split of the final evaluation (default: params.yaml)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-g<gamma>-s<seed>)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Run folder (default: runs/<dataset>/<variant>-s<seed>; -g<gamma> when --set gamma=N)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
     token_cache: bool = typer.Option(True, "--token-cache/--no-token-cache",
                                      help="Tokenise each split once into data/<dataset>/cache and stream batches "
@@ -262,13 +262,15 @@ def train(
     stage: Optional[str] = StageOption,
 ):
     """Train LabelCoRank (or an ablation, or a baseline) and evaluate it."""
-    from lcr.jobs import train_job
+    from lcr.jobs import run_dir, train_job
     from lcr.metrics import write_flat_scores
 
     config = load_params(params)
     if os.environ.get("DVC_STAGE"):  # inside `dvc repro`: the graph must match the profile
         config.check_pipeline()
     train_params, sources = config.train_with_sources(dataset, settings=_overrides(settings), variant=variant)
+    if output is None:  # a gamma set for this run gets its own folder, as the sweep stages do
+        output = run_dir(config.runs_dir, dataset, train_params, named_gamma=sources.get("gamma") == "--set")
     result = train_job(dataset, train_params, data_dir=data_dir or config.data_dir, output_dir=output,
                        runs_dir=config.runs_dir, eval_split=eval_split or config.dataset(dataset).eval_split,
                        resume=resume, track=track, progress=_progress(),

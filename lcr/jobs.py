@@ -10,9 +10,12 @@ from pathlib import Path
 from lcr.config import TrainParams
 
 
-def run_dir(runs_dir: str | Path, dataset: str, params: TrainParams) -> Path:
-    """Where a training job writes: ``runs/<dataset>/<variant>-g<gamma>-s<seed>``."""
-    return Path(runs_dir) / dataset / f"{params.variant}-g{params.gamma}-s{params.seed}"
+def run_dir(runs_dir: str | Path, dataset: str, params: TrainParams, *, named_gamma: bool = False) -> Path:
+    """Where a training job writes by default (:mod:`lcr.runs`): ``runs/<dataset>/<variant>-s<seed>``,
+    with ``-g<gamma>`` when the run's gamma was chosen for it (``named_gamma``; LabelCoRank family)."""
+    from lcr.runs import run_dir as folder
+
+    return folder(runs_dir, dataset, params.variant, params.seed, params.gamma if named_gamma else None)
 
 
 def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data",

@@ -51,6 +51,7 @@ import pandas as pd
 
 from lcr.atomic import atomic_open
 from lcr.errors import LcrError
+from lcr.variants import LABELCORANK_FAMILY
 
 #: The paper's metric columns, in its order.
 METRICS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
@@ -98,7 +99,7 @@ MAIN_ROW_VARIANTS = ("tfidf", "xml-cnn", "meshprobenet", "attentionxml", "transf
 #: Paper rows of systems that lcr does not build.
 NOT_BUILT = ("RoBERTa-LiGCN", "GUDN")
 #: Variants whose runs depend on γ (main rows and ablations read them at the main γ).
-GAMMA_VARIANTS = frozenset({"labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank"})
+GAMMA_VARIANTS = frozenset(LABELCORANK_FAMILY)
 ABLATION_VARIANTS = ("no_cooc", "no_rank", "no_pos", "no_rerank", "labelcorank")
 
 MEASURED = "measured"

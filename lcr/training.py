@@ -35,12 +35,13 @@ import torch
 
 from lcr import metrics
 from lcr.atomic import atomic_open, atomic_path
-from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level
+from lcr.baselines import LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level
 from lcr.batches import (EncodedSplit, check_metadata, collate, encode_split, length_bucketed_batches,
                          iter_texts, shard)
 from lcr.config import TrainParams
 from lcr.datasets import store
 from lcr.errors import LcrError
+from lcr.variants import uses_gamma
 
 CHECKPOINT = "checkpoint.pt"
 BEST_DIR = "best_model"
@@ -48,11 +49,6 @@ BEST_DIR = "best_model"
 
 # --------------------------------------------------------------------------------------------
 # Set-up
-
-
-def uses_gamma(variant: str) -> bool:
-    """LabelCoRank and its ablations have a label sequence of length gamma; the baselines not."""
-    return variant != "roberta" and variant not in BASELINE_VARIANTS + LINEAR_VARIANTS
 
 
 def _is_layer_norm(module: torch.nn.Module) -> bool:

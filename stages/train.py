@@ -8,10 +8,7 @@ with the flat metrics in ``metrics/<dataset>/<same name>.json``.
 import sys
 
 from lcr.cli import app
-
-
-def run_name(variant: str, seed: str, gamma: str | None = None) -> str:
-    return f"{variant}-g{gamma}-s{seed}" if gamma else f"{variant}-s{seed}"
+from lcr.runs import run_name
 
 
 if __name__ == "__main__":

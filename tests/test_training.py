@@ -328,3 +328,22 @@ def test_without_a_terminal_progress_shows_as_plain_lines(toy, tmp_path, monkeyp
     epochs = [x for x in lines if " dev: " in x]
     assert [x.split(" dev:")[0] for x in epochs] == ["[lcr] epoch 1/2", "[lcr] epoch 2/2"]
     assert "nDCG@5" in epochs[0] and "s1_nDCG@5" in epochs[0]
+
+
+def test_cli_run_folders_are_the_ones_oracle_and_register_look_in(toy, tmp_path):
+    """`lcr train` writes runs/<dataset>/<variant>-s<seed> (as the DVC stages do), so `lcr oracle`
+    finds it without --from-run; a gamma set for the run gets its own -g<gamma> folder."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = [sys.executable, "-m", "lcr.cli"]
+    common = ["--data-dir", str(toy["data"])]
+    sets = [arg for key, value in dict(encoder=toy["encoder"], num_heads=2, max_length=32, epochs=1,
+                                       device="cpu", gamma=3).items() for arg in ("--set", f"{key}={value}")]
+    for variant in ("roberta", "labelcorank"):
+        subprocess.run(base + ["train", "--dataset", "toy", "--variant", variant, "--no-track", *common, *sets],
+                       check=True, env=env, capture_output=True, cwd=tmp_path)
+    assert (tmp_path / "runs" / "toy" / "labelcorank-g3-s0" / "metrics.json").exists()  # gamma was --set
+    assert (tmp_path / "runs" / "toy" / "roberta-s0" / "metrics.json").exists()  # no label sequence: no gamma
+    oracle = subprocess.run(base + ["oracle", "--dataset", "toy", "--no-track", *common], env=env,
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert oracle.returncode == 0, oracle.stderr[-2000:]
+    assert (tmp_path / "runs" / "toy" / "roberta-s0-oracle-m10" / "metrics.json").exists()
