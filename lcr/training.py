@@ -98,10 +98,10 @@ def build_optimizer(model: torch.nn.Module, params: TrainParams, device: torch.d
     """AdamW over :func:`parameter_groups`.
 
     Args:
-        implementation: ``auto`` = the fused kernel (one kernel over all parameters; on the CPU
-            3.7x faster per step than the per-parameter loop, measured on MiniLM in
-            ``bench/bench_train_step.py``) where this torch supports it on the device, else
-            ``foreach``; ``fused``, ``foreach`` or ``loop`` force one.
+        implementation: ``auto`` = the fused kernel (one kernel over all parameters; the whole
+            training step against the per-parameter loop: ``bench/BENCHMARKS.md``, train-step)
+            where this torch supports it on the device, else ``foreach``; ``fused``,
+            ``foreach`` or ``loop`` force one.
     """
     groups = parameter_groups(model, params)
     if implementation == "loop":
