@@ -36,13 +36,14 @@ from pathlib import Path
 
 from bench import report
 from lcr.config import VARIANTS as CONFIG_VARIANTS
+from lcr.variants import LABELCORANK_FAMILY
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
 RECORDS_DIR = REPO / "bench" / "results"
 RECORD_NAMES = {"reuters21578": "reuters"}
 VARIANTS = ("labelcorank", "roberta")
-FAMILY = ("labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank")
+FAMILY = LABELCORANK_FAMILY
 COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
 STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2", "mean_S3")
 

@@ -15,6 +15,7 @@ import yaml
 
 from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, WORD_VARIANTS  # names only: no torch import
 from lcr.errors import LcrError
+from lcr.variants import LABELCORANK_FAMILY
 
 DEFAULT_PARAMS = Path("params.yaml")
 # Overrides params.yaml's `profile` for one process and its children (`lcr pipeline --profile`).
@@ -62,7 +63,7 @@ class PrepareParams:
     head_fraction: float = 0.1
 
 
-VARIANTS = ("labelcorank", "no_cooc", "no_rank", "no_pos", "no_rerank", "roberta", *BASELINE_VARIANTS,
+VARIANTS = (*LABELCORANK_FAMILY, "roberta", *BASELINE_VARIANTS,
             *LINEAR_VARIANTS)
 
 
