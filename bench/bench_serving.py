@@ -47,7 +47,8 @@ def make_model_folder(folder: Path, max_length: int, seed: int) -> dict:
     from lcr.config import train_params
     from lcr.encoder import load_encoder
     from lcr.labels import cooccurrence, frequency_rank, label_frequencies
-    from lcr.model import PAPER_SETTINGS, build_model
+    from lcr.factory import build_model
+    from lcr.model import PAPER_SETTINGS
 
     shape, settings = SHAPES["aapd"], PAPER_SETTINGS["aapd"]
     labels = LabelModel.create(shape.n_labels, seed=seed)

@@ -17,7 +17,7 @@ Two models, each in a fresh child interpreter so that nothing else counts:
 * ``faithful``: the paper's full W5 (``classifier_rank: null``, the default);
 * ``low-rank``: ``classifier_rank: 256``, W5 ~ A (gamma*hidden x r) B (r x K).
 
-Each child builds the model (``lcr.model.build_model`` from :class:`lcr.config.TrainParams`,
+Each child builds the model (``lcr.factory.build_model`` from :class:`lcr.config.TrainParams`,
 as training does) and takes one training step as ``lcr.training`` does (forward with the loss,
 which runs the first prediction, the selection of eqs. 9-11, the label attention and W5;
 backward; ``clip_grad_norm_``; AdamW; ``zero_grad``: :func:`bench.bench_train_step.make_step`).
@@ -58,7 +58,8 @@ from bench import report
 from bench.bench_train_step import REPO, Size, _status_kib, count_params, label_data, make_step
 from bench.synthetic import SHAPES
 from lcr.config import train_params
-from lcr.model import PAPER_SETTINGS, build_model
+from lcr.factory import build_model
+from lcr.model import PAPER_SETTINGS
 
 COMMAND = "python -m bench.bench_step_memory"
 DEFAULT_RANK = 256

@@ -4,7 +4,7 @@ A training step is what ``lcr.training`` does per batch: forward (with the loss)
 gradient clipping (``clip_norm`` of the default :class:`lcr.config.TrainParams`, 1.0), an AdamW
 step and ``zero_grad``; bf16 autocast on CUDA only, as ``bf16: auto``. The two models are
 ``labelcorank`` (selection ``threshold``) and the ``roberta`` baseline (pooled [CLS] + linear),
-built by :func:`lcr.model.build_model` around copies of the same pretrained encoder (default
+built by :func:`lcr.factory.build_model` around copies of the same pretrained encoder (default
 ``offline-default``, all-MiniLM-L6-v2, hidden 384), fed the same batch (default 16 documents
 of 128 tokens, multi-hot labels drawn from a synthetic label model). Their timed steps are
 interleaved in one process (ABBA order), after untimed warm-up steps, and the medians compared.
@@ -66,7 +66,8 @@ from bench.synthetic import SHAPES, LabelModel
 from lcr.config import train_params
 from lcr.encoder import load_encoder
 from lcr.labels import cooccurrence, frequency_rank, label_frequencies
-from lcr.model import PAPER_SETTINGS, build_model
+from lcr.factory import build_model
+from lcr.model import PAPER_SETTINGS
 from lcr.training import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]

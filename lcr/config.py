@@ -13,9 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from lcr.baselines import BASELINE_VARIANTS, LINEAR_VARIANTS, WORD_VARIANTS  # names only: no torch import
 from lcr.errors import LcrError
-from lcr.variants import LABELCORANK_FAMILY
+from lcr.variants import BASELINE_VARIANTS, LINEAR_VARIANTS, VARIANTS, WORD_VARIANTS
 
 DEFAULT_PARAMS = Path("params.yaml")
 # Overrides params.yaml's `profile` for one process and its children (`lcr pipeline --profile`).
@@ -61,10 +60,6 @@ class PrepareParams:
     """
 
     head_fraction: float = 0.1
-
-
-VARIANTS = (*LABELCORANK_FAMILY, "roberta", *BASELINE_VARIANTS,
-            *LINEAR_VARIANTS)
 
 
 @dataclass
@@ -632,7 +627,7 @@ def select_profile(name: str, path: str | Path = DEFAULT_PARAMS) -> PipelinePara
 
 def _check_metadata_variants(prof: ProfileParams, name: str, path: Path) -> None:
     """A variant that reads document metadata (MATCH) must be kept to the datasets that have it."""
-    from lcr.baselines import METADATA_VARIANTS
+    from lcr.variants import METADATA_VARIANTS
     from lcr.datasets.fetch import REGISTRY
 
     for variant in prof.variants:

@@ -34,7 +34,7 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
 
     from lcr import tracking
     from lcr.atomic import atomic_open
-    from lcr.baselines import LINEAR_VARIANTS
+    from lcr.variants import LINEAR_VARIANTS
     from lcr.training import check_inputs
     from lcr.training import train as train_loop
 

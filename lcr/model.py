@@ -29,24 +29,22 @@ top-gamma of S1 whatever the threshold, so the co-occurrence step never adds a l
 
 Also here: :class:`RobertaBaseline` (the paper's "RoBERTa" row: step 1 alone; the other
 baselines are in :mod:`lcr.baselines`),
-:func:`oracle_rerank` (Table 7's "RoBERTa*"), :func:`build_model` and safetensors save/load.
+:func:`oracle_rerank` (Table 7's "RoBERTa*"). Building and loading any variant: :mod:`lcr.factory`;
+the output record, the loss and safetensors saving that every model shares: :mod:`lcr.modeling`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lcr.baselines import BASELINE_VARIANTS, WORD_VARIANTS
 from lcr.errors import LcrError
+from lcr.modeling import ModelOutput, SaveLoad, bce
 
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -60,20 +58,6 @@ PAPER_SETTINGS = {
     "aapd": {"alpha": 0.3, "beta": 0.25, "gamma": 20},
 }
 
-# variant -> (use_cooc, use_rank, use_pos); "roberta" is the baseline, a different model.
-VARIANT_FLAGS = {
-    "labelcorank": (True, True, True),
-    "no_cooc": (False, True, True),
-    "no_rank": (True, False, True),
-    "no_pos": (True, True, False),
-    "no_rerank": (False, False, False),
-}
-# The paper's other neural baselines (XML-CNN, AttentionXML, ...) live in lcr.baselines.
-VARIANTS = (*VARIANT_FLAGS, "roberta", *BASELINE_VARIANTS)
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT = "lcr-model"
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,36 +150,6 @@ class LabelCoRankConfig:
                    num_heads=params.num_heads, dropout=params.dropout, selection=params.selection,
                    classifier_rank=params.classifier_rank, pooling=params.resolved_pooling,
                    residual=params.residual, final_head=params.final_head)
-
-
-@dataclass
-class ModelOutput:
-    """What a forward pass returns.
-
-    Attributes:
-        logits: the model's final label scores (B x K) before the sigmoid: ``logits2`` for
-            LabelCoRank, ``logits1`` for the baseline. Rank labels by these.
-        logits1: the first prediction (S1 before the sigmoid), B x K.
-        logits2: the second prediction (Y before the sigmoid), B x K; None for the baseline.
-        loss: the training loss (L of eq. 8; the BCE for the baseline) when labels were given.
-        loss1, loss2: L1 and L2 (None for the baseline or without labels).
-        selected: S, the label sequence (B x gamma, PAD = K); None for the baseline.
-        selected_mask: True where ``selected`` is a real label (B x gamma).
-    """
-
-    logits: torch.Tensor
-    logits1: torch.Tensor
-    logits2: torch.Tensor | None = None
-    loss: torch.Tensor | None = None
-    loss1: torch.Tensor | None = None
-    loss2: torch.Tensor | None = None
-    selected: torch.Tensor | None = None
-    selected_mask: torch.Tensor | None = None
-
-
-def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Eqs. 4 and 7, averaged over labels and documents; from logits for numerical stability."""
-    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
 def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -523,40 +477,7 @@ class LabelTextAttention(nn.Module):
         return out.transpose(1, 2).reshape(batch, n_queries, dim)  # (B, gamma, delta) concat heads
 
 
-class _SaveLoad:
-    """``save_pretrained`` / ``from_pretrained`` for the models here (safetensors, no pickle)."""
-
-    variant: str
-    config: LabelCoRankConfig
-    encoder: nn.Module
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` (variant, model config, encoder config) and
-        ``model.safetensors`` (all weights, encoder included, and the label statistics)."""
-        from safetensors.torch import save_model
-
-        from lcr.atomic import atomic_dir
-
-        # Word-level baselines have no pretrained encoder: "encoder" is then null.
-        encoder = self.encoder.config.to_dict() if self.encoder is not None else None
-        meta = {"format": FORMAT, "format_version": 1, "variant": self.variant,
-                "config": dataclasses.asdict(self.config), "encoder": encoder}
-        with atomic_dir(directory) as tmp:
-            save_model(self, str(tmp / WEIGHTS_NAME))
-            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-
-    def encoder_for_loading(self):
-        """The encoder's Hugging Face config: enough for :func:`load_model` to rebuild the
-        encoder's architecture without downloading anything."""
-        return self.encoder.config
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, encoder=None):
-        """Load a model written by :meth:`save_pretrained` (see :func:`load_model`)."""
-        return load_model(directory, encoder)
-
-
-class LabelCoRank(_SaveLoad, nn.Module):
+class LabelCoRank(SaveLoad, nn.Module):
     """LabelCoRank: first prediction, label reranking, label-to-text attention, final prediction.
 
     Args:
@@ -738,7 +659,7 @@ class LabelCoRank(_SaveLoad, nn.Module):
         return out
 
 
-class RobertaBaseline(_SaveLoad, nn.Module):
+class RobertaBaseline(SaveLoad, nn.Module):
     """The paper's "RoBERTa" row: P = tanh(h_cls W1 + b1), scores = P W2 + b2, BCE.
 
     Exactly LabelCoRank's first prediction (eqs. 1-4) on its own, so the two differ only by the
@@ -871,133 +792,3 @@ def oracle_rerank(topk, gold, m: int = 10):
     out = ranked.clone()
     out[:, :m] = head.gather(1, order)
     return out.numpy() if as_numpy else out
-
-
-# --------------------------------------------------------------------------------------------
-# Factory, save and load
-
-
-def _num_labels(cooc, freq_rank) -> int | None:
-    if freq_rank is not None:
-        return len(freq_rank)
-    if cooc is not None:
-        return int(cooc.shape[0])
-    return None
-
-
-def _baseline_config(params, num_labels: int, tokenizer):
-    """A baseline's config from training settings; word-level models take their vocabulary
-    size and padding id from the word tokenizer."""
-    from lcr.baselines.common import BaselineConfig
-
-    if params.variant not in WORD_VARIANTS:
-        return BaselineConfig.from_params(params, num_labels)
-    if tokenizer is None:
-        raise LcrError(f"build_model: {params.variant} is word-level: pass its word tokenizer "
-                       "(lcr.baselines.words.build_word_tokenizer)")
-    return BaselineConfig.from_params(params, num_labels, vocab_size=len(tokenizer),
-                                      pad_token_id=tokenizer.pad_token_id)
-
-
-def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, tokenizer=None) -> nn.Module:
-    """Build a model variant around an encoder.
-
-    Two call forms:
-    ``build_model("no_pos", config, encoder, cooc, freq_rank)`` with a
-    :class:`LabelCoRankConfig` (or a dict of its fields; a
-    :class:`lcr.baselines.common.BaselineConfig` for the baselines of :mod:`lcr.baselines`), or
-    ``build_model(train_params, encoder, cooc=..., freq_rank=...)`` with a
-    :class:`lcr.config.TrainParams`, K taken from ``freq_rank`` (or ``cooc``).
-
-    Args:
-        variant: ``labelcorank``, ``no_cooc``, ``no_rank``, ``no_pos``, ``no_rerank`` (the
-            ablations; they set the config's ``use_*`` flags), ``roberta`` (the baseline) or
-            one of :data:`lcr.baselines.BASELINE_VARIANTS`.
-        config: the model settings.
-        encoder: a Hugging Face encoder (see :func:`lcr.encoder.load_encoder`); None for the
-            word-level baselines.
-        cooc: the co-occurrence matrix M (K x K).
-        freq_rank: label -> training-frequency rank (K,), 0 = most frequent.
-        tokenizer: the tokenizer; the word-level baselines take their vocabulary size from it
-            (params form), ``bertxml`` its [CLS] id. Unused by LabelCoRank and ``roberta``.
-
-    Raises:
-        LcrError: unknown variant, gamma > K, missing label statistics, num_heads not dividing
-            the hidden size, bad baseline settings.
-    """
-    if not isinstance(variant, str):  # build_model(train_params, encoder, cooc=..., freq_rank=...)
-        params = variant
-        if encoder is None and isinstance(config, nn.Module):
-            encoder, config = config, None
-        variant = params.variant
-        if config is None:
-            num_labels = _num_labels(cooc, freq_rank)
-            if num_labels is None:
-                raise LcrError("build_model: pass freq_rank or cooc so that K is known")
-            config = (_baseline_config(params, num_labels, tokenizer) if variant in BASELINE_VARIANTS
-                      else LabelCoRankConfig.from_params(params, num_labels))
-    if variant not in VARIANTS:
-        raise LcrError(f"unknown variant '{variant}'; valid variants: {', '.join(VARIANTS)}")
-    if variant in BASELINE_VARIANTS:
-        from lcr.baselines.common import build_baseline
-
-        model = build_baseline(variant, config, encoder)
-        if variant == "bertxml" and tokenizer is not None and tokenizer.cls_token_id is not None:
-            model.init_extra_from(tokenizer.cls_token_id)
-        return model
-    if encoder is None:
-        raise LcrError("build_model: an encoder is needed")
-    if isinstance(config, dict):
-        config = LabelCoRankConfig(**config)
-    if variant == "roberta":
-        return RobertaBaseline(config, encoder)
-    use_cooc, use_rank, use_pos = VARIANT_FLAGS[variant]
-    config = dataclasses.replace(config, use_cooc=use_cooc, use_rank=use_rank, use_pos=use_pos)
-    return LabelCoRank(config, encoder, cooc=cooc, freq_rank=freq_rank, variant=variant)
-
-
-def load_model(directory: str | Path, encoder=None) -> nn.Module:
-    """Load a model saved with ``save_pretrained``; nothing is unpickled or downloaded.
-
-    Args:
-        directory: the folder with ``config.json`` and ``model.safetensors``.
-        encoder: how to build the encoder skeleton before the saved weights are loaded into it:
-            None (from the saved encoder config), a Hugging Face config, or an encoder module
-            (used as is: its weights are overwritten). Ignored by the word-level baselines,
-            which have no encoder.
-
-    Raises:
-        LcrError: the folder is missing or is not a saved lcr model.
-    """
-    from safetensors import safe_open
-    from safetensors.torch import load_model as load_weights
-    from transformers import AutoConfig, AutoModel, PretrainedConfig
-
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    if not config_path.exists() or not weights_path.exists():
-        raise LcrError(f"{directory} is not a saved lcr model ({CONFIG_NAME} and {WEIGHTS_NAME} expected)")
-    meta = json.loads(config_path.read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise LcrError(f"{config_path} was not written by lcr's save_pretrained")
-    if meta.get("variant") in BASELINE_VARIANTS:
-        from lcr.baselines.common import load_baseline
-
-        return load_baseline(meta, weights_path, encoder)
-    config = LabelCoRankConfig(**meta["config"])
-    if encoder is None:
-        encoder_config = dict(meta["encoder"])
-        encoder = AutoConfig.for_model(encoder_config.pop("model_type"), **encoder_config)
-    if isinstance(encoder, PretrainedConfig):
-        encoder = AutoModel.from_config(encoder)
-    variant = meta["variant"]
-    if variant == "roberta":
-        model = RobertaBaseline(config, encoder, variant=variant)
-    else:
-        with safe_open(str(weights_path), framework="pt") as handle:
-            cooc = torch.sparse_coo_tensor(handle.get_tensor("cooc_indices"), handle.get_tensor("cooc_values"),
-                                           (config.num_labels, config.num_labels), check_invariants=True).t()  # back to M
-            freq_rank = handle.get_tensor("freq_rank")
-        model = LabelCoRank(config, encoder, cooc=cooc, freq_rank=freq_rank, variant=variant)
-    load_weights(model, str(weights_path), strict=True)
-    return model

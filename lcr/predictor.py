@@ -54,7 +54,7 @@ class Predictor:
         from transformers import AutoTokenizer
 
         from lcr.datasets.store import read_vocab
-        from lcr.model import load_model
+        from lcr.factory import load_model
 
         folder = Path(folder)
         missing = [name for name in REQUIRED if not (folder / name).exists()]

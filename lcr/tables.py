@@ -51,7 +51,7 @@ import pandas as pd
 
 from lcr.atomic import atomic_open
 from lcr.errors import LcrError
-from lcr.variants import LABELCORANK_FAMILY
+from lcr.variants import LABELCORANK_FAMILY, PAPER_ROWS
 
 #: The paper's metric columns, in its order.
 METRICS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
@@ -73,23 +73,7 @@ AGGREGATES = ("mean", "best")
 ORACLE_TOP = 10
 
 #: Variant -> the paper's row name.
-VARIANT_ROWS = {
-    "xml-cnn": "XML-CNN",
-    "meshprobenet": "MeSHProbeNet",
-    "attentionxml": "AttentionXML",
-    "transformer": "Transformer",
-    "star-transformer": "Star-Transformer",
-    "bertxml": "BERTXML",
-    "match": "MATCH",
-    "tfidf": "TF-IDF + LR",
-    "roberta": "RoBERTa",
-    "roberta-oracle": "RoBERTa*",
-    "labelcorank": "LabelCoRank",
-    "no_cooc": "w/o correlation matrix",
-    "no_rank": "w/o label ranking",
-    "no_pos": "w/o position information",
-    "no_rerank": "w/o all reranking parts",
-}
+VARIANT_ROWS = PAPER_ROWS
 ROW_VARIANTS = {row: variant for variant, row in VARIANT_ROWS.items()}
 #: The rows of the main and head/tail tables in the paper's order (its other systems,
 #: RoBERTa-LiGCN and GUDN, are not built); tables of datasets outside the paper show a
@@ -98,8 +82,6 @@ MAIN_ROW_VARIANTS = ("tfidf", "xml-cnn", "meshprobenet", "attentionxml", "transf
                      "roberta", "bertxml", "match", "labelcorank")
 #: Paper rows of systems that lcr does not build.
 NOT_BUILT = ("RoBERTa-LiGCN", "GUDN")
-#: Variants whose runs depend on γ (main rows and ablations read them at the main γ).
-GAMMA_VARIANTS = frozenset(LABELCORANK_FAMILY)
 ABLATION_VARIANTS = ("no_cooc", "no_rank", "no_pos", "no_rerank", "labelcorank")
 
 MEASURED = "measured"
@@ -447,7 +429,7 @@ class _Pool:
     def select(self, dataset: str, variant: str, gamma: int | None) -> list[dict]:
         """The runs of one table row (before aggregation)."""
         runs = [r for r in self.active if r["dataset"] == dataset and r["variant"] == variant]
-        if variant in GAMMA_VARIANTS:
+        if variant in LABELCORANK_FAMILY:
             runs = [r for r in runs if r["gamma"] == gamma]
         if variant == "roberta-oracle" and any(r["top"] == ORACLE_TOP for r in runs):
             runs = [r for r in runs if r["top"] == ORACLE_TOP]
@@ -492,7 +474,7 @@ def _seed(run: dict) -> str:
 def _result_row(pool: _Pool, table: PaperTable, *, label: str, dataset: str, variant: str | None,
                 gamma: int | None, subset: str, paper: Mapping[str, float] | None, mode: str,
                 status: str | None = None) -> dict:
-    row = {"row": label, "variant": variant or "", "gamma": gamma if variant in GAMMA_VARIANTS else None,
+    row = {"row": label, "variant": variant or "", "gamma": gamma if variant in LABELCORANK_FAMILY else None,
            "subset": subset, "status": status or NOT_RUN, "runs": 0, "seeds": "", "aggregate": ""}
     values, shown = {}, []
     if status is None and variant is not None:
@@ -789,7 +771,7 @@ def _inventory(pool: _Pool, records: list[dict], unfinished: Iterable[str],
     for record in sorted(records, key=lambda r: r["run"]):
         used = sorted(pool.used.get(record["run"], ()))
         reason = pool.reasons.get(record["run"]) or ("used" if used else "not used: no table has a row for it")
-        if not used and record["run"] not in pool.reasons and record["variant"] in GAMMA_VARIANTS:
+        if not used and record["run"] not in pool.reasons and record["variant"] in LABELCORANK_FAMILY:
             reason = (f"not used: γ = {record['gamma']}, but the {record['variant']} rows read the main "
                       f"γ = {main_gamma.get(record['dataset'])}")
         rows.append({"run": record["run"], "dataset": record["dataset"], "variant": record["variant"],

@@ -35,13 +35,12 @@ import torch
 
 from lcr import metrics
 from lcr.atomic import atomic_open, atomic_path
-from lcr.baselines import LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level
 from lcr.batches import (EncodedSplit, check_metadata, collate, encode_split, length_bucketed_batches,
                          iter_texts, shard)
 from lcr.config import TrainParams
 from lcr.datasets import store
 from lcr.errors import LcrError
-from lcr.variants import uses_gamma
+from lcr.variants import LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level, uses_gamma
 
 CHECKPOINT = "checkpoint.pt"
 BEST_DIR = "best_model"
@@ -498,7 +497,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     from tqdm.auto import tqdm
 
     from lcr.encoder import load_encoder
-    from lcr.model import build_model, init_heads
+    from lcr.factory import build_model
+    from lcr.model import init_heads
 
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
     vocab, artifacts = check_inputs(dataset_dir, params, eval_split)
@@ -696,7 +696,7 @@ def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainP
                       token_cache: bool = True) -> dict:
     """Evaluate the best model on the evaluation split with its head and tail subsets."""
     from lcr.labels import subset_masks
-    from lcr.model import load_model
+    from lcr.factory import load_model
 
     best_dir = output_dir / BEST_DIR
     if env.world_size > 1:

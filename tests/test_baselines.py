@@ -9,14 +9,14 @@ import json
 import pytest
 import torch
 
-from lcr.baselines import BASELINE_VARIANTS, WORD_VARIANTS
+from lcr.variants import BASELINE_VARIANTS, WORD_VARIANTS
 from lcr.baselines.common import BaselineConfig, build_baseline
 from lcr.baselines.words import build_word_tokenizer
 from lcr.config import VARIANTS, load_params, parse_params, train_params
 from lcr.datasets import store
 from lcr.errors import LcrError
 from lcr.labels import prepare
-from lcr.model import build_model, load_model
+from lcr.factory import build_model, load_model
 from tests.toy_data import TOPICS, toy_documents
 
 LABELS = sorted(TOPICS)

@@ -13,9 +13,10 @@ import torch
 from lcr.config import train_params
 from lcr.encoder import check_encoder, load_encoder
 from lcr.errors import LcrError
-from lcr.model import (VARIANTS, LabelCoRank, LabelCoRankConfig, LabelTextAttention, RobertaBaseline,
-                       build_model, cooc_csr, cooc_row_sums, cooc_transposed, load_model, oracle_rerank,
-                       select_labels, top_labels)
+from lcr.factory import build_model, load_model
+from lcr.model import (LabelCoRank, LabelCoRankConfig, LabelTextAttention, RobertaBaseline, cooc_csr,
+                       cooc_row_sums, cooc_transposed, oracle_rerank, select_labels, top_labels)
+from lcr.variants import MODEL_VARIANTS
 
 K = 8
 PAD = K
@@ -416,7 +417,7 @@ def test_low_rank_classifier_and_save_load_round_trip(tiny, tmp_path):
             if variant != "roberta":
                 assert torch.equal(again.selected, out.selected)
                 assert torch.equal(loaded.freq_rank, model.freq_rank)
-    assert isinstance(RobertaBaseline.from_pretrained(tmp_path / "roberta"), RobertaBaseline)
+    assert isinstance(load_model(tmp_path / "roberta"), RobertaBaseline)
     with pytest.raises(LcrError, match="not a saved lcr model"):
         load_model(tmp_path / "missing")
 
@@ -436,7 +437,7 @@ def test_baseline_is_the_first_branch(tiny):
 def test_build_model_checks_and_train_params_form(tiny):
     encoder, _ = load_encoder(tiny)
     config = LabelCoRankConfig(num_labels=K, gamma=4, num_heads=2)
-    with pytest.raises(LcrError, match="valid variants: " + ", ".join(VARIANTS)):
+    with pytest.raises(LcrError, match="valid variants: " + ", ".join(MODEL_VARIANTS)):
         build_model("nope", config, encoder, M, FREQ_RANK)
     with pytest.raises(LcrError, match="gamma = 9 is larger than the number of labels K = 8"):
         build_model("labelcorank", LabelCoRankConfig(num_labels=K, gamma=9, num_heads=2), encoder, M, FREQ_RANK)

@@ -218,7 +218,7 @@ def _tiny_model(toy, variant="labelcorank"):
 
     from lcr.encoder import load_encoder
     from lcr.labels import LabelArtifacts
-    from lcr.model import build_model
+    from lcr.factory import build_model
 
     torch.manual_seed(0)
     artifacts = LabelArtifacts.load(toy["data"] / "toy" / store.LABELS_DIR)
@@ -258,7 +258,7 @@ def test_parameter_groups_give_the_encoder_lr_the_new_layers_head_lr_and_spare_b
 def test_word_level_models_learn_at_their_own_lr(toy):
     """Without a pretrained encoder every parameter is new: all at `lr` (the baseline block's rate)."""
     from lcr.baselines.words import build_word_tokenizer
-    from lcr.model import build_model
+    from lcr.factory import build_model
     from lcr.training import parameter_groups
 
     params = settings(toy, variant="xml-cnn", lr=1e-3, head_lr=5e-2)

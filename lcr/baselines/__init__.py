@@ -1,7 +1,7 @@
 """The paper's neural comparison systems (Tables 2-6), as variants of the same training loop.
 
 One small module per model; each takes ``(input_ids, attention_mask)`` (B x T) and returns
-:class:`lcr.model.ModelOutput` with ``logits`` (B x K) and, given labels, the BCE ``loss``, so
+:class:`lcr.modeling.ModelOutput` with ``logits`` (B x K) and, given labels, the BCE ``loss``, so
 that training, evaluation, the prediction files, the ``best_model`` folder, the predictor and
 MLflow serving treat them exactly like LabelCoRank.
 
@@ -22,34 +22,7 @@ The first five and ``match`` are *word-level*: they read words of a vocabulary b
 with the model (no pretrained word vectors: nothing is downloaded). For them the ``encoder``
 setting is ignored. ``bertxml`` uses the encoder and its tokenizer like LabelCoRank.
 
-This module only names the variants (it imports no torch), so that :mod:`lcr.config` can list
-them cheaply; the models live in :mod:`lcr.baselines.common` and the per-model modules.
+The variants' names and families are in :mod:`lcr.variants`; the models live in
+:mod:`lcr.baselines.common` and the per-model modules, and :mod:`lcr.factory` builds and loads
+them.
 """
-
-from __future__ import annotations
-
-#: Variants that read words through embeddings trained from scratch (no pretrained encoder).
-WORD_VARIANTS = ("xml-cnn", "attentionxml", "transformer", "meshprobenet", "star-transformer", "match")
-#: Variants that read the documents' metadata (the store's ``meta`` column) with their text.
-METADATA_VARIANTS = ("match",)
-#: Variants built on the pretrained encoder (the ``encoder`` setting), like LabelCoRank.
-ENCODER_VARIANTS = ("bertxml",)
-BASELINE_VARIANTS = WORD_VARIANTS + ENCODER_VARIANTS
-#: Baselines that are not neural models of the training loop (:mod:`lcr.baselines.tfidf`).
-LINEAR_VARIANTS = ("tfidf",)
-
-#: Variant -> the module that defines its model class ``Model``.
-MODULES = {
-    "xml-cnn": "lcr.baselines.xml_cnn",
-    "attentionxml": "lcr.baselines.attentionxml",
-    "transformer": "lcr.baselines.transformer",
-    "meshprobenet": "lcr.baselines.meshprobenet",
-    "star-transformer": "lcr.baselines.star_transformer",
-    "bertxml": "lcr.baselines.bertxml",
-    "match": "lcr.baselines.match",
-}
-
-
-def is_word_level(variant: str) -> bool:
-    """True for the variants that read words through embeddings trained from scratch."""
-    return variant in WORD_VARIANTS

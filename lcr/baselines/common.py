@@ -3,7 +3,7 @@
 Every baseline is a :class:`Baseline`: an ``nn.Module`` with a ``variant`` name, a
 :class:`BaselineConfig` and, for ``bertxml`` only, a Hugging Face ``encoder``. It saves itself
 the way LabelCoRank does (``config.json`` + ``model.safetensors``, no pickle; see
-:class:`lcr.model._SaveLoad`), and :func:`load_baseline` rebuilds it from those two files.
+:class:`lcr.modeling.SaveLoad`), and :func:`load_baseline` rebuilds it from those two files.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lcr.baselines import BASELINE_VARIANTS, MODULES, WORD_VARIANTS
+from lcr.variants import BASELINE_MODULES as MODULES, BASELINE_VARIANTS, WORD_VARIANTS
 from lcr.errors import LcrError
-from lcr.model import ModelOutput, _SaveLoad, bce
+from lcr.modeling import ModelOutput, SaveLoad, bce
 
 # Models whose attention splits the embedding into heads.
 _HEADED = ("transformer", "star-transformer", "match")
@@ -116,7 +116,7 @@ class BaselineConfig:
                    num_probes=params.num_probes, num_cls_tokens=params.num_cls_tokens)
 
 
-class Baseline(_SaveLoad, nn.Module):
+class Baseline(SaveLoad, nn.Module):
     """Base class of the baselines: the name, the config, the (optional) encoder, the output.
 
     Subclasses set ``variant`` and implement :meth:`scores`; :meth:`forward` adds the loss.
@@ -142,7 +142,7 @@ class Baseline(_SaveLoad, nn.Module):
             labels: multi-hot gold labels (B x K), for the BCE loss.
 
         Returns:
-            A :class:`lcr.model.ModelOutput` with ``logits`` = ``logits1`` (B x K) and ``loss``.
+            A :class:`lcr.modeling.ModelOutput` with ``logits`` = ``logits1`` (B x K) and ``loss``.
         """
         logits = self.scores(input_ids, attention_mask)  # (B, K)
         out = ModelOutput(logits=logits, logits1=logits)
@@ -167,7 +167,7 @@ def build_baseline(variant: str, config: BaselineConfig | dict, encoder: nn.Modu
     """Build a baseline.
 
     Args:
-        variant: one of :data:`lcr.baselines.BASELINE_VARIANTS`.
+        variant: one of :data:`lcr.variants.BASELINE_VARIANTS`.
         config: its settings (or a dict of them).
         encoder: the Hugging Face encoder; needed by ``bertxml``, refused by the word-level models.
 
@@ -186,7 +186,7 @@ def build_baseline(variant: str, config: BaselineConfig | dict, encoder: nn.Modu
 
 def load_baseline(meta: dict, weights_path: str | Path, encoder=None) -> Baseline:
     """Rebuild a baseline from its saved ``config.json`` (``meta``) and weights (see
-    :func:`lcr.model.load_model`, which calls this)."""
+    :func:`lcr.factory.load_model`, which calls this)."""
     from safetensors.torch import load_model as load_weights
     from transformers import AutoConfig, AutoModel, PretrainedConfig
 
