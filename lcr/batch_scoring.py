@@ -16,13 +16,12 @@ Input formats, by file suffix:
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Iterator
 
-from lcr.atomic import atomic_open
 from lcr.errors import DataFormatError, LcrError
+from lcr.predictions import PredictionWriter
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 DELIMITERS = {".csv": ",", ".tsv": "\t"}
@@ -137,16 +136,15 @@ def predict_file(predictor, input_path: str | Path, output_path: str | Path, *, 
     records = read_texts(input_path)
     total = _count_lines(input_path) - (0 if input_format(input_path) == "jsonl" else 1) if progress else None
     done = 0
-    with atomic_open(output_path, "w", encoding="utf-8") as out, \
+    with PredictionWriter(output_path) as out, \
             tqdm(total=total, desc=f"predict {input_path.name}", unit="doc", disable=not progress) as bar:
         batch: list[tuple[str, str]] = []
 
         def flush() -> None:
             ranked = predictor.predict([text for _, text in batch], k=k, batch_size=batch_size, threshold=threshold)
             for (doc_id, _), row in zip(batch, ranked):
-                out.write(json.dumps({"id": doc_id, "labels": [r["label"] for r in row],
-                                      "names": [r["name"] for r in row],
-                                      "scores": [r["score"] for r in row]}, ensure_ascii=False) + "\n")
+                out.write(doc_id, [r["label"] for r in row], [r["score"] for r in row],
+                          names=[r["name"] for r in row])
             bar.update(len(batch))
             batch.clear()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lcr import metrics
+from lcr import metrics, predictions
 from lcr.datasets import store
 from lcr.errors import LcrError
 
@@ -28,9 +28,9 @@ def load_gold(gold: str, data_dir: str | Path = "data") -> dict:
     """
     path = Path(gold)
     if path.is_file():
-        ids, labels = metrics.read_gold_jsonl(path)
+        ids, labels = predictions.read_gold(path)
         vocab = sorted({label for row in labels for label in row})
-        return {"ids": ids, "vocab": vocab, "matrix": metrics.labels_to_csr(labels, vocab, source=path),
+        return {"ids": ids, "vocab": vocab, "matrix": predictions.labels_to_csr(labels, vocab, source=path),
                 "subsets": {}, "train_freq": None, "n_train": None, "source": str(path)}
     if ":" not in gold:
         raise LcrError(f"--gold {gold}: neither a file nor DATASET:SPLIT")
@@ -66,8 +66,8 @@ def evaluate_prediction_file(gold: str, pred: str | Path, *, data_dir: str | Pat
     if not pred.is_file():
         raise LcrError(f"--pred {pred}: no such file")
     reference = load_gold(gold, data_dir)
-    pred_ids, pred_labels, pred_scores = metrics.read_predictions_jsonl(pred)
-    topk, scores, report = metrics.align_predictions(reference["ids"], reference["vocab"], pred_ids,
+    pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
+    topk, scores, report = predictions.align_predictions(reference["ids"], reference["vocab"], pred_ids,
                                                       pred_labels, pred_scores, max(ks), source=pred)
     result = metrics.evaluate(reference["matrix"], topk, scores=scores,
                               train_freq=reference["train_freq"], n_train=reference["n_train"],
@@ -95,11 +95,8 @@ def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m
     Returns:
         What :func:`evaluate_prediction_file` returns for the reranked file.
     """
-    import json
-
     import numpy as np
 
-    from lcr.atomic import atomic_open
     from lcr.model import oracle_rerank
 
     if m < 1:
@@ -108,9 +105,9 @@ def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m
     if not pred.is_file():
         raise LcrError(f"--pred {pred}: no such file")
     reference = load_gold(gold, data_dir)
-    pred_ids, pred_labels, pred_scores = metrics.read_predictions_jsonl(pred)
+    pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
     width = max([len(row) for row in pred_labels] + [m])
-    topk, _, _ = metrics.align_predictions(reference["ids"], reference["vocab"], pred_ids, pred_labels,
+    topk, _, _ = predictions.align_predictions(reference["ids"], reference["vocab"], pred_ids, pred_labels,
                                                 pred_scores, width, source=pred)
     # Rerank column positions rather than labels, so that padding (-1) and labels outside the
     # vocabulary (-2) simply count as wrong and keep their place among the wrong ones.
@@ -122,12 +119,10 @@ def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m
     reranked_cols = oracle_rerank(columns, hits, m=m)  # (N, width) column positions, hits first
     position = {doc_id: i for i, doc_id in enumerate(reference["ids"])}
     output = Path(output)
-    with atomic_open(output, "w", encoding="utf-8") as handle:
+    with predictions.PredictionWriter(output) as out:
         for line, doc_id in enumerate(pred_ids):
             i = position[doc_id]
             cols = [int(c) for c in reranked_cols[i] if c < len(pred_labels[line])]  # drop padding
-            row = {"id": doc_id, "labels": [pred_labels[line][c] for c in cols]}
-            if pred_scores is not None and pred_scores[line] is not None:
-                row["scores"] = [float(pred_scores[line][c]) for c in cols]
-            handle.write(json.dumps(row) + "\n")
+            scores = None if pred_scores is None else [pred_scores[line][c] for c in cols]
+            out.write(doc_id, [pred_labels[line][c] for c in cols], scores)
     return evaluate_prediction_file(gold, output, data_dir=data_dir, threshold=threshold)

@@ -40,6 +40,7 @@ from lcr.batches import (EncodedSplit, check_metadata, collate, encode_split, le
 from lcr.config import TrainParams
 from lcr.datasets import store
 from lcr.errors import LcrError
+from lcr.predictions import write_predictions
 from lcr.variants import LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level, uses_gamma
 
 CHECKPOINT = "checkpoint.pt"
@@ -278,15 +279,6 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
     if not selection:
         return topk, scores
     return topk, scores, (arrays if selects else None)
-
-
-def write_predictions(path: str | Path, ids: list[str], vocab: list[str], topk: np.ndarray,
-                      scores: np.ndarray) -> None:
-    """Write the prediction JSONL that ``lcr metrics`` reads (label ids, best first)."""
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        for doc_id, row, row_scores in zip(ids, topk, scores):
-            handle.write(json.dumps({"id": doc_id, "labels": [vocab[i] for i in row],
-                                     "scores": [round(float(s), 6) for s in row_scores]}) + "\n")
 
 
 def save_model_folder(folder: Path, model, tokenizer, dataset_dir: Path, params: TrainParams) -> None:

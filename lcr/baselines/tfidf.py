@@ -26,14 +26,14 @@ CHUNK = 2048
 
 
 def _split_texts(dataset_dir: Path, split: str, vocab: list[str], keep: np.ndarray | None):
-    from lcr import metrics
     from lcr.datasets import store
 
     table = store.read_split(dataset_dir, split, columns=["id", "text", "labels"])
-    ids, texts, labels = (table.column(c).to_pylist() for c in ("id", "text", "labels"))
+    ids, texts = (table.column(c).to_pylist() for c in ("id", "text"))
+    matrix = store.labels_to_matrix(table.column("labels"), vocab)
     if keep is not None:
-        ids, texts, labels = [ids[i] for i in keep], [texts[i] for i in keep], [labels[i] for i in keep]
-    return ids, texts, metrics.labels_to_csr(labels, vocab)
+        ids, texts, matrix = [ids[i] for i in keep], [texts[i] for i in keep], matrix[keep]
+    return ids, texts, matrix
 
 
 #: Labels per fitting task: enough work per task to amortise shipping it to a worker.
@@ -120,7 +120,8 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     from lcr import metrics
     from lcr.datasets import store
     from lcr.labels import LabelArtifacts, subset_masks
-    from lcr.training import capped_indices, run_params, write_predictions, write_results
+    from lcr.predictions import write_predictions
+    from lcr.training import capped_indices, run_params, write_results
 
     started = time.time()
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
