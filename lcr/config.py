@@ -1,19 +1,23 @@
-"""Typed configuration: ``params.yaml`` becomes dataclasses here, and only here.
+"""Typed configuration: ``params.yaml`` becomes validated settings objects here, and only here.
 
 The CLI, the DVC stages and MLflow entry points all read their settings through
-:func:`load_params`; a command-line option overrides the matching field.
+:func:`load_params`; a command-line option overrides the matching field. The objects are
+pydantic models (:class:`lcr.hyperparams.Settings`): values are coerced to the declared types
+(``--set lr=5e-5`` is a float), and an unknown key or a wrong type is refused with a message that
+names the key, the value and the expected type. The models' hyper-parameters are declared once,
+in :mod:`lcr.hyperparams`, and :class:`TrainParams` inherits them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from pydantic import ConfigDict, Field
 
 from lcr.errors import LcrError
+from lcr.hyperparams import BaselineSettings, LabelCoRankSettings, Settings
 from lcr.variants import BASELINE_VARIANTS, LINEAR_VARIANTS, VARIANTS, WORD_VARIANTS
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -23,8 +27,7 @@ PROFILE_ENV = "LCR_PROFILE"
 REPO_PARAMS_HINT = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
-@dataclass
-class DatasetParams:
+class DatasetParams(Settings):
     """How one dataset is fetched and split.
 
     Attributes:
@@ -48,11 +51,10 @@ class DatasetParams:
     train_standin: str | None = None
     eval_split: str = "test"
     source: str | None = None
-    training: dict = field(default_factory=dict)
+    training: dict = {}
 
 
-@dataclass
-class PrepareParams:
+class PrepareParams(Settings):
     """Label artifacts (``lcr prepare``).
 
     Attributes:
@@ -62,9 +64,12 @@ class PrepareParams:
     head_fraction: float = 0.1
 
 
-@dataclass
-class TrainParams:
+class TrainParams(LabelCoRankSettings, BaselineSettings):
     """Model and training settings (``lcr train``); the paper's values where it gives them.
+
+    The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
+    attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head;
+    max_length and the baselines' sizes) are declared in :mod:`lcr.hyperparams` and inherited.
 
     Attributes:
         encoder: a Hugging Face checkpoint name or local folder; ``offline-default`` is the
@@ -82,7 +87,9 @@ class TrainParams:
         gamma: length of the label sequence S (paper: 35 MAG-CS, 30 PubMed, 20 AAPD; see the
             README on the paper's inconsistent settings paragraph).
         num_heads: heads of the label-to-token attention (eta; the paper does not give it).
-        dropout: the dropout of eq. 12.
+        dropout: the dropout of eq. 12. attention_dropout: dropout on the attention weights of
+            eq. 13 (the paper: none). ffn_dim: the width of eq. 12's feed-forward block (None =
+            the encoder's hidden size).
         selection: ``threshold`` (the paper) or ``topk`` (the authors' public code).
         cooccurrence: ``counts`` (m_ij) or ``conditional`` (P(j | i)).
         classifier_rank: None = the paper's full W5 (gamma*delta x K); r = low-rank W5.
@@ -145,26 +152,15 @@ class TrainParams:
 
     encoder: str = "offline-default"
     variant: str = "labelcorank"
-    alpha: float = 0.3
-    beta: float = 0.3
-    gamma: int = 30
-    num_heads: int = 8
-    dropout: float = 0.1
-    selection: str = "threshold"
     cooccurrence: str = "counts"
-    classifier_rank: int | None = None
     lr: float = 1e-5
     head_lr: float | None = 1e-3
     weight_decay: float = 0.01
     bias_init: str = "log_odds"
     pooler_init: bool = True
-    pooling: str = "cls"
     first_stage_steps: int = 0
-    residual: bool = False
-    final_head: str = "dense"
     batch_size: int = 16
     grad_accum: int = 1
-    max_length: int = 512
     epochs: int = 10
     max_steps: int | None = None
     warmup_ratio: float = 0.0
@@ -175,25 +171,17 @@ class TrainParams:
     patience: int | None = 3
     checkpoint_every: int = 500
     log_every: int = 10
-    bf16: str = "auto"
+    bf16: bool | str = "auto"
     device: str = "auto"
     eval_batch_size: int = 64
     max_train_docs: int | None = None
     max_eval_docs: int | None = None
     top_k_saved: int = 10
     compile: bool = False
-    # The baselines of lcr.baselines (unused by LabelCoRank and roberta).
+    # The baselines of lcr.baselines (unused by LabelCoRank and roberta); their model sizes are
+    # in lcr.hyperparams.BaselineSettings.
     word_vocab_size: int = 50000
     word_min_freq: int = 2
-    embed_dim: int = 256
-    hidden_dim: int = 256
-    num_layers: int = 1
-    cnn_windows: list[int] = field(default_factory=lambda: [2, 4, 8])
-    cnn_filters: int = 128
-    cnn_pool_chunks: int = 2
-    bottleneck_dim: int = 512
-    num_probes: int = 8
-    num_cls_tokens: int = 4
     tfidf_max_features: int = 200_000
     tfidf_ngrams: int = 2
     tfidf_c: float = 10.0
@@ -222,6 +210,8 @@ class TrainParams:
             (self.first_stage_steps >= 0, "first_stage_steps must be >= 0"),
             (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
+            (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),
+            (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be null or >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -267,51 +257,14 @@ class TrainParams:
             raise LcrError(f"training parameters: {self.variant}: {exc}") from exc
 
 
-_SCALARS = {"int": int, "float": float, "bool": bool, "str": str}
-
-
-def _typed(cls, values: dict, where: str) -> dict:
-    """Coerce and check the scalar fields of a settings dataclass by their declared types.
-
-    YAML 1.1 reads ``5e-5`` (no dot) as a string, which is how everyone writes a learning rate:
-    a string that parses as the declared number becomes that number. Anything else of the wrong
-    type is refused with a message naming the key, the value and the expected type.
-    """
-    out = dict(values)
-    for f in dataclasses.fields(cls):
-        if f.name not in out:
-            continue
-        value = out[f.name]
-        kinds = [k.strip() for k in str(f.type).split("|")]
-        optional = "None" in kinds
-        kinds = [k for k in kinds if k != "None"]
-        if len(kinds) != 1 or kinds[0] not in _SCALARS or (value is None and optional):
-            continue  # lists, unions of several types (bf16), or None where None is allowed
-        kind = _SCALARS[kinds[0]]
-        if kind in (int, float) and isinstance(value, str):
-            try:
-                value = float(value) if kind is float else int(value)
-            except ValueError:
-                pass
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-        if not ok:
-            expected = kinds[0] + (" or null" if optional else "")
-            raise LcrError(f"{where}: {f.name} = {out[f.name]!r} is not a valid {expected}")
-        out[f.name] = value
-    return out
-
-
 def train_params(raw: dict | None = None, **overrides) -> TrainParams:
     """Build :class:`TrainParams` from a mapping plus keyword overrides (None values ignored)."""
     values = dict(raw or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return _build(TrainParams, values, "training").validate()
+    return TrainParams.parse(values, "training").validate()
 
 
-@dataclass
-class PipelineParams:
+class PipelineParams(Settings):
     """The experiment graph that ``dvc.yaml`` iterates over (the active profile's).
 
     Attributes:
@@ -325,24 +278,27 @@ class PipelineParams:
             profile's ``variant_datasets`` allows (DVC names them ``train@<key>``).
         oracle: ``roberta-oracle`` runs, one per ``roberta`` run: ``<dataset>-<seed>`` ->
             ``{"dataset", "seed"}`` (``oracle@<key>``).
-        register: the datasets whose ``labelcorank`` model (first seed) is registered
+        register_datasets: (``register`` in the file) the datasets whose ``labelcorank`` model (first seed) is registered
             (``register@<dataset>``).
         sweep: the gamma sweep: ``<dataset>-g<gamma>`` -> ``{"dataset", "gamma"}``, runs of
             ``labelcorank`` with the first of ``seeds`` (DVC names them ``sweep@<key>``).
     """
 
     profile: str = "demo"
-    datasets: list[str] = field(default_factory=lambda: ["reuters21578"])
-    variants: list[str] = field(default_factory=lambda: ["labelcorank", "roberta"])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    runs: dict[str, dict] = field(default_factory=dict)
-    oracle: dict[str, dict] = field(default_factory=dict)
-    register: list[str] = field(default_factory=list)
-    sweep: dict[str, dict] = field(default_factory=dict)
+    datasets: list[str] = ["reuters21578"]
+    variants: list[str] = ["labelcorank", "roberta"]
+    seeds: list[int] = [0]
+    runs: dict[str, dict] = {}
+    oracle: dict[str, dict] = {}
+    # "register" in params.yaml and dvc.yaml; the attribute has another name because pydantic's
+    # BaseModel already has a register (the ABC method).
+    register_datasets: list[str] = Field([], alias="register")
+    sweep: dict[str, dict] = {}
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
-@dataclass
-class ProfileParams:
+class ProfileParams(Settings):
     """A named set of settings (``profiles.<name>`` in ``params.yaml``).
 
     Attributes:
@@ -358,14 +314,14 @@ class ProfileParams:
             MAG-CS and PubMed) or ``best`` (the paper's AAPD: best run on nDCG@5).
     """
 
-    datasets: list[str] = field(default_factory=list)
-    variants: list[str] = field(default_factory=lambda: ["labelcorank", "roberta"])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    variant_datasets: dict = field(default_factory=dict)
-    gammas: dict = field(default_factory=dict)
-    training: dict = field(default_factory=dict)
-    dataset_overrides: dict = field(default_factory=dict)
-    aggregate: dict = field(default_factory=dict)
+    datasets: list[str] = []
+    variants: list[str] = ["labelcorank", "roberta"]
+    seeds: list[int] = [0]
+    variant_datasets: dict = {}
+    gammas: dict = {}
+    training: dict = {}
+    dataset_overrides: dict = {}
+    aggregate: dict = {}
 
     def datasets_of(self, variant: str) -> list[str]:
         """The datasets ``variant`` is trained on (``variant_datasets`` or all of ``datasets``)."""
@@ -389,20 +345,19 @@ class ProfileParams:
                               seeds=seeds, runs=runs, oracle=oracle, register=register, sweep=sweep)
 
 
-@dataclass
-class Params:
+class Params(Settings):
     """All parameters of the project."""
 
     data_dir: str = "data"
     runs_dir: str = "runs"
     tables_dir: str = "tables"
     profile: str | None = None
-    profiles: dict[str, ProfileParams] = field(default_factory=dict)
-    pipeline: PipelineParams = field(default_factory=PipelineParams)
-    datasets: dict[str, DatasetParams] = field(default_factory=dict)
-    prepare: PrepareParams = field(default_factory=PrepareParams)
-    training: dict = field(default_factory=dict)
-    baselines: dict[str, dict] = field(default_factory=dict)
+    profiles: dict[str, ProfileParams] = {}
+    pipeline: PipelineParams = PipelineParams()
+    datasets: dict[str, DatasetParams] = {}
+    prepare: PrepareParams = PrepareParams()
+    training: dict = {}
+    baselines: dict[str, dict] = {}
 
     @property
     def pipeline_datasets(self) -> list[str]:
@@ -438,8 +393,8 @@ class Params:
         if not override:
             return base
         training = {**base.training, **override.pop("training", {})}
-        return _build(DatasetParams, {**dataclasses.asdict(base), **override, "training": training},
-                      f"profiles.{self.profile}.dataset_overrides.{name}")
+        return DatasetParams.parse({**base.model_dump(), **override, "training": training},
+                                   f"profiles.{self.profile}.dataset_overrides.{name}")
 
     def aggregate(self, name: str) -> str:
         """How the tables combine seeds for a dataset (``mean`` unless the profile says)."""
@@ -476,8 +431,8 @@ class Params:
                 merged[key] = value
                 sources[key] = where
         params = train_params(merged)
-        defaults = dataclasses.asdict(TrainParams())
-        current = dataclasses.asdict(params)
+        defaults = TrainParams().model_dump()
+        current = params.model_dump()
         return params, {key: sources[key] for key in current if key in sources and current[key] != defaults[key]}
 
     def _training_layers(self, dataset: str, settings: dict | None, overrides: dict) -> list[tuple[str, dict]]:
@@ -491,22 +446,10 @@ class Params:
         ds_training = self.dataset(dataset).training
         merged = {k: v for _, layer in layers for k, v in layer.items()}
         variant = (overrides.get("variant") or settings.get("variant") or ds_training.get("variant")
-                   or merged.get("variant") or TrainParams.variant)
+                   or merged.get("variant") or TrainParams.model_fields["variant"].default)
         layers += [(f"baselines.{variant}", dict(self.baselines.get(variant) or {})),
                    (f"datasets.{dataset}.training", dict(ds_training)), ("--set", settings), ("options", overrides)]
         return layers
-
-
-def _build(cls, values: dict, where: str):
-    if values is None:
-        return cls()
-    if not isinstance(values, dict):
-        raise LcrError(f"{where}: expected a mapping, got {type(values).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise LcrError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return cls(**_typed(cls, values, where))
 
 
 def _check_variant_datasets(prof: ProfileParams, where: str) -> None:
@@ -532,14 +475,14 @@ def parse_params(raw: dict, where: str = "params") -> Params:
     """Build :class:`Params` from a parsed YAML mapping, rejecting unknown keys."""
     raw = dict(raw or {})
     datasets = {
-        name: _build(DatasetParams, values, f"{where}: datasets.{name}")
+        name: DatasetParams.parse(values, f"{where}: datasets.{name}")
         for name, values in (raw.pop("datasets", None) or {}).items()
     }
-    prepare = _build(PrepareParams, raw.pop("prepare", None), f"{where}: prepare")
+    prepare = PrepareParams.parse(raw.pop("prepare", None), f"{where}: prepare")
     # Sections that belong to later stages (training, tables, ...) are read by their own
-    # dataclasses; keep only the keys this module knows at top level.
+    # settings objects; keep only the keys this module knows at top level.
     training = raw.pop("training", None) or {}
-    _build(TrainParams, training, f"{where}: training")  # reject unknown keys early
+    TrainParams.parse(training, f"{where}: training")  # reject unknown keys early
     baselines = raw.pop("baselines", None) or {}
     if not isinstance(baselines, dict):
         raise LcrError(f"{where}: baselines: expected a mapping of variant -> settings")
@@ -547,17 +490,17 @@ def parse_params(raw: dict, where: str = "params") -> Params:
         if variant not in BASELINE_VARIANTS + LINEAR_VARIANTS:
             raise LcrError(f"{where}: baselines.{variant}: not a baseline variant; "
                            f"baselines: {', '.join(BASELINE_VARIANTS + LINEAR_VARIANTS)}")
-        _build(TrainParams, values or {}, f"{where}: baselines.{variant}")
+        TrainParams.parse(values or {}, f"{where}: baselines.{variant}")
         if "variant" in (values or {}):
             raise LcrError(f"{where}: baselines.{variant}: 'variant' cannot be set here")
     for name, ds in datasets.items():
-        _build(TrainParams, ds.training, f"{where}: datasets.{name}.training")
+        TrainParams.parse(ds.training, f"{where}: datasets.{name}.training")
     data_dir = raw.pop("data_dir", "data")
     runs_dir = raw.pop("runs_dir", "runs")
     tables_dir = raw.pop("tables_dir", "tables")
     profile = os.environ.get(PROFILE_ENV) or raw.pop("profile", None)
     raw.pop("profile", None)
-    profiles = {name: _build(ProfileParams, values, f"{where}: profiles.{name}")
+    profiles = {name: ProfileParams.parse(values, f"{where}: profiles.{name}")
                 for name, values in (raw.pop("profiles", None) or {}).items()}
     for name, prof in profiles.items():
         for variant in prof.variants:
@@ -568,7 +511,7 @@ def parse_params(raw: dict, where: str = "params") -> Params:
             if agg not in ("mean", "best"):
                 raise LcrError(f"{where}: profiles.{name}.aggregate: '{agg}' is neither mean nor best")
         _check_variant_datasets(prof, f"{where}: profiles.{name}.variant_datasets")
-    pipeline = _build(PipelineParams, raw.pop("pipeline", None) or {}, f"{where}: pipeline")
+    pipeline = PipelineParams.parse(raw.pop("pipeline", None) or {}, f"{where}: pipeline")
     params = Params(data_dir=data_dir, runs_dir=runs_dir, tables_dir=tables_dir, profile=profile,
                     profiles=profiles, pipeline=pipeline, datasets=datasets, prepare=prepare, training=training,
                     baselines={name: dict(values or {}) for name, values in baselines.items()})
@@ -617,7 +560,7 @@ def select_profile(name: str, path: str | Path = DEFAULT_PARAMS) -> PipelinePara
     if start < 0 or end < start:
         raise LcrError(f"{path}: the block between '{BEGIN_GENERATED}' and '{END_GENERATED}' is missing")
     line_end = text.index("\n", start) + 1
-    block = yaml.safe_dump({"profile": name, "pipeline": dataclasses.asdict(pipeline)}, sort_keys=False,
+    block = yaml.safe_dump({"profile": name, "pipeline": pipeline.model_dump(by_alias=True)}, sort_keys=False,
                            default_flow_style=None, width=100)
     with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write(text[:line_end] + block + text[end:])

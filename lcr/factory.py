@@ -8,7 +8,6 @@ nothing of each other; both share :mod:`lcr.modeling`). Variant names and famili
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -93,7 +92,7 @@ def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, t
     if variant == "roberta":
         return RobertaBaseline(config, encoder)
     use_cooc, use_rank, use_pos = VARIANT_FLAGS[variant]
-    config = dataclasses.replace(config, use_cooc=use_cooc, use_rank=use_rank, use_pos=use_pos)
+    config = config.model_copy(update={"use_cooc": use_cooc, "use_rank": use_rank, "use_pos": use_pos})
     return LabelCoRank(config, encoder, cooc=cooc, freq_rank=freq_rank, variant=variant)
 
 

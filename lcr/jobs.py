@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,7 +57,7 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(output_dir / "config.json", "w", encoding="utf-8") as handle:
-        json.dump({"dataset": dataset, "eval_split": eval_split, **dataclasses.asdict(params)}, handle, indent=2)
+        json.dump({"dataset": dataset, "eval_split": eval_split, **params.model_dump()}, handle, indent=2)
     tags = {"lcr.dataset": dataset, "lcr.variant": params.variant,
             "mlflow.source.git.commit": tracking.git_commit() or "unknown",
             **tracking.data_hashes(dataset_dir), **(tags or {})}

@@ -36,7 +36,6 @@ the output record, the loss and safetensors saving that every model shares: :mod
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lcr.errors import LcrError
+from lcr.hyperparams import LabelCoRankSettings, pick
 from lcr.modeling import ModelOutput, SaveLoad, bce
 
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
@@ -64,9 +64,11 @@ PAPER_SETTINGS = {
 # Configuration and output
 
 
-@dataclass
-class LabelCoRankConfig:
-    """Settings of :class:`LabelCoRank` (and, through ``num_labels``, of the baseline).
+class LabelCoRankConfig(LabelCoRankSettings):
+    """Settings of :class:`LabelCoRank` (and, through ``num_labels``, of the baseline): the
+    hyper-parameters of :class:`lcr.hyperparams.LabelCoRankSettings` (declared there once, and set
+    from ``params.yaml`` through :class:`lcr.config.TrainParams`), plus what the data and the
+    variant decide.
 
     Attributes:
         num_labels: K. The label embedding has K + 1 rows: row K is the PAD label.
@@ -102,21 +104,9 @@ class LabelCoRankConfig:
     """
 
     num_labels: int
-    gamma: int = 30
-    alpha: float = 0.3
-    beta: float = 0.3
-    num_heads: int = 8
-    dropout: float = 0.1
-    attention_dropout: float = 0.0
-    ffn_dim: int | None = None
-    selection: str = "threshold"
     use_cooc: bool = True
     use_rank: bool = True
     use_pos: bool = True
-    classifier_rank: int | None = None
-    pooling: str = "cls"
-    residual: bool = False
-    final_head: str = "dense"
 
     @property
     def pad_label(self) -> int:
@@ -145,11 +135,9 @@ class LabelCoRankConfig:
 
     @classmethod
     def from_params(cls, params, num_labels: int) -> "LabelCoRankConfig":
-        """Build from a :class:`lcr.config.TrainParams` (or anything with the same fields)."""
-        return cls(num_labels=num_labels, gamma=params.gamma, alpha=params.alpha, beta=params.beta,
-                   num_heads=params.num_heads, dropout=params.dropout, selection=params.selection,
-                   classifier_rank=params.classifier_rank, pooling=params.resolved_pooling,
-                   residual=params.residual, final_head=params.final_head)
+        """Build from a :class:`lcr.config.TrainParams`: its LabelCoRank settings by name, with
+        ``pooling: auto`` resolved for the encoder."""
+        return cls(num_labels=num_labels, **{**pick(params, LabelCoRankSettings), "pooling": params.resolved_pooling})
 
 
 def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:

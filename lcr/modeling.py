@@ -10,7 +10,6 @@ statistics): nothing is pickled, nothing is downloaded to load it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,7 @@ class SaveLoad:
     reads the folder back."""
 
     variant: str
-    config: object  # a dataclass: LabelCoRankConfig or BaselineConfig
+    config: object  # LabelCoRankConfig or BaselineConfig (pydantic models)
     encoder: nn.Module | None
 
     def save_pretrained(self, directory: str | Path) -> None:
@@ -72,7 +71,7 @@ class SaveLoad:
         # Word-level baselines have no pretrained encoder: "encoder" is then null.
         encoder = self.encoder.config.to_dict() if self.encoder is not None else None
         meta = {"format": FORMAT, "format_version": 1, "variant": self.variant,
-                "config": dataclasses.asdict(self.config), "encoder": encoder}
+                "config": self.config.model_dump(), "encoder": encoder}
         with atomic_dir(directory) as tmp:
             save_model(self, str(tmp / WEIGHTS_NAME))
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2), encoding="utf-8")

@@ -20,7 +20,6 @@ every epoch end, with the optimiser, scheduler and RNG states and the position i
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -401,7 +400,7 @@ def _schedule(params: TrainParams, total_steps: int):
 def run_params(dataset_dir: Path, params: TrainParams, eval_split: str, world_size: int = 1) -> dict:
     """What a training run logs as its parameters: the resolved settings and where it ran."""
     return {"dataset": Path(dataset_dir).name, "eval_split": eval_split, "world_size": world_size,
-            **dataclasses.asdict(params)}
+            **params.model_dump()}
 
 
 SETTINGS_FILE = "settings.txt"
@@ -501,8 +500,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     checkpoint_path = output_dir / CHECKPOINT
     state = _load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
     # Settings added since a checkpoint was written count as their defaults.
-    defaults = dataclasses.asdict(TrainParams())
-    if state is not None and {**defaults, **state["params"]} != {**defaults, **dataclasses.asdict(params)}:
+    defaults = TrainParams().model_dump()
+    if state is not None and {**defaults, **state["params"]} != {**defaults, **params.model_dump()}:
         raise LcrError(f"{checkpoint_path} was written with other settings; remove it or drop --resume")
 
     seed_everything(params.seed)
@@ -577,7 +576,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
                 "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": _rng_state(), "position": position,
                 "best": best, "history": history, "patience_left": patience_left,
-                "params": dataclasses.asdict(params)})
+                "params": params.model_dump()})
 
     def evaluate_dev() -> dict:
         if len(dev_split) == 0:

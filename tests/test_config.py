@@ -47,7 +47,7 @@ def test_variant_datasets_restricts_the_generated_runs():
     assert "aapd-match-0" not in pipeline.runs and "mag-cs-roberta-0" not in pipeline.runs
     # The oracle follows the roberta runs, register the labelcorank ones (first seed).
     assert pipeline.oracle == {"aapd-0": {"dataset": "aapd", "seed": 0}, "aapd-1": {"dataset": "aapd", "seed": 1}}
-    assert pipeline.register == ["aapd", "mag-cs", "pubmed"]
+    assert pipeline.register_datasets == ["aapd", "mag-cs", "pubmed"]
     no_roberta = parse_params(_profile_params(variants=["labelcorank"])).active_profile.pipeline("p")
     assert no_roberta.oracle == {} and len(no_roberta.runs) == 6
 
@@ -57,10 +57,10 @@ def test_variant_datasets_restricts_the_generated_runs():
     ({"match": ["mag-cs", "reuters21578"]}, r"variant_datasets\.match: reuters21578 not among the profile's datasets"),
     ({"match": []}, r"variant_datasets\.match: expected a non-empty list"),
     ({"match": "mag-cs"}, r"variant_datasets\.match: expected a non-empty list"),
-    (["match"], r"variant_datasets: expected a mapping"),
+    (["match"], r": variant_datasets = \['match'\] is not a valid mapping"),
 ])
 def test_variant_datasets_errors_name_the_field(restriction, message):
-    with pytest.raises(LcrError, match=r"profiles\.p\." + message):
+    with pytest.raises(LcrError, match=r"profiles\.p[.:]" + message.lstrip(":")):
         parse_params(_profile_params(variant_datasets=restriction))
 
 

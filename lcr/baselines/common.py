@@ -9,7 +9,6 @@ the way LabelCoRank does (``config.json`` + ``model.safetensors``, no pickle; se
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,15 +16,17 @@ from torch import nn
 
 from lcr.variants import BASELINE_MODULES as MODULES, BASELINE_VARIANTS, WORD_VARIANTS
 from lcr.errors import LcrError
+from lcr.hyperparams import BaselineSettings, pick
 from lcr.modeling import ModelOutput, SaveLoad, bce
 
 # Models whose attention splits the embedding into heads.
 _HEADED = ("transformer", "star-transformer", "match")
 
 
-@dataclass
-class BaselineConfig:
-    """Settings of a baseline model (one class for all; each model reads its own fields).
+class BaselineConfig(BaselineSettings):
+    """Settings of a baseline model (one class for all; each model reads its own fields): the
+    hyper-parameters of :class:`lcr.hyperparams.BaselineSettings` (declared there once, set from
+    ``params.yaml`` through :class:`lcr.config.TrainParams`), plus what the data decides.
 
     Attributes:
         num_labels: K.
@@ -53,18 +54,6 @@ class BaselineConfig:
     num_labels: int
     vocab_size: int | None = None
     pad_token_id: int = 0
-    max_length: int = 512
-    embed_dim: int = 256
-    hidden_dim: int = 256
-    num_layers: int = 1
-    num_heads: int = 8
-    dropout: float = 0.1
-    cnn_windows: list[int] = field(default_factory=lambda: [2, 4, 8])
-    cnn_filters: int = 128
-    cnn_pool_chunks: int = 2
-    bottleneck_dim: int = 512
-    num_probes: int = 8
-    num_cls_tokens: int = 4
 
     def validate(self, variant: str) -> "BaselineConfig":
         """Reject impossible settings for ``variant`` with an :class:`LcrError` naming the field."""
@@ -107,13 +96,9 @@ class BaselineConfig:
     @classmethod
     def from_params(cls, params, num_labels: int, vocab_size: int | None = None,
                     pad_token_id: int = 0) -> "BaselineConfig":
-        """Build from a :class:`lcr.config.TrainParams` (the fields of the same names)."""
+        """Build from a :class:`lcr.config.TrainParams`: its baseline settings by name."""
         return cls(num_labels=num_labels, vocab_size=vocab_size, pad_token_id=pad_token_id,
-                   max_length=params.max_length, embed_dim=params.embed_dim, hidden_dim=params.hidden_dim,
-                   num_layers=params.num_layers, num_heads=params.num_heads, dropout=params.dropout,
-                   cnn_windows=list(params.cnn_windows), cnn_filters=params.cnn_filters,
-                   cnn_pool_chunks=params.cnn_pool_chunks, bottleneck_dim=params.bottleneck_dim,
-                   num_probes=params.num_probes, num_cls_tokens=params.num_cls_tokens)
+                   **pick(params, BaselineSettings))
 
 
 class Baseline(SaveLoad, nn.Module):
