@@ -263,7 +263,7 @@ def train(
 ):
     """Train LabelCoRank (or an ablation, or a baseline) and evaluate it."""
     from lcr.jobs import run_dir, train_job
-    from lcr.metrics import write_flat_scores
+    from lcr.runs import write_flat_scores
 
     config = load_params(params)
     if os.environ.get("DVC_STAGE"):  # inside `dvc repro`: the graph must match the profile
@@ -314,7 +314,7 @@ def oracle(
 ):
     """roberta-oracle ("RoBERTa*", Table 7): move the correct labels of a run's top-k first; no training."""
     from lcr.jobs import oracle_job, run_dir
-    from lcr.metrics import write_flat_scores
+    from lcr.runs import write_flat_scores
 
     config = load_params(params)
     source = from_run or run_dir(config.runs_dir, dataset, config.train(dataset, variant="roberta"))

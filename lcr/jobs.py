@@ -33,6 +33,7 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
 
     from lcr import tracking
     from lcr.atomic import atomic_open
+    from lcr.runs import CONFIG_FILE, MLFLOW_RUN_FILE
     from lcr.variants import LINEAR_VARIANTS
     from lcr.training import check_inputs
     from lcr.training import train as train_loop
@@ -56,16 +57,16 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
                      token_cache=token_cache, sources=sources)
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_open(output_dir / "config.json", "w", encoding="utf-8") as handle:
+    with atomic_open(output_dir / CONFIG_FILE, "w", encoding="utf-8") as handle:
         json.dump({"dataset": dataset, "eval_split": eval_split, **params.model_dump()}, handle, indent=2)
     tags = {"lcr.dataset": dataset, "lcr.variant": params.variant,
             "mlflow.source.git.commit": tracking.git_commit() or "unknown",
             **tracking.data_hashes(dataset_dir), **(tags or {})}
-    run_file = output_dir / "mlflow_run.json"
+    run_file = output_dir / MLFLOW_RUN_FILE
     if not resume and run_file.exists():
         run_file.unlink()  # a fresh job gets a fresh run
     with tracking.MlflowTracker(f"{dataset}-{params.variant}", tags=tags, run_file=run_file) as tracker:
-        tracker.log_artifact(output_dir / "config.json")
+        tracker.log_artifact(output_dir / CONFIG_FILE)
         tracker.log_artifact(dataset_dir / "label_vocab.tsv")
         result = train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume,
                        tracker=tracker, progress=progress, token_cache=token_cache, sources=sources)
@@ -82,22 +83,16 @@ def oracle_job(dataset: str, source_dir: str | Path, *, output_dir: str | Path |
     sibling folder ``<source name>-oracle-m<m>``), logged as one MLflow run when ``track``.
     """
     from lcr import tracking
-    from lcr.errors import LcrError
-    from lcr.metrics import flat_scores
     from lcr.evaluation import oracle_prediction_file
-    from lcr.training import write_results
+    from lcr.runs import MLFLOW_RUN_FILE, METRICS_FILE, flat_scores, predictions_file, read_results, write_results
 
     source_dir = Path(source_dir)
-    source_metrics = source_dir / "metrics.json"
-    if not source_metrics.is_file():
-        raise LcrError(f"{source_metrics} is missing: train the model first "
-                       f"(lcr train --dataset {dataset} --variant roberta)")
-    source = json.loads(source_metrics.read_text(encoding="utf-8"))
+    source = read_results(source_dir, f"train the model first (lcr train --dataset {dataset} --variant roberta)")
     split = source.get("eval_split", "test")
     output_dir = Path(output_dir) if output_dir else source_dir.with_name(f"{source_dir.name}-oracle-m{m}")
     output_dir.mkdir(parents=True, exist_ok=True)
-    predictions = output_dir / f"predictions-{split}.jsonl"
-    scored = oracle_prediction_file(f"{dataset}:{split}", source_dir / f"predictions-{split}.jsonl", predictions,
+    predictions = output_dir / predictions_file(split)
+    scored = oracle_prediction_file(f"{dataset}:{split}", source_dir / predictions_file(split), predictions,
                                     m=m, data_dir=data_dir)
     run = {**source.get("run", {"dataset": dataset}), "variant": "roberta-oracle", "gamma": None,
            "eval_split": split}
@@ -109,11 +104,11 @@ def oracle_job(dataset: str, source_dir: str | Path, *, output_dir: str | Path |
                 "mlflow.source.git.commit": tracking.git_commit() or "unknown",
                 **tracking.data_hashes(Path(data_dir) / dataset), **(tags or {})}
         with tracking.MlflowTracker(f"{dataset}-roberta-oracle", tags=tags,
-                                    run_file=output_dir / "mlflow_run.json") as tracker:
+                                    run_file=output_dir / MLFLOW_RUN_FILE) as tracker:
             tracker.log_params({"dataset": dataset, "variant": "roberta-oracle", "m": m,
                                 "source_run": str(source_dir), "eval_split": split})
             tracker.log_metrics(flat_scores(result["eval"]))
-            tracker.log_artifact(output_dir / "metrics.json")
+            tracker.log_artifact(output_dir / METRICS_FILE)
             tracker.log_artifact(predictions)
             result["run_id"] = tracker.run_id
     return result
@@ -154,18 +149,12 @@ def register_job(dataset: str, source_dir: str | Path, *, name: str | None = Non
     registered name, version, model URI and both run ids.
     """
     from lcr import tracking
-    from lcr.errors import LcrError
-    from lcr.metrics import flat_scores
+    from lcr.runs import BEST_DIR, flat_scores, mlflow_run_id, read_results
     from lcr.serving import log_model, registered_uri, write_model_record
-    from lcr.training import BEST_DIR
 
     source_dir = Path(source_dir)
-    metrics_file = source_dir / "metrics.json"
-    if not metrics_file.is_file():
-        raise LcrError(f"{metrics_file} is missing: train the model first (lcr train --dataset {dataset})")
-    source = json.loads(metrics_file.read_text(encoding="utf-8"))
-    run_file = source_dir / "mlflow_run.json"
-    source_run = json.loads(run_file.read_text(encoding="utf-8")).get("run_id") if run_file.exists() else None
+    source = read_results(source_dir, f"train the model first (lcr train --dataset {dataset})")
+    source_run = mlflow_run_id(source_dir)
     name = name or f"lcr-{dataset}"
     run_tags = {"lcr.dataset": dataset, "lcr.source_run_id": source_run or "untracked",
                 "mlflow.source.git.commit": tracking.git_commit() or "unknown", **(tags or {})}

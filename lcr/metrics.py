@@ -476,31 +476,3 @@ def selection_diagnostics(gold, s1_topk, selected, selected_mask, s2_size) -> di
         "s_distinct_share": float(1.0 - counts.max() / n),
         "n_docs": int(n),
     }
-
-
-def friendly_key(name: str) -> str:
-    """A metric name without '@' (MLflow and DVC tooling dislike it): ``P@5`` -> ``P_at_5``."""
-    return name.replace("@", "_at_")
-
-
-def flat_scores(evaluation: dict) -> dict[str, float]:
-    """Flatten :func:`evaluate`'s result for DVC metrics files and MLflow.
-
-    ``{"full": {"P@1": x, "n_docs": n}, "head": {...}}`` becomes
-    ``{"full_P_at_1": x, "full_n_docs": n, "head_P_at_1": ...}``.
-    """
-    return {f"{subset}_{friendly_key(name)}": value for subset, values in evaluation.items()
-            for name, value in values.items()}
-
-
-def write_flat_scores(path, evaluation: dict) -> None:
-    """Write :func:`flat_scores` as a JSON file (a DVC metrics file), atomically."""
-    import json
-    from pathlib import Path
-
-    from lcr.atomic import atomic_open
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        json.dump(flat_scores(evaluation), handle, indent=2)

@@ -174,12 +174,16 @@ def log_model(model_folder: str | Path, registered_name: str | None = None) -> d
         raise LcrError(f"{model_folder} is not an lcr model folder (missing: {', '.join(missing)})")
     if mlflow.active_run() is None:
         raise LcrError("log_model needs an active MLflow run")
+    import pydantic
     import torch
     import transformers
 
     package = Path(lcr.__file__).parent
+    # pydantic: the model configs are lcr.hyperparams settings (mlflow needs it too; pinned here
+    # so that the served model reads its config.json with the version that wrote it)
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"transformers=={transformers.__version__}",
-                    f"mlflow=={mlflow.__version__}", "pandas", "pyarrow", "scipy", "safetensors", "pyyaml"]
+                    f"mlflow=={mlflow.__version__}", f"pydantic=={pydantic.__version__}", "pandas", "pyarrow",
+                    "scipy", "safetensors", "pyyaml"]
     info = mlflow.pyfunc.log_model(name="model", python_model=str(package / "serving_code.py"),
                                    artifacts={ARTIFACT: str(model_folder)}, code_paths=[str(package)],
                                    signature=signature(), input_example=pd.DataFrame({"text": EXAMPLE_TEXTS}),

@@ -51,6 +51,7 @@ import pandas as pd
 
 from lcr.atomic import atomic_open
 from lcr.errors import LcrError
+from lcr.runs import METRICS_FILE, MLFLOW_RUN_FILE
 from lcr.variants import LABELCORANK_FAMILY, PAPER_ROWS
 
 #: The paper's metric columns, in its order.
@@ -104,10 +105,8 @@ _STATS_COLUMNS = (("N_trn", "N_trn", 0), ("N_dev", None, 0), ("N_tst", "N_tst", 
                   ("L", "L_labels", 0), ("L_avg", "L_avg", 4), ("W_avg", "W_avg", 2))
 _RUN_KEYS = ("run", "dataset", "variant", "seed", "gamma", "eval_split", "top")
 
-METRICS_FILE = "metrics.json"
-MLFLOW_FILE = "mlflow_run.json"
 #: Files that mark a run folder whose job has started but not finished (no metrics.json yet).
-_STARTED_MARKERS = (MLFLOW_FILE, "checkpoint.pt")
+_STARTED_MARKERS = (MLFLOW_RUN_FILE, "checkpoint.pt")
 
 
 @dataclass
@@ -287,7 +286,7 @@ def _read_run(path: Path, root: Path) -> dict:
         raise LcrError(f"{path}: 'history' must be a list of per-epoch objects")
 
     mlflow = {}
-    mlflow_path = path.parent / MLFLOW_FILE
+    mlflow_path = path.parent / MLFLOW_RUN_FILE
     if mlflow_path.is_file():
         mlflow = _read_json(mlflow_path, "the MLflow run reference")
     variant = info["variant"]

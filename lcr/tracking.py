@@ -114,7 +114,7 @@ def parent_run_id() -> str | None:
 
 def metric_key(name: str) -> str:
     """MLflow metric names allow no '@': ``P@5`` becomes ``P_at_5``."""
-    from lcr.metrics import friendly_key
+    from lcr.runs import friendly_key
 
     return friendly_key(name)
 

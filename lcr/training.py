@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lcr import metrics
+from lcr import metrics, runs
 from lcr.atomic import atomic_open, atomic_path
 from lcr.batches import (EncodedSplit, check_metadata, collate, encode_split, length_bucketed_batches,
                          iter_texts, shard)
@@ -40,10 +40,10 @@ from lcr.config import TrainParams
 from lcr.datasets import store
 from lcr.errors import LcrError
 from lcr.predictions import write_predictions
+from lcr.runs import BEST_DIR, SETTINGS_FILE
 from lcr.variants import LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level, uses_gamma
 
 CHECKPOINT = "checkpoint.pt"
-BEST_DIR = "best_model"
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,15 +297,6 @@ def save_model_folder(folder: Path, model, tokenizer, dataset_dir: Path, params:
             "encoder": None if is_word_level(params.variant) else params.encoder}, indent=2), encoding="utf-8")
 
 
-def write_results(output_dir: str | Path, result: dict) -> None:
-    """Write a finished run's ``metrics.json`` (everything) and ``scores.json`` (the final
-    metrics as flat ``<subset>_<metric>`` keys: a DVC metrics file)."""
-    output_dir = Path(output_dir)
-    with atomic_open(output_dir / "metrics.json", "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2)
-    metrics.write_flat_scores(output_dir / "scores.json", result["eval"])
-
-
 # --------------------------------------------------------------------------------------------
 # Checkpoints
 
@@ -397,15 +388,6 @@ def _schedule(params: TrainParams, total_steps: int):
     return factor
 
 
-def run_params(dataset_dir: Path, params: TrainParams, eval_split: str, world_size: int = 1) -> dict:
-    """What a training run logs as its parameters: the resolved settings and where it ran."""
-    return {"dataset": Path(dataset_dir).name, "eval_split": eval_split, "world_size": world_size,
-            **params.model_dump()}
-
-
-SETTINGS_FILE = "settings.txt"
-
-
 def settings_block(params: TrainParams, sources: dict[str, str] | None, used: int, available: int) -> str:
     """The short block a training run starts with: what it trains on and with, and where every
     value that is not the built-in default came from."""
@@ -430,16 +412,8 @@ def settings_block(params: TrainParams, sources: dict[str, str] | None, used: in
     return "\n".join(lines)
 
 
-def capped_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
-    """The documents a capped split keeps (sorted), or None when it keeps them all."""
-    if limit is None or n <= limit:
-        return None
-    rng = np.random.default_rng([seed, 7])
-    return np.sort(rng.choice(n, size=limit, replace=False))
-
-
 def _cap(split: EncodedSplit, limit: int | None, seed: int) -> EncodedSplit:
-    keep = capped_indices(len(split), limit, seed)
+    keep = store.capped_indices(len(split), limit, seed)
     return split if keep is None else split.subset(keep)
 
 
@@ -452,7 +426,7 @@ def word_tokenizer(dataset_dir: str | Path, params: TrainParams):
     n_docs = store.split_length(dataset_dir, "train")
     if n_docs == 0:
         raise LcrError(f"{Path(dataset_dir).name}: the train split is empty")
-    keep = capped_indices(n_docs, params.max_train_docs, params.seed)
+    keep = store.capped_indices(n_docs, params.max_train_docs, params.seed)
     # streamed chunk by chunk: the vocabulary is counted without holding every training text
     chunks = iter_texts(dataset_dir, "train", compose=text_composer(params), keep=keep)
     return build_word_tokenizer(chunks, vocab_size=params.word_vocab_size, min_freq=params.word_min_freq,
@@ -567,7 +541,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
 
     tracking = tracker if env.is_main else None
     if tracking is not None and state is None:
-        tracking.log_params(run_params(dataset_dir, params, eval_split, env.world_size))
+        tracking.log_params(runs.logged_params(dataset_dir.name, params, eval_split, env.world_size))
         tracking.log_artifact(output_dir / SETTINGS_FILE)
 
     def checkpoint() -> None:
@@ -667,25 +641,23 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         position = {"epoch": epoch + 1, "batch": 0, "step": position["step"]}
         checkpoint()
 
-    result = _final_evaluation(raw_model, dataset_dir, output_dir, params, vocab, artifacts, tokenizer,
-                               eval_split, device, env, bf16, progress, token_cache=token_cache)
-    result.update(run={"dataset": dataset_dir.name, "variant": params.variant, "seed": params.seed,
-                       "gamma": params.gamma if uses_gamma(params.variant) else None, "eval_split": eval_split},
-                  dev=best["dev"], best_epoch=best["epoch"], steps=position["step"], history=history,
-                  train_seconds=round(time.time() - started, 1), output_dir=str(output_dir))
+    evaluation = _final_evaluation(raw_model, dataset_dir, output_dir, params, vocab, artifacts, tokenizer,
+                                   eval_split, device, env, bf16, progress, token_cache=token_cache)
+    result = runs.run_result(dataset_dir.name, params, eval_split, evaluation, dev=best["dev"],
+                             best_epoch=best["epoch"], steps=position["step"], history=history,
+                             train_seconds=time.time() - started, output_dir=output_dir)
     if env.is_main:
-        write_results(output_dir, result)
+        runs.write_results(output_dir, result)
     if tracking is not None:
-        tracking.log_metrics(metrics.flat_scores(result["eval"]), step=position["step"])
-        for name in ("metrics.json", f"predictions-{eval_split}.jsonl"):
-            tracking.log_artifact(output_dir / name)
+        runs.log_finished(tracking, output_dir, result, step=position["step"])
     return result
 
 
 def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainParams, vocab, artifacts,
                       tokenizer, eval_split: str, device, env: DistEnv, bf16: bool, progress: bool,
                       token_cache: bool = True) -> dict:
-    """Evaluate the best model on the evaluation split with its head and tail subsets."""
+    """Evaluate the best model on the evaluation split with its head and tail subsets; writes
+    the split's predictions file and returns :func:`lcr.metrics.evaluate`'s result."""
     from lcr.labels import subset_masks
     from lcr.factory import load_model
 
@@ -708,8 +680,8 @@ def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainP
     if chosen is not None:  # the first prediction S1 and the label sequence S, beside the final
         evaluation["full"].update(_without_n_docs(metrics.selection_diagnostics(split.labels, **chosen)))
     if env.is_main:
-        write_predictions(output_dir / f"predictions-{eval_split}.jsonl", split.ids, vocab, topk, scores)
-    return {"eval_split": eval_split, "eval": evaluation}
+        write_predictions(output_dir / runs.predictions_file(eval_split), split.ids, vocab, topk, scores)
+    return evaluation
 
 
 def _without_n_docs(values: dict) -> dict:

@@ -177,7 +177,7 @@ def test_bad_settings_are_named(encoder_dir):
 
     with pytest.raises(LcrError, match="num_heads = 8 must divide embed_dim = 30"):
         train_params({"variant": "transformer", "embed_dim": 30})
-    with pytest.raises(LcrError, match=r"cnn_windows must be a non-empty list of positive ints .* got 3"):
+    with pytest.raises(LcrError, match=r"cnn_windows = 3 is not a valid list of int"):
         train_params({"variant": "xml-cnn", "cnn_windows": 3})
     with pytest.raises(LcrError, match="widest window"):
         train_params({"variant": "xml-cnn", "cnn_windows": [2, 100], "max_length": 64})
@@ -280,7 +280,8 @@ def test_word_tokenizer_counts_the_capped_training_texts_streamed(toy_store):
     """The vocabulary counted chunk by chunk from the store equals one counted on the whole
     list of the training texts the run keeps (the max_train_docs cap applied)."""
     from lcr.batches import read_texts
-    from lcr.training import capped_indices, word_tokenizer
+    from lcr.datasets.store import capped_indices
+    from lcr.training import word_tokenizer
 
     texts, _ = read_texts(toy_store / "toy", "train")
     vocabs = {}

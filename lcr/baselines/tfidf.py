@@ -121,7 +121,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     from lcr.datasets import store
     from lcr.labels import LabelArtifacts, subset_masks
     from lcr.predictions import write_predictions
-    from lcr.training import capped_indices, run_params, write_results
+    from lcr import runs
 
     started = time.time()
     dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
@@ -129,17 +129,17 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     vocab, _ = store.read_vocab(dataset_dir)
     artifacts = LabelArtifacts.load(dataset_dir / store.LABELS_DIR)
     n_train = store.split_length(dataset_dir, "train")
-    _, texts, gold = _split_texts(dataset_dir, "train", vocab, capped_indices(n_train, params.max_train_docs, params.seed))
+    _, texts, gold = _split_texts(dataset_dir, "train", vocab, store.capped_indices(n_train, params.max_train_docs, params.seed))
     if gold.nnz == 0:
         raise LcrError(f"{dataset_dir.name}: the training split has no labels")
     if tracker is not None:
-        tracker.log_params(run_params(dataset_dir, params, eval_split))
+        tracker.log_params(runs.logged_params(dataset_dir.name, params, eval_split))
     vectorizer, weights, bias = _fit(texts, gold, params, progress=progress)
     k = min(max(5, params.top_k_saved), len(vocab))
 
     def evaluate(split: str, limit: int | None):
         n = store.split_length(dataset_dir, split)
-        ids, split_texts, split_gold = _split_texts(dataset_dir, split, vocab, capped_indices(n, limit, params.seed))
+        ids, split_texts, split_gold = _split_texts(dataset_dir, split, vocab, store.capped_indices(n, limit, params.seed))
         topk, scores = _rank(vectorizer, weights, bias, split_texts, k)
         return ids, split_gold, topk, scores
 
@@ -153,16 +153,11 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     ids, eval_gold, topk, scores = evaluate(eval_split, params.max_eval_docs)
     evaluation = metrics.evaluate(eval_gold, topk, scores=scores, train_freq=artifacts.freq, n_train=artifacts.n_train,
                                   subsets=subset_masks(eval_gold, artifacts.head_mask))
-    write_predictions(output_dir / f"predictions-{eval_split}.jsonl", ids, vocab, topk, scores)
-    result = {"eval_split": eval_split, "eval": evaluation,
-              "run": {"dataset": dataset_dir.name, "variant": params.variant, "seed": params.seed, "gamma": None,
-                      "eval_split": eval_split},
-              "dev": dev, "best_epoch": 1, "steps": 0, "history": history,
-              "train_seconds": round(time.time() - started, 1), "output_dir": str(output_dir),
-              "features": len(vectorizer.vocabulary_)}
-    write_results(output_dir, result)
+    write_predictions(output_dir / runs.predictions_file(eval_split), ids, vocab, topk, scores)
+    result = runs.run_result(dataset_dir.name, params, eval_split, evaluation, dev=dev, best_epoch=1, steps=0,
+                             history=history, train_seconds=time.time() - started, output_dir=output_dir,
+                             features=len(vectorizer.vocabulary_))
+    runs.write_results(output_dir, result)
     if tracker is not None:
-        tracker.log_metrics(metrics.flat_scores(evaluation), step=1)
-        for name in ("metrics.json", f"predictions-{eval_split}.jsonl"):
-            tracker.log_artifact(output_dir / name)
+        runs.log_finished(tracker, output_dir, result, step=1)
     return result

@@ -70,6 +70,15 @@ def split_columns(dataset_dir: str | Path, split: str) -> list[str]:
     return pq.read_schema(path).names
 
 
+def capped_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """The documents a capped split keeps (sorted), or None when it keeps them all: the same
+    documents for every model of a seed (the training loop, TF-IDF), drawn without replacement."""
+    if limit is None or n <= limit:
+        return None
+    rng = np.random.default_rng([seed, 7])
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
 def split_length(dataset_dir: str | Path, split: str) -> int:
     """The number of documents of a split (read from its Parquet footer, not its data)."""
     path = split_path(dataset_dir, split)
