@@ -96,30 +96,13 @@ def fetch(
     stage: Optional[str] = StageOption,
 ):
     """Fetch a dataset and write its normalised store and stats.json."""
-    from lcr.datasets.fetch import REGISTRY
-    from lcr.datasets.fetch import fetch as fetch_dataset
-    from lcr.jobs import stage_run
+    from lcr.jobs import fetch_job
 
-    config = load_params(params)
-    ds = config.dataset(dataset)
-    kind = dataset
-    if dataset not in REGISTRY and dataset != "custom" and (source or ds.source):
-        kind, name = "custom", name or dataset  # a user's corpus named in params.yaml or given --from
-    with stage_run(stage, name if kind == "custom" else dataset, data_dir or config.data_dir) as tracker:
-        stats = fetch_dataset(
-            kind,
-            data_dir or config.data_dir,
-            source_path=source or ds.source,
-            dev_fraction=ds.dev_fraction if dev_fraction is None else dev_fraction,
-            merge_train_dev=ds.merge_train_dev if merge_train_dev is None else merge_train_dev,
-            train_standin=train_standin or ds.train_standin,
-            custom_options=dict(name=name, text_field=text_field, labels_field=labels_field,
-                                id_field=id_field, label_sep=label_sep, on_duplicate=on_duplicate),
-            progress=_progress(),
-        )
-        if tracker is not None:
-            tracker.log_params({"dataset": dataset, **{k: v for k, v in vars(ds).items() if k != "training"}})
-            tracker.log_metrics({f"{split}_documents": row["documents"] for split, row in stats["splits"].items()})
+    stats = fetch_job(dataset, load_params(params), data_dir=data_dir, source=source, dev_fraction=dev_fraction,
+                      merge_train_dev=merge_train_dev, train_standin=train_standin,
+                      custom_options=dict(name=name, text_field=text_field, labels_field=labels_field,
+                                          id_field=id_field, label_sep=label_sep, on_duplicate=on_duplicate),
+                      stage=stage, progress=_progress())
     typer.echo(format_stats(stats))
     if (stats.get("duplicates") or {}).get("dropped"):
         typer.echo(f"dropped {stats['duplicates']['dropped']:,} document(s) whose id repeated an earlier one "
@@ -152,19 +135,12 @@ def prepare(
     stage: Optional[str] = StageOption,
 ):
     """Compute label frequencies, ranks, co-occurrence, head/tail subsets and the distribution plot."""
-    from lcr.jobs import stage_run
-    from lcr.labels import prepare as prepare_labels
+    from lcr.jobs import prepare_job
 
     config = load_params(params)
     folder = Path(data_dir or config.data_dir) / dataset
-    fraction = head_fraction or config.prepare.head_fraction
-    with stage_run(stage, dataset, data_dir or config.data_dir) as tracker:
-        artifacts = prepare_labels(folder, head_fraction=fraction, show_progress=_progress())
-        if tracker is not None:
-            tracker.log_params({"dataset": dataset, "head_fraction": fraction})
-            tracker.log_metrics({"labels": len(artifacts.vocab), "cooccurrence_nnz": artifacts.cooc.nnz,
-                                 "head_labels": artifacts.n_head})
-            tracker.log_artifact(folder / "labels" / "label_distribution.png")
+    artifacts = prepare_job(dataset, config, data_dir=data_dir, head_fraction=head_fraction, stage=stage,
+                            progress=_progress())
     summary = json.loads((folder / "labels" / "subsets.json").read_text(encoding="utf-8"))
     typer.echo(f"{dataset}: {len(artifacts.vocab)} labels, co-occurrence nnz {artifacts.cooc.nnz:,}; "
                f"written to {folder / 'labels'}")
@@ -355,18 +331,10 @@ def tables(
     stage: Optional[str] = StageOption,
 ):
     """Write the paper's Tables 1-13 beside the measured runs (Markdown, CSV) and the plots."""
-    from lcr.jobs import stage_run
-    from lcr.tables import make_tables
+    from lcr.jobs import tables_job
 
     config = load_params(params)
-    datasets = config.pipeline.datasets
-    with stage_run(stage) as tracker:
-        written = make_tables(runs_dir or config.runs_dir, data_dir or config.data_dir, output or config.tables_dir,
-                              datasets=datasets, main_gamma={d: config.train(d).gamma for d in datasets},
-                              aggregate={d: config.aggregate(d) for d in datasets})
-        if tracker is not None:
-            for path in written:
-                tracker.log_artifact(path, artifact_path="tables")
+    written = tables_job(config, runs_dir=runs_dir, data_dir=data_dir, output=output, stage=stage)
     typer.echo(f"wrote {len(written)} files to {output or config.tables_dir}")
 
 
@@ -383,26 +351,20 @@ def pipeline(
 ):
     """One dataset end to end: fetch -> prepare -> train -> evaluate (each an MLflow run; MLproject `main`)."""
     from lcr.config import PROFILE_ENV
-    from lcr.jobs import run_dir
+    from lcr.jobs import pipeline_job
 
     if profile:
-        os.environ[PROFILE_ENV] = profile  # every step below reads params.yaml with this profile
-    config = load_params(params)
-    run = run_dir(config.runs_dir, dataset, config.train(dataset, settings=_overrides(settings), variant=variant))
-    common = ["--params", str(params)] if params else []
-    steps = [["fetch", dataset, "--stage", f"fetch@{dataset}", *(["--from", source] if source else [])],
-             ["prepare", dataset, "--stage", f"prepare@{dataset}"],
-             ["train", "--dataset", dataset, "--variant", variant, "--output", str(run),
-              "--stage", f"train@{dataset}-{variant}", *[arg for item in settings for arg in ("--set", item)]]]
-    if variant == "roberta":
-        steps.append(["oracle", "--dataset", dataset, "--from-run", str(run), "--stage", f"oracle@{dataset}"])
-    if register_model:
-        steps.append(["register", "--dataset", dataset, "--from-run", str(run), "--stage", f"register@{dataset}"])
-    for step in steps:
-        # Each step is the command itself (its options, defaults and error handling included).
-        code = app([*step, *common], prog_name="lcr", standalone_mode=False)
-        if code:
-            raise typer.Exit(code)
+        os.environ[PROFILE_ENV] = profile  # the profile's settings for this process and its children
+    result = pipeline_job(dataset, load_params(params), variant=variant, settings=_overrides(settings),
+                          source=source, register=register_model, progress=_progress())
+    typer.echo(format_stats(result["stats"]))
+    summary = {"eval": result["train"]["eval"], "output_dir": result["train"]["output_dir"],
+               "run_id": result["train"].get("run_id")}
+    if result["oracle"] is not None:
+        summary["oracle"] = {"eval": result["oracle"]["eval"], "output_dir": result["oracle"]["output_dir"]}
+    if result["register"] is not None:
+        summary["registered"] = {k: result["register"][k] for k in ("registered_name", "version", "uri")}
+    typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

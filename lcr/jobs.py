@@ -168,3 +168,97 @@ def register_job(dataset: str, source_dir: str | Path, *, name: str | None = Non
     if record:
         write_model_record(record, result)
     return result
+
+
+def fetch_job(dataset: str, config, *, data_dir: str | Path | None = None, source: str | Path | None = None,
+              dev_fraction: float | None = None, merge_train_dev: bool | None = None,
+              train_standin: str | None = None, custom_options: dict | None = None, stage: str | None = None,
+              progress: bool = False) -> dict:
+    """Fetch a dataset into the normalised store (:func:`lcr.datasets.fetch.fetch`), as an MLflow
+    run of ``stage`` when one is named; returns its ``stats.json``.
+
+    A dataset name that is not in the registry but has a source (``--from`` or params.yaml's
+    ``datasets.<name>.source``) is a user's own corpus (the ``custom`` reader, stored under that name).
+
+    Args:
+        config: the :class:`lcr.config.Params` (the dataset's settings; arguments given here win).
+    """
+    from lcr.datasets.fetch import REGISTRY, fetch
+
+    ds = config.dataset(dataset)
+    data_dir = data_dir or config.data_dir
+    options = dict(custom_options or {})
+    kind = dataset
+    if dataset not in REGISTRY and dataset != "custom" and (source or ds.source):
+        kind = "custom"  # a user's corpus named in params.yaml or given --from
+        options["name"] = options.get("name") or dataset
+    with stage_run(stage, options.get("name") if kind == "custom" else dataset, data_dir) as tracker:
+        stats = fetch(kind, data_dir, source_path=source or ds.source,
+                      dev_fraction=ds.dev_fraction if dev_fraction is None else dev_fraction,
+                      merge_train_dev=ds.merge_train_dev if merge_train_dev is None else merge_train_dev,
+                      train_standin=train_standin or ds.train_standin, custom_options=options, progress=progress)
+        if tracker is not None:
+            tracker.log_params({"dataset": dataset, **ds.model_dump(exclude={"training"})})
+            tracker.log_metrics({f"{split}_documents": row["documents"] for split, row in stats["splits"].items()})
+    return stats
+
+
+def prepare_job(dataset: str, config, *, data_dir: str | Path | None = None, head_fraction: float | None = None,
+                stage: str | None = None, progress: bool = False):
+    """Compute a dataset's label artifacts (:func:`lcr.labels.prepare`), as an MLflow run of
+    ``stage`` when one is named; returns the :class:`lcr.labels.LabelArtifacts`."""
+    from lcr.datasets import store
+    from lcr.labels import prepare
+
+    data_dir = data_dir or config.data_dir
+    folder = Path(data_dir) / dataset
+    fraction = head_fraction or config.prepare.head_fraction
+    with stage_run(stage, dataset, data_dir) as tracker:
+        artifacts = prepare(folder, head_fraction=fraction, show_progress=progress)
+        if tracker is not None:
+            tracker.log_params({"dataset": dataset, "head_fraction": fraction})
+            tracker.log_metrics({"labels": len(artifacts.vocab), "cooccurrence_nnz": artifacts.cooc.nnz,
+                                 "head_labels": artifacts.n_head})
+            tracker.log_artifact(folder / store.LABELS_DIR / "label_distribution.png")
+    return artifacts
+
+
+def tables_job(config, *, runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
+               output: str | Path | None = None, stage: str | None = None) -> list[Path]:
+    """Write the paper's tables beside the measured runs (:func:`lcr.tables.make_tables`) for the
+    pipeline's datasets, as an MLflow run of ``stage`` (the files are its artifacts)."""
+    from lcr.tables import make_tables
+
+    datasets = config.pipeline.datasets
+    with stage_run(stage) as tracker:
+        written = make_tables(runs_dir or config.runs_dir, data_dir or config.data_dir, output or config.tables_dir,
+                              datasets=datasets, main_gamma={d: config.train(d).gamma for d in datasets},
+                              aggregate={d: config.aggregate(d) for d in datasets})
+        if tracker is not None:
+            for path in written:
+                tracker.log_artifact(path, artifact_path="tables")
+    return written
+
+
+def pipeline_job(dataset: str, config, *, variant: str = "labelcorank", settings: dict | None = None,
+                 source: str | Path | None = None, register: bool = False, progress: bool = False) -> dict:
+    """One dataset end to end, each step its own MLflow run: fetch, prepare, train and evaluate,
+    ``roberta-oracle`` after a ``roberta`` run, and registration when asked.
+
+    Returns:
+        ``{"stats", "train", "oracle" (or None), "register" (or None)}``.
+    """
+    fetch_stats = fetch_job(dataset, config, source=source, stage=f"fetch@{dataset}", progress=progress)
+    prepare_job(dataset, config, stage=f"prepare@{dataset}", progress=progress)
+    params, sources = config.train_with_sources(dataset, settings=settings, variant=variant)
+    folder = run_dir(config.runs_dir, dataset, params, named_gamma=sources.get("gamma") == "--set")
+    trained = train_job(dataset, params, data_dir=config.data_dir, output_dir=folder, runs_dir=config.runs_dir,
+                        eval_split=config.dataset(dataset).eval_split, progress=progress,
+                        tags={"dvc.stage": f"train@{dataset}-{variant}"}, sources=sources)
+    oracle = None
+    if variant == "roberta":
+        oracle = oracle_job(dataset, folder, data_dir=config.data_dir, tags={"dvc.stage": f"oracle@{dataset}"})
+    registered = None
+    if register:
+        registered = register_job(dataset, folder, tags={"dvc.stage": f"register@{dataset}"})
+    return {"stats": fetch_stats, "train": trained, "oracle": oracle, "register": registered}
