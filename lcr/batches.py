@@ -25,7 +25,7 @@ class EncodedSplit:
     """A tokenised split.
 
     Attributes:
-        ids: document ids (N): a list, or a :class:`lcr.token_cache.StringColumn` (an Arrow
+        ids: document ids (N): a list, or a :class:`lcr.datasets.store.StringColumn` (an Arrow
             array) for a cached split.
         input_ids: token ids per document, with special tokens, truncated to max_length: a
             list of arrays, or a :class:`lcr.token_cache.TokenSequences` (views into one flat
@@ -111,7 +111,7 @@ def iter_texts(dataset_dir: str | Path, split: str, *, compose: Callable[[str, d
         check_metadata(dataset_dir, split)
     start = 0
     path = store.split_path(dataset_dir, split)
-    for texts, metas in token_cache.read_text_chunks(path, chunk, compose is not None):
+    for texts, metas in store.read_text_chunks(path, chunk, compose is not None):
         end = start + len(texts)
         if compose is not None:
             texts = token_cache.compose_texts(compose, texts, metas)
@@ -161,7 +161,7 @@ def encode_split(dataset_dir: str | Path, split: str, tokenizer, vocab: list[str
 
             warnings.warn(f"no token cache ({exc}); tokenising {split} in memory", stacklevel=2)
         else:
-            ids, labels = token_cache.read_ids_and_labels(store.split_path(dataset_dir, split), vocab)
+            ids, labels = store.read_ids_and_labels(store.split_path(dataset_dir, split), vocab)
             if len(ids) != len(cached):
                 from lcr.errors import LcrError
 

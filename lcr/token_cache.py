@@ -53,6 +53,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from lcr.datasets import store
 from lcr.errors import LcrError
 
 CACHE_DIR = "cache"
@@ -276,31 +277,6 @@ def _mp_context():
     return context
 
 
-def read_text_chunks(path: Path, chunk: int, with_meta: bool) -> Iterator[tuple[list[str], list | None]]:
-    """A split file's texts (and their metadata JSON strings, else None) in chunks of ``chunk``
-    documents, read record batch by record batch (the whole split is never in memory).
-
-    Raises:
-        LcrError: the file cannot be read, or lacks the ``text`` (or ``meta``) column.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns = ["text", "meta"] if with_meta else ["text"]
-    try:
-        parquet = pq.ParquetFile(path)
-        missing = [c for c in columns if c not in parquet.schema_arrow.names]
-        if missing:
-            raise LcrError(f"{path} has no column {', '.join(repr(c) for c in missing)}"
-                           + (": this model reads the documents' metadata" if "meta" in missing else ""))
-        for batch in parquet.iter_batches(batch_size=chunk, columns=columns):
-            texts = batch.column(0).to_pylist()
-            metas = batch.column(1).to_pylist() if with_meta else None
-            yield texts, metas
-    except (pa.ArrowException, OSError) as exc:
-        raise LcrError(f"{path}: cannot read the split ({exc}); fetch the dataset again") from exc
-
-
 def _npy_header(dtype, length: int) -> bytes:
     """A version 1.0 ``.npy`` header of exactly ``_HEADER_BYTES`` bytes for a 1-D array."""
     body = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (np.dtype(dtype).str, length)
@@ -332,7 +308,7 @@ def _write_cache(folder: Path, path: Path, n_docs: int, spec: dict, max_length: 
             written_docs += len(lengths)
             bar.update(len(lengths))
 
-        chunks = read_text_chunks(path, chunk, compose is not None)
+        chunks = store.read_text_chunks(path, chunk, compose is not None)
         if workers <= 1:
             encoder = _ChunkEncoder(spec, max_length, compose)
             for texts, metas in chunks:
@@ -442,8 +418,6 @@ def build(dataset_dir: str | Path, split: str, tokenizer, max_length: int, *,
         LcrError: the split is missing or unreadable, lacks the ``meta`` column ``compose``
             needs, the tokenizer is not a fast one, or a worker failed (nothing is left behind).
     """
-    from lcr.datasets import store
-
     path = store.split_path(dataset_dir, split)
     key, parts = cache_key(path, tokenizer, max_length, compose)
     root = Path(root) if root is not None else cache_root(dataset_dir)
@@ -461,12 +435,7 @@ def build(dataset_dir: str | Path, split: str, tokenizer, max_length: int, *,
                 shutil.rmtree(final)  # damaged: build it again
         for stale in root.glob(f".{name}.*.tmp"):  # left by a killed build (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
-        import pyarrow.parquet as pq
-
-        try:
-            n_docs = pq.ParquetFile(path).metadata.num_rows
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds here
-            raise LcrError(f"{path}: cannot read the split ({exc}); fetch the dataset again") from exc
+        n_docs = store.file_length(path)
         workers = default_workers() if workers is None else max(1, int(workers))
         workers = min(workers, -(-n_docs // chunk)) if n_docs else 1
         progress = sys.stderr.isatty() if progress is None else progress
@@ -535,87 +504,3 @@ class TokenSequences(Sequence):
         return TokenSequences(self.tokens, self.offsets, indices if self.index is None else self.index[indices])
 
 
-class StringColumn(Sequence):
-    """A string column (document ids) kept as an Arrow array: a few bytes per string instead of
-    a Python object each. Indexing gives ``str``; compares equal to a list of the same strings."""
-
-    def __init__(self, array):
-        import pyarrow as pa
-
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        self.array = array
-
-    def __len__(self) -> int:
-        return len(self.array)
-
-    def __repr__(self) -> str:
-        head = self.array.slice(0, 3).to_pylist()
-        return f"StringColumn({len(self)} strings: {', '.join(head)}{', ...' if len(self) > 3 else ''})"
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return self.take(np.arange(len(self))[i])
-        return self.array[i].as_py()
-
-    def __iter__(self):
-        for start in range(0, len(self.array), 4096):  # bounded: a slice at a time
-            yield from self.array.slice(start, 4096).to_pylist()
-
-    def __eq__(self, other) -> bool:
-        if isinstance(other, StringColumn):
-            other = other.array.to_pylist()
-        return isinstance(other, (list, tuple)) and list(self) == list(other)
-
-    __hash__ = None
-
-    def take(self, indices) -> "StringColumn":
-        return StringColumn(self.array.take(np.asarray(indices, dtype=np.int64)))
-
-
-def read_ids_and_labels(path: str | Path, vocab: list[str], *, batch_size: int = 16_384):
-    """The ids (a :class:`StringColumn`) and the binary label matrix (CSR, N x K, sorted
-    indices) of a split file, read ``batch_size`` documents at a time and mapped to label
-    indices inside Arrow (``index_in``): no Python object per document or label, and the
-    transient memory is one batch's, whatever N (:func:`lcr.datasets.store.labels_to_matrix`
-    reads the whole column and makes a Python string of every label).
-
-    Raises:
-        LcrError: a label is missing from ``vocab``, or the file cannot be read.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-    import scipy.sparse as sp
-
-    k = len(vocab)
-    value_set = pa.array(vocab, type=pa.string())
-    id_chunks, column_chunks, count_chunks = [], [], []
-    try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["id", "labels"]):
-            id_chunks.append(batch.column(0))
-            labels = batch.column(1)
-            offsets = labels.offsets.to_numpy()
-            offsets = offsets - offsets[0]
-            flat = labels.flatten()
-            index = pc.index_in(flat, value_set=value_set)
-            if index.null_count:
-                unknown = sorted(set(pc.filter(flat, pc.is_null(index)).to_pylist()))[:5]
-                raise LcrError(f"{path}: labels not in the vocabulary: {unknown}")
-            rows = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(offsets))
-            keys = np.unique(rows * k + index.to_numpy(zero_copy_only=False))  # sorted, duplicates once
-            count_chunks.append(np.bincount(keys // k, minlength=len(labels)))
-            column_chunks.append((keys % k).astype(np.int32))
-    except (pa.ArrowException, OSError, KeyError) as exc:
-        raise LcrError(f"{path}: cannot read the ids and labels ({exc})") from exc
-    n = sum(len(c) for c in count_chunks)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    if count_chunks:
-        np.cumsum(np.concatenate(count_chunks), out=indptr[1:])
-    indices = np.concatenate(column_chunks) if column_chunks else np.zeros(0, dtype=np.int32)
-    matrix = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n, k))
-    matrix.has_sorted_indices = True
-    ids = StringColumn(pa.chunked_array(id_chunks, type=pa.string()) if id_chunks else pa.array([], type=pa.string()))
-    del id_chunks
-    pa.default_memory_pool().release_unused()  # the batches' buffers, which the allocator keeps otherwise
-    return ids, matrix

@@ -17,7 +17,7 @@ import csv
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -79,6 +79,103 @@ def capped_indices(n: int, limit: int | None, seed: int) -> np.ndarray | None:
     return np.sort(rng.choice(n, size=limit, replace=False))
 
 
+def file_length(path: str | Path) -> int:
+    """The number of documents of a split file (its Parquet footer).
+
+    Raises:
+        LcrError: the file cannot be read.
+    """
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds here
+        raise LcrError(f"{path}: cannot read the split ({exc}); fetch the dataset again") from exc
+
+
+def read_text_chunks(path: Path, chunk: int, with_meta: bool) -> Iterator[tuple[list[str], list | None]]:
+    """A split file's texts (and their metadata JSON strings, else None) in chunks of ``chunk``
+    documents, read record batch by record batch (the whole split is never in memory).
+
+    Raises:
+        LcrError: the file cannot be read, or lacks the ``text`` (or ``meta``) column.
+    """
+    columns = ["text", "meta"] if with_meta else ["text"]
+    try:
+        parquet = pq.ParquetFile(path)
+        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+        if missing:
+            raise LcrError(f"{path} has no column {', '.join(repr(c) for c in missing)}"
+                           + (": this model reads the documents' metadata" if "meta" in missing else ""))
+        for batch in parquet.iter_batches(batch_size=chunk, columns=columns):
+            texts = batch.column(0).to_pylist()
+            metas = batch.column(1).to_pylist() if with_meta else None
+            yield texts, metas
+    except (pa.ArrowException, OSError) as exc:
+        raise LcrError(f"{path}: cannot read the split ({exc}); fetch the dataset again") from exc
+
+
+class StringColumn(Sequence):
+    """A string column (document ids) kept as an Arrow array: a few bytes per string instead of
+    a Python object each. Indexing gives ``str``; compares equal to a list of the same strings."""
+
+    def __init__(self, array):
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __repr__(self) -> str:
+        head = self.array.slice(0, 3).to_pylist()
+        return f"StringColumn({len(self)} strings: {', '.join(head)}{', ...' if len(self) > 3 else ''})"
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self.take(np.arange(len(self))[i])
+        return self.array[i].as_py()
+
+    def __iter__(self):
+        for start in range(0, len(self.array), 4096):  # bounded: a slice at a time
+            yield from self.array.slice(start, 4096).to_pylist()
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, StringColumn):
+            other = other.array.to_pylist()
+        return isinstance(other, (list, tuple)) and list(self) == list(other)
+
+    __hash__ = None
+
+    def take(self, indices) -> "StringColumn":
+        return StringColumn(self.array.take(np.asarray(indices, dtype=np.int64)))
+
+
+def read_ids_and_labels(path: str | Path, vocab: list[str], *, batch_size: int = 16_384):
+    """The ids (a :class:`StringColumn`) and the binary label matrix (CSR, N x K, sorted
+    indices) of a split file, read ``batch_size`` documents at a time and mapped to label
+    indices inside Arrow (``index_in``): no Python object per document or label, and the
+    transient memory is one batch's, whatever N (:func:`labels_to_matrix` does the same for a column
+    already in memory).
+
+    Raises:
+        LcrError: a label is missing from ``vocab``, or the file cannot be read.
+    """
+    value_set = pa.array(vocab, type=pa.string())
+    id_chunks, column_chunks, count_chunks = [], [], []
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["id", "labels"]):
+            id_chunks.append(batch.column(0))
+            counts, columns = _label_columns(batch.column(1), value_set, f"{path}: ")
+            count_chunks.append(counts)
+            column_chunks.append(columns)
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        raise LcrError(f"{path}: cannot read the ids and labels ({exc})") from exc
+    matrix = _csr(count_chunks, column_chunks, len(vocab))
+    ids = StringColumn(pa.chunked_array(id_chunks, type=pa.string()) if id_chunks else pa.array([], type=pa.string()))
+    del id_chunks
+    pa.default_memory_pool().release_unused()  # the batches' buffers, which the allocator keeps otherwise
+    return ids, matrix
+
+
 def split_length(dataset_dir: str | Path, split: str) -> int:
     """The number of documents of a split (read from its Parquet footer, not its data)."""
     path = split_path(dataset_dir, split)
@@ -95,29 +192,52 @@ def read_split(dataset_dir: str | Path, split: str, columns: list[str] | None = 
     return pq.read_table(path, columns=columns)
 
 
+def _label_columns(labels: pa.Array, value_set: pa.Array, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per document its number of distinct labels, and their label indices (sorted within each
+    document): the rows of a binary label matrix, mapped inside Arrow (``index_in``), with no
+    Python object per document or label.
+
+    Raises:
+        LcrError: a label that is not in the vocabulary (``where`` names the source).
+    """
+    import pyarrow.compute as pc
+
+    k = len(value_set)
+    offsets = labels.offsets.to_numpy()
+    offsets = offsets - offsets[0]  # a sliced array starts at a non-zero offset
+    flat = labels.flatten()
+    index = pc.index_in(flat, value_set=value_set)
+    if index.null_count:
+        unknown = sorted(set(pc.filter(flat, pc.is_null(index)).to_pylist()))[:5]
+        raise LcrError(f"{where}labels not in the vocabulary: {unknown}")
+    rows = np.repeat(np.arange(len(labels), dtype=np.int64), np.diff(offsets))
+    keys = np.unique(rows * k + index.to_numpy(zero_copy_only=False))  # sorted, duplicates once
+    return np.bincount(keys // k, minlength=len(labels)), (keys % k).astype(np.int32)
+
+
+def _csr(counts: list[np.ndarray], columns: list[np.ndarray], k: int) -> sp.csr_matrix:
+    """A binary CSR matrix (float32, sorted indices) from the rows of :func:`_label_columns`."""
+    n = sum(len(c) for c in counts)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=indptr[1:])
+    indices = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int32)
+    matrix = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n, k))
+    matrix.has_sorted_indices = True
+    return matrix
+
+
 def labels_to_matrix(labels: pa.ChunkedArray | pa.Array, vocab: list[str]) -> sp.csr_matrix:
     """Turn a list<string> label column into a binary CSR matrix (documents x labels).
 
-    Vectorised: the flat label strings are mapped to indices in one pass, without a Python
-    loop over documents. Labels missing from ``vocab`` raise an error.
+    Vectorised inside Arrow, without a Python loop over documents (the same mapping that
+    :func:`read_ids_and_labels` applies batch by batch). Labels missing from ``vocab`` raise an
+    error.
     """
-    import pandas as pd
-
-    if isinstance(labels, pa.ChunkedArray):
-        labels = labels.combine_chunks()
-    offsets = labels.offsets.to_numpy()
-    offsets = offsets - offsets[0]  # a sliced array starts at a non-zero offset
-    flat = labels.flatten().to_numpy(zero_copy_only=False)
-    index = pd.Index(vocab).get_indexer(flat)  # (nnz,)
-    if (index < 0).any():
-        unknown = sorted(set(flat[index < 0]))[:5]
-        raise LcrError(f"labels not in the vocabulary: {unknown}")
-    data = np.ones(len(index), dtype=np.float32)
-    matrix = sp.csr_matrix((data, index.astype(np.int32), offsets.astype(np.int64)),
-                           shape=(len(labels), len(vocab)))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+    value_set = pa.array(vocab, type=pa.string())
+    chunks = labels.chunks if isinstance(labels, pa.ChunkedArray) else [labels]
+    counts, columns = zip(*(_label_columns(chunk, value_set, "") for chunk in chunks)) if chunks else ((), ())
+    return _csr(list(counts), list(columns), len(vocab))
 
 
 def label_matrix(dataset_dir: str | Path, split: str, vocab: list[str] | None = None) -> sp.csr_matrix:
