@@ -117,6 +117,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             zero, so the reranking stage starts from S1 and learns corrections); False = eq. 6.
         final_head: ``dense`` (eqs. 5-6, W5 over all labels) or ``per_label`` (each label of S
             rescored from its own attended feature; see :class:`lcr.model.LabelCoRankConfig`).
+        detach_first: L2 does not train the S1 logits that the final prediction adds (S1 learns
+            from L1 alone; the reranking stage learns corrections); see the model config.
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser

@@ -99,6 +99,7 @@ class LabelCoRankSettings(SharedModelSettings):
     pooling: str = "cls"
     residual: bool = False
     final_head: str = "dense"
+    detach_first: bool = False
 
 
 class BaselineSettings(SharedModelSettings):

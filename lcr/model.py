@@ -101,6 +101,10 @@ class LabelCoRankConfig(LabelCoRankSettings):
             start at zero; labels outside S keep S1's logit). ``per_label`` is a reranker in the
             literal sense: it learns per label instead of per slot of S, has no gamma*delta x K
             W5, and starts from S1.
+        detach_first: where the final prediction adds S1's logits (``per_label``, or ``residual``
+            with ``dense``), L2's gradient does not flow into them: S1 is trained by L1 alone,
+            and the reranking stage learns what to change in a first prediction it cannot move
+            (boosting rather than a second copy of the same head; an extension).
     """
 
     num_labels: int
@@ -631,12 +635,13 @@ class LabelCoRank(SaveLoad, nn.Module):
             change = (change + self.label_offset(selected).squeeze(-1)) * selected_mask  # (B, gamma) 0 on PAD
             moved = logits1.new_zeros(logits1.size(0), cfg.num_labels + 1)  # (B, K + 1) column K = PAD
             moved = moved.scatter_add(1, selected, change.to(moved.dtype))  # (B, K + 1)
-            logits2 = logits1 + moved[:, :-1]  # (B, K) Y before the sigmoid
+            base = logits1.detach() if cfg.detach_first else logits1  # (B, K) what the stage corrects
+            logits2 = base + moved[:, :-1]  # (B, K) Y before the sigmoid
         else:
             f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
             logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
-            if cfg.residual:
-                logits2 = logits2 + logits1  # (B, K) the reranking stage corrects S1 instead of starting over
+            if cfg.residual:  # (B, K) the reranking stage corrects S1 instead of starting over
+                logits2 = logits2 + (logits1.detach() if cfg.detach_first else logits1)
 
         out = ModelOutput(logits=logits2, logits1=logits1, logits2=logits2, selected=selected,
                           selected_mask=selected_mask)

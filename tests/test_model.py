@@ -606,3 +606,22 @@ def test_per_label_head_rescores_only_the_labels_of_s(tiny):
     model.train()
     model(ids, attention, labels=labels).loss2.backward()
     assert model.label_scorer.weight.grad.abs().sum() > 0 and model.shared_scorer.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("head", [{"final_head": "per_label"}, {"final_head": "dense", "residual": True}])
+def test_detach_first_keeps_l2_out_of_the_first_prediction(tiny, head):
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    ids, attention = _batch(tiny)
+    grads = {}
+    for detach in (False, True):
+        torch.manual_seed(0)
+        model = _model(tiny, detach_first=detach, dropout=0.0, **head).train()
+        with torch.no_grad():  # a reranking stage that already changes something
+            for parameter in model.parameters():
+                if parameter.dim() and parameter.abs().sum() == 0:
+                    parameter.add_(0.01)
+        model(ids, attention, labels=labels).loss2.backward()
+        grads[detach] = model.classifier1.weight.grad
+    assert grads[False] is not None and grads[False].abs().sum() > 0  # L2 trains S1's head ...
+    assert grads[True] is None or grads[True].abs().sum() == 0  # ... unless detached
