@@ -49,7 +49,8 @@ import torch
 from bench import report
 from bench.synthetic import SHAPES, LabelModel
 from lcr.labels import cooccurrence, frequency_rank, label_frequencies
-from lcr.model import PAPER_SETTINGS, cooc_csr, cooc_row_sums, cooc_transposed, select_labels
+from lcr.paper import PAPER_SETTINGS
+from lcr.model import cooc_csr, cooc_row_sums, cooc_transposed, select_labels
 
 COMMAND = "python -m bench.bench_selection"
 SPEEDUP_TARGET = 20.0

@@ -48,7 +48,7 @@ def make_model_folder(folder: Path, max_length: int, seed: int) -> dict:
     from lcr.encoder import load_encoder
     from lcr.labels import cooccurrence, frequency_rank, label_frequencies
     from lcr.factory import build_model
-    from lcr.model import PAPER_SETTINGS
+    from lcr.paper import PAPER_SETTINGS
 
     shape, settings = SHAPES["aapd"], PAPER_SETTINGS["aapd"]
     labels = LabelModel.create(shape.n_labels, seed=seed)

@@ -59,7 +59,7 @@ from bench.bench_train_step import REPO, Size, _status_kib, count_params, label_
 from bench.synthetic import SHAPES
 from lcr.config import train_params
 from lcr.factory import build_model
-from lcr.model import PAPER_SETTINGS
+from lcr.paper import PAPER_SETTINGS
 
 COMMAND = "python -m bench.bench_step_memory"
 DEFAULT_RANK = 256

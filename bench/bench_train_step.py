@@ -9,7 +9,7 @@ built by :func:`lcr.factory.build_model` around copies of the same pretrained en
 of 128 tokens, multi-hot labels drawn from a synthetic label model). Their timed steps are
 interleaved in one process (ABBA order), after untimed warm-up steps, and the medians compared.
 
-Two sizes, with the paper's settings for the matching dataset (:data:`lcr.model.PAPER_SETTINGS`):
+Two sizes, with the paper's settings for the matching dataset (:data:`lcr.paper.PAPER_SETTINGS`):
 
 * AAPD-sized: K = 54, gamma = 20, beta = 0.25, 2.4 labels/doc. Target (from the project plan):
   LabelCoRank's step at most 1.10x the baseline's.
@@ -67,7 +67,7 @@ from lcr.config import train_params
 from lcr.encoder import load_encoder
 from lcr.labels import cooccurrence, frequency_rank, label_frequencies
 from lcr.factory import build_model
-from lcr.model import PAPER_SETTINGS
+from lcr.paper import PAPER_SETTINGS
 from lcr.training import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -49,14 +49,6 @@ from lcr.modeling import ModelOutput, SaveLoad, bce
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
-# The paper's settings per dataset. The settings paragraph says gamma = 30, 35, 20 for MAG-CS,
-# PubMed and AAPD, but the rows of Tables 11-12 that match the main results (Tables 2-3) are
-# gamma = 35 for MAG-CS and 30 for PubMed; we follow the tables (see the README).
-PAPER_SETTINGS = {
-    "mag_cs": {"alpha": 0.3, "beta": 0.3, "gamma": 35},
-    "pubmed": {"alpha": 0.3, "beta": 0.3, "gamma": 30},
-    "aapd": {"alpha": 0.3, "beta": 0.25, "gamma": 20},
-}
 
 
 

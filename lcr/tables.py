@@ -51,6 +51,7 @@ import pandas as pd
 
 from lcr.atomic import atomic_open
 from lcr.errors import LcrError
+from lcr.paper import PAPER_MAIN_GAMMA
 from lcr.runs import METRICS_FILE, MLFLOW_RUN_FILE
 from lcr.variants import LABELCORANK_FAMILY, PAPER_ROWS
 
@@ -65,9 +66,6 @@ SELECT_METRIC = "nDCG@5"
 PAPER_DATASETS = ("mag-cs", "pubmed", "aapd")
 #: How the paper combines repeated runs: mean of three trials (Tables 2, 3), best run (Table 4).
 PAPER_AGGREGATE = {"mag-cs": "mean", "pubmed": "mean", "aapd": "best"}
-#: The γ of the paper's main rows, read off Tables 8-13 (whose LabelCoRank rows match Tables
-#: 2-4 at these γ; the settings paragraph swaps MAG-CS and PubMed, see the README).
-PAPER_MAIN_GAMMA = {"mag-cs": 35, "pubmed": 30, "aapd": 20}
 #: Ways to combine the seeds of one setting.
 AGGREGATES = ("mean", "best")
 #: RoBERTa* reranks RoBERTa's top 10 with the gold labels (paper, Table 7).

@@ -175,3 +175,17 @@ def test_paper_graph_runs_at_toy_scale(paper_inputs, tmp_path):
     pending = {s for s in expected if s.startswith(("train@", "sweep@"))} - set(SUBSET)
     assert pending <= would_run, sorted(pending - would_run)[:10]
     assert not would_run & set(SUBSET) and would_run <= expected
+
+
+def test_params_yaml_states_the_papers_settings_of_lcr_paper():
+    """The paper's beta and gamma per dataset live in lcr.paper; params.yaml repeats them for
+    readers, and the model's alpha default is the paper's."""
+    from lcr.config import load_params, train_params
+    from lcr.paper import PAPER_MAIN_GAMMA, PAPER_SETTINGS
+    from tests.conftest import REPO
+
+    config = load_params(REPO / "params.yaml")
+    for dataset, settings in PAPER_SETTINGS.items():
+        training = config.datasets[dataset].training
+        assert {"beta": training["beta"], "gamma": training["gamma"]} == {k: settings[k] for k in ("beta", "gamma")}
+        assert train_params().alpha == settings["alpha"] and PAPER_MAIN_GAMMA[dataset] == settings["gamma"]
