@@ -9,13 +9,13 @@ labels are a CSR matrix drawn by :class:`bench.synthetic.LabelModel` (Zipf-like 
 topics, 7.8 labels per document); the training frequencies behind the head/tail subsets and the
 propensities come from 718,837 training documents drawn from the same model.
 
-The project's path, timed end to end: :func:`lcr.training.predict` itself (the real function,
+The project's path, timed end to end: :func:`lcr.train.loop.predict` itself (the real function,
 with its length-bucketed batches of ``eval_batch_size`` = 64 documents and ``collate``) around a
 stand-in model that produces the logits above, keeping each batch's top-k labels
-(:func:`lcr.model.top_labels`: the k best logits through column-block maxima, then their sigmoid;
-k = 10 = ``max(5, top_k_saved)``, as the final evaluation of ``lcr.training``) in an
-N x k array; then :func:`lcr.metrics.evaluate` on those arrays with the head and tail subsets
-(P@k, nDCG@k, PSP@k, PSnDCG@k at k = 1, 3, 5 and micro/macro F1, as ``lcr.training`` calls it).
+(:func:`lcr.models.labelcorank.top_labels`: the k best logits through column-block maxima, then their sigmoid;
+k = 10 = ``max(5, top_k_saved)``, as the final evaluation of ``lcr.train.loop``) in an
+N x k array; then :func:`lcr.report.metrics.evaluate` on those arrays with the head and tail subsets
+(P@k, nDCG@k, PSP@k, PSnDCG@k at k = 1, 3, 5 and micro/macro F1, as ``lcr.train.loop`` calls it).
 The stand-in's own time (generating the logits) is measured inside it and subtracted: it
 replaces the model's forward, which both paths would share.
 
@@ -34,7 +34,7 @@ The loops are timed on a random sample of the documents (``--loop-docs``, ``--py
 and their per-document time extrapolated linearly to N (each document costs the same: K
 scores and a handful of gold labels). On the sample, every loop's top-k must equal the
 project's (rows whose indices differ are counted; their scores must still agree, i.e. only tied
-scores may be ordered differently) and every loop's metrics must equal ``lcr.metrics.evaluate``'s
+scores may be ordered differently) and every loop's metrics must equal ``lcr.report.metrics.evaluate``'s
 on the same rankings (an assertion).
 
 Threads: torch runs one thread by default (``--threads``): the loops use one core too, and on a
@@ -75,9 +75,9 @@ import torch
 from bench import report
 from bench.bench_train_step import _status_kib
 from bench.synthetic import SHAPES, LabelModel
-from lcr import metrics
+from lcr.report import metrics
 from lcr.labels import head_label_mask, label_frequencies, subset_masks
-from lcr.model import top_labels
+from lcr.models.labelcorank import top_labels
 
 COMMAND = "python -m bench.bench_evaluation"
 SPEEDUP_TARGET = 10.0
@@ -134,7 +134,7 @@ class Logits:
 
 
 class StandInModel(torch.nn.Module):
-    """What :func:`lcr.training.predict` calls in place of LabelCoRank: token 0 of each document
+    """What :func:`lcr.train.loop.predict` calls in place of LabelCoRank: token 0 of each document
     is its index; returns the :class:`Logits` of the batch and counts the time spent making them."""
 
     def __init__(self, logits: Logits):
@@ -152,8 +152,8 @@ class StandInModel(torch.nn.Module):
 
 
 def encoded_split(gold: sp.csr_matrix):
-    """An :class:`lcr.batches.EncodedSplit` whose "tokens" are the document indices."""
-    from lcr.batches import EncodedSplit
+    """An :class:`lcr.datasets.batches.EncodedSplit` whose "tokens" are the document indices."""
+    from lcr.datasets.batches import EncodedSplit
 
     n = gold.shape[0]
     return EncodedSplit([str(i) for i in range(n)], [np.array([i], dtype=np.int64) for i in range(n)], gold)
@@ -231,8 +231,8 @@ def _malloc_trim() -> bool:
 
 
 def run_project(data: dict, logits: Logits, args: argparse.Namespace) -> dict:
-    """``lcr.training.predict`` over all documents, then ``lcr.metrics.evaluate``; times and peak RSS."""
-    from lcr.training import predict
+    """``lcr.train.loop.predict`` over all documents, then ``lcr.report.metrics.evaluate``; times and peak RSS."""
+    from lcr.train.loop import predict
 
     split = encoded_split(data["gold"])
     model = StandInModel(logits)
@@ -259,7 +259,7 @@ def run_project(data: dict, logits: Logits, args: argparse.Namespace) -> dict:
 
 def run_loops(data: dict, logits: Logits, project: dict, args: argparse.Namespace) -> dict:
     """The per-document loops (and the per-batch breakdown) on a sample of the documents."""
-    from lcr.batches import collate
+    from lcr.datasets.batches import collate
 
     gold, k, n = data["gold"], args.top_k, data["gold"].shape[0]
     rng = np.random.default_rng([args.seed, 3])
@@ -306,7 +306,7 @@ def run_loops(data: dict, logits: Logits, project: dict, args: argparse.Namespac
         if first and first % (args.batch_size * 20) == 0:
             print(f"loops: {first:,}/{len(sample):,} sample documents", file=sys.stderr)
 
-    # Checks: same rankings as the project (up to ties), same metrics as lcr.metrics.evaluate.
+    # Checks: same rankings as the project (up to ties), same metrics as lcr.report.metrics.evaluate.
     checks = {}
     sample_scores = project["scores"][sample]
     for name in LOOPS:
@@ -325,14 +325,14 @@ def run_loops(data: dict, logits: Logits, project: dict, args: argparse.Namespac
         for subset, values in loop_result.items():
             if values["n_docs"] != expected[subset]["n_docs"]:
                 raise AssertionError(f"{name} loop: {subset} has {values['n_docs']} documents, "
-                                     f"lcr.metrics.evaluate {expected[subset]['n_docs']}")
+                                     f"lcr.report.metrics.evaluate {expected[subset]['n_docs']}")
             for key, value in values.items():
                 if key != "n_docs":
                     worst = max(worst, abs(value - expected[subset][key]))
         if worst > 1e-9:
-            raise AssertionError(f"{name} loop: metrics differ from lcr.metrics.evaluate by {worst:.3g}")
+            raise AssertionError(f"{name} loop: metrics differ from lcr.report.metrics.evaluate by {worst:.3g}")
         if not scores_agree:
-            raise AssertionError(f"{name} loop: top-k scores differ from lcr.training.predict's")
+            raise AssertionError(f"{name} loop: top-k scores differ from lcr.train.loop.predict's")
         same_as_project = None
         if differ == 0:  # then the metrics of the project on this sample are the loop's too
             project_sample = metrics.evaluate(gold[docs], theirs, subsets=sub, ks=KS)
@@ -423,7 +423,7 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
     project_per_doc = result["project_s"] / args.docs
     lines = [
         f"## Evaluation, {args.docs:,} documents x {args.labels:,} labels: top-k per batch + "
-        "`lcr.metrics.evaluate` vs per-document loops",
+        "`lcr.report.metrics.evaluate` vs per-document loops",
         "",
         f"- Command: `{command}`",
         f"- Date: {report.today()}",
@@ -437,16 +437,16 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
         f"with (seed, i), N({NOISE_MEAN}, {NOISE_STD}), gold labels N({GOLD_MEAN}, {GOLD_STD})); making them took "
         f"{p['generate_s']:.1f} s, measured inside the stand-in and excluded from both sides (it replaces the "
         "model's forward)",
-        f"- Project: `lcr.training.predict` itself ({p['batches']:,} batches of {args.batch_size}, `lcr.model.top_labels` "
+        f"- Project: `lcr.train.loop.predict` itself ({p['batches']:,} batches of {args.batch_size}, `lcr.models.labelcorank.top_labels` "
         f"per batch: the {args.top_k} best logits found through the maxima of 64-column blocks, and their sigmoid) into an N x {args.top_k} array, then "
-        "`lcr.metrics.evaluate` with scores, propensities and the head/tail subsets (P, nDCG, PSP, PSnDCG @1,3,5, "
+        "`lcr.report.metrics.evaluate` with scores, propensities and the head/tail subsets (P, nDCG, PSP, PSnDCG @1,3,5, "
         f"micro/macro F1: more than the loops compute); full P@1 {full['P@1']:.4f}, P@5 {full['P@5']:.4f}, "
         f"nDCG@5 {full['nDCG@5']:.4f}",
         f"- Per-document loops: rank the document's K scores, keep the top {args.top_k}, P@k and nDCG@k "
         "(k = 1, 3, 5) in plain Python, summed over full/head/tail (subset decided per document). Timed on a "
         f"random sample of {loops['sample']:,} documents ({loops['python_docs']:,} for the plain-Python loop), "
         "interleaved, and extrapolated linearly to N (same work per document). Checks on the sample: every "
-        "loop's metrics equal `lcr.metrics.evaluate`'s on its rankings (max difference "
+        "loop's metrics equal `lcr.report.metrics.evaluate`'s on its rankings (max difference "
         f"{max(c['max_metric_diff'] for c in checks.values()):.1e}), its top-k scores equal `predict`'s; rows "
         f"whose label order differs from `predict`'s (tied scores only): {differ}",
         f"- Memory: peak RSS ({p['peak_how']}) over `predict` + `evaluate`, minus the RSS just before (interpreter, "
@@ -455,7 +455,7 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
         "| figure | measured | target | |",
         "|---|---:|---:|---|",
         f"| project: `predict` top-k per batch (stand-in excluded) | {p['predict_s']:.2f} s | | |",
-        f"| project: `lcr.metrics.evaluate` (full, head, tail) | {p['evaluate_s']:.2f} s | | |",
+        f"| project: `lcr.report.metrics.evaluate` (full, head, tail) | {p['evaluate_s']:.2f} s | | |",
         f"| project: total | {result['project_s']:.2f} s ({project_per_doc * 1e6:.0f} us/doc) | | |",
         f"| per-document loop, `np.argsort` per document | {_sec(extrap['sort'])} ({per_doc['sort'] * 1e6:,.0f} us/doc, "
         f"extrapolated) | | |",
@@ -473,7 +473,7 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
         "",
         "Breakdown per batch of the sample (us per document, report only): one `torch.topk` over all K logits "
         f"then the sigmoid of the k kept {batch['topk_then_sigmoid'] * 1e6:.1f}; `predict`'s "
-        f"`lcr.model.top_labels` (the same values) {batch['top_labels'] * 1e6:.1f}; `collate` without the "
+        f"`lcr.models.labelcorank.top_labels` (the same values) {batch['top_labels'] * 1e6:.1f}; `collate` without the "
         f"labels (as `predict` calls it) {batch['collate'] * 1e6:.1f}.",
         "",
         f"Memory: the results (N x {args.top_k} labels and scores) take {_gb(p['output_bytes'])}; RSS after "
@@ -483,7 +483,7 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
     if speed["argpartition"] < 1.0:
         lines.append(f"The per-document `np.argpartition` loop is faster than the project's path on this machine "
                      f"({per_doc['argpartition'] * 1e6:,.0f} vs {project_per_doc * 1e6:,.0f} us/doc); see the "
-                     "breakdown; the metrics themselves (`lcr.metrics.evaluate`) take "
+                     "breakdown; the metrics themselves (`lcr.report.metrics.evaluate`) take "
                      f"{p['evaluate_s'] / args.docs * 1e6:.1f} us/doc.")
     return "\n".join(lines)
 

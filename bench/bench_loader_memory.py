@@ -2,7 +2,7 @@
 
 For each size N, a store of N synthetic PubMed-like documents (``bench.bench_tokenize.
 write_text_store``: about 380 tokens each before truncation, PubMed's 17,963 labels, 7.8 per
-document) is written and its token cache built (``lcr.token_cache``, the offline
+document) is written and its token cache built (``lcr.datasets.token_cache``, the offline
 all-MiniLM-L6-v2 tokenizer, ``--max-length`` tokens). Then a **fresh process per N and per
 path** opens the split and iterates over every batch of one epoch exactly as training does
 (``length_bucketed_batches(split.lengths, B, shuffle=True)`` then ``collate`` per batch,
@@ -70,7 +70,7 @@ def _status() -> dict[str, int]:
 def child(mode: str, dataset_dir: str, max_length: int, batch_size: int, seed: int) -> dict:
     """Open the split one way, iterate over one epoch's batches, return the memory figures."""
     from bench.bench_tokenize import minilm_tokenizer
-    from lcr.batches import EncodedSplit, collate, encode_split, length_bucketed_batches
+    from lcr.datasets.batches import EncodedSplit, collate, encode_split, length_bucketed_batches
     from lcr.datasets import store
 
     tokenizer = minilm_tokenizer()
@@ -118,7 +118,7 @@ def measure(mode: str, dataset_dir: Path, args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     from bench.bench_tokenize import minilm_tokenizer, write_text_store
-    from lcr import token_cache
+    from lcr.datasets import token_cache
 
     tokenizer = minilm_tokenizer()
     rows, builds = [], {}

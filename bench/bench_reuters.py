@@ -36,7 +36,7 @@ from pathlib import Path
 
 from bench import report
 from lcr.config import VARIANTS as CONFIG_VARIANTS
-from lcr.variants import LABELCORANK_FAMILY
+from lcr.models.variants import LABELCORANK_FAMILY
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"

@@ -4,7 +4,7 @@ The selection turns the first prediction S1 (B x K probabilities) into the label
 (B x gamma): S2 = the labels with S1 >= alpha (at most gamma, best first), M_hat = the sum of
 the co-occurrence rows of S2 (eq. 9), S3 = the gamma - |S2| labels with the largest M_hat > 0
 outside S2 (eq. 10), S = S2 u S3 sorted by training frequency (eq. 11), PAD (= K) after them.
-:func:`lcr.model.select_labels` does this for the whole batch at once, exactly as
+:func:`lcr.models.labelcorank.select_labels` does this for the whole batch at once, exactly as
 ``LabelCoRank.select`` calls it (M as a float64 torch sparse CSR matrix, built once per device);
 :func:`reference_select` here does it one document at a time, the obvious way (NumPy and a
 SciPy CSR M inside the loop), and :func:`python_select` does it one document at a time in
@@ -50,7 +50,7 @@ from bench import report
 from bench.synthetic import SHAPES, LabelModel
 from lcr.labels import cooccurrence, frequency_rank, label_frequencies
 from lcr.paper import PAPER_SETTINGS
-from lcr.model import cooc_csr, cooc_row_sums, cooc_transposed, select_labels
+from lcr.models.labelcorank import cooc_csr, cooc_row_sums, cooc_transposed, select_labels
 
 COMMAND = "python -m bench.bench_selection"
 SPEEDUP_TARGET = 20.0
@@ -253,7 +253,7 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
         f"- Batch: {args.batch_size} documents with a realistic S1: |S2| (labels >= alpha) "
         f"{min(s2)}-{max(s2)}, mean {statistics.mean(s2):.1f}; |S3| (added by co-occurrence) mean "
         f"{statistics.mean(s3):.1f}; PAD slots mean {statistics.mean(pads):.1f}",
-        "- Vectorised: `lcr.model.select_labels` as `LabelCoRank.select` calls it (M a float64 torch "
+        "- Vectorised: `lcr.models.labelcorank.select_labels` as `LabelCoRank.select` calls it (M a float64 torch "
         "sparse CSR matrix built once; eq. 9 by `cooc_row_sums`: on the CPU the S2 rows of M gathered "
         "and added with one `index_add_`; exact int64-key top-k). References, one document at a time: "
         "`python_select` (plain Python: `sorted`, a dict for M_hat) and `reference_select` (NumPy "

@@ -4,7 +4,7 @@
 What it does:
 1. builds an AAPD-sized LabelCoRank (K = 54, gamma = 20; synthetic co-occurrence and frequency
    from ``bench.synthetic``) around the offline all-MiniLM-L6-v2 encoder, writes its model
-   folder, logs it with :func:`lcr.serving.log_model` and registers it in a temporary sqlite
+   folder, logs it with :func:`lcr.serve.pyfunc.log_model` and registers it in a temporary sqlite
    store; the weights are untrained (speed does not depend on them);
 2. starts ``mlflow models serve -m models:/lcr-bench/1 --env-manager local`` on a free port;
 3. sends ``--streams`` concurrent streams of ``--requests`` requests, each ``--batch`` texts of
@@ -45,9 +45,9 @@ RATIO_TARGET = 1.2
 def make_model_folder(folder: Path, max_length: int, seed: int) -> dict:
     """An AAPD-sized LabelCoRank model folder around the offline MiniLM encoder."""
     from lcr.config import train_params
-    from lcr.encoder import load_encoder
+    from lcr.models.encoder import load_encoder
     from lcr.labels import cooccurrence, frequency_rank, label_frequencies
-    from lcr.factory import build_model
+    from lcr.models.factory import build_model
     from lcr.paper import PAPER_SETTINGS
 
     shape, settings = SHAPES["aapd"], PAPER_SETTINGS["aapd"]
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
         import mlflow
 
-        from lcr.serving import log_model
+        from lcr.serve.pyfunc import log_model
 
         mlflow.set_tracking_uri(uri)
         os.chdir(root)  # the store's ./mlruns artifact root

@@ -17,8 +17,8 @@ Two models, each in a fresh child interpreter so that nothing else counts:
 * ``faithful``: the paper's full W5 (``classifier_rank: null``, the default);
 * ``low-rank``: ``classifier_rank: 256``, W5 ~ A (gamma*hidden x r) B (r x K).
 
-Each child builds the model (``lcr.factory.build_model`` from :class:`lcr.config.TrainParams`,
-as training does) and takes one training step as ``lcr.training`` does (forward with the loss,
+Each child builds the model (``lcr.models.factory.build_model`` from :class:`lcr.config.TrainParams`,
+as training does) and takes one training step as ``lcr.train.loop`` does (forward with the loss,
 which runs the first prediction, the selection of eqs. 9-11, the label attention and W5;
 backward; ``clip_grad_norm_``; AdamW; ``zero_grad``: :func:`bench.bench_train_step.make_step`).
 Reported per model: W5's parameters and bytes, all parameters, the RSS before the step, the peak
@@ -58,7 +58,7 @@ from bench import report
 from bench.bench_train_step import REPO, Size, _status_kib, count_params, label_data, make_step
 from bench.synthetic import SHAPES
 from lcr.config import train_params
-from lcr.factory import build_model
+from lcr.models.factory import build_model
 from lcr.paper import PAPER_SETTINGS
 
 COMMAND = "python -m bench.bench_step_memory"
@@ -215,7 +215,7 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
         f"{args.gamma}; M and the frequency rank from {args.docs:,} synthetic training documents "
         f"(`bench.synthetic.LabelModel`, {args.mean_labels} labels/doc): nnz(M) = {info['nnz']:,}; batch "
         f"{info['labels_per_doc']:.1f} labels/doc",
-        "- Step (as `lcr.training`, `bench.bench_train_step.make_step`): forward with the loss (first "
+        "- Step (as `lcr.train.loop`, `bench.bench_train_step.make_step`): forward with the loss (first "
         "prediction, selection of eqs. 9-11, label attention, W5), backward, `clip_grad_norm_`, AdamW, "
         "`zero_grad`; one step per model, each model in a fresh child interpreter",
         f"- Memory: RSS before the step (model, batch and label statistics built); peak = {how} over the step "

@@ -6,7 +6,7 @@ loaded by ``transformers.AutoTokenizer``) to ``max_length`` tokens:
 * **raw**: ``tokenizer(texts, truncation=True, max_length=512)`` in this process, the texts
   already in memory as a Python list (the fast tokenizer's own Rust thread pool on, as by
   default), called on chunks of ``--chunk`` documents; the results are dropped.
-* **cache build**: :func:`lcr.token_cache.build` on the split's Parquet file, with
+* **cache build**: :func:`lcr.datasets.token_cache.build` on the split's Parquet file, with
   ``--workers`` processes (default: the usable CPUs): reading the texts from Parquet, starting
   the worker pool, tokenising, and writing ``tokens.npy``/``offsets.npy`` to disk. Everything
   is inside the timing.
@@ -151,7 +151,7 @@ def time_raw(tokenizer, texts: list[str], max_length: int, chunk: int) -> float:
 
 
 def time_build(dataset_dir: Path, tokenizer, max_length: int, workers: int, root: Path) -> float:
-    from lcr import token_cache
+    from lcr.datasets import token_cache
 
     shutil.rmtree(root, ignore_errors=True)
     start = time.perf_counter()
@@ -162,7 +162,7 @@ def time_build(dataset_dir: Path, tokenizer, max_length: int, workers: int, root
 def check_equal(dataset_dir: Path, tokenizer, texts: list[str], max_length: int, workers: int, root: Path) -> int:
     """Build the cache once and compare it with the raw tokenizer on every document; returns
     the token count."""
-    from lcr import token_cache
+    from lcr.datasets import token_cache
 
     shutil.rmtree(root, ignore_errors=True)
     cache = token_cache.build(dataset_dir, "train", tokenizer, max_length, workers=workers, progress=False,
@@ -179,7 +179,7 @@ def check_equal(dataset_dir: Path, tokenizer, texts: list[str], max_length: int,
 def run(args: argparse.Namespace) -> dict:
     import pyarrow.parquet as pq
 
-    from lcr import token_cache
+    from lcr.datasets import token_cache
 
     workers = args.workers or token_cache.default_workers()
     tokenizer = minilm_tokenizer()
@@ -241,7 +241,7 @@ def markdown(args: argparse.Namespace, result: dict, command: str) -> str:
         f"offline all-MiniLM-L6-v2 (BERT WordPiece, `AutoTokenizer`, fast)",
         f"- Raw: `tokenizer(texts, truncation=True, max_length={args.max_length})` in-process on chunks of "
         f"{args.chunk:,} texts already in memory (Rust thread pool on). Cache build: "
-        f"`lcr.token_cache.build` from the Parquet file with {result['workers']} worker processes, pool "
+        f"`lcr.datasets.token_cache.build` from the Parquet file with {result['workers']} worker processes, pool "
         f"start-up, reading and writing {result['cache_mib']:.1f} MiB to disk included. Ids identical to "
         "the raw tokenizer's on every document: checked (assertion).",
         "",

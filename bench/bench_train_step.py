@@ -1,10 +1,10 @@
 """Benchmark one LabelCoRank training step against the plain baseline's, side by side.
 
-A training step is what ``lcr.training`` does per batch: forward (with the loss), backward,
+A training step is what ``lcr.train.loop`` does per batch: forward (with the loss), backward,
 gradient clipping (``clip_norm`` of the default :class:`lcr.config.TrainParams`, 1.0), an AdamW
 step and ``zero_grad``; bf16 autocast on CUDA only, as ``bf16: auto``. The two models are
 ``labelcorank`` (selection ``threshold``) and the ``roberta`` baseline (pooled [CLS] + linear),
-built by :func:`lcr.factory.build_model` around copies of the same pretrained encoder (default
+built by :func:`lcr.models.factory.build_model` around copies of the same pretrained encoder (default
 ``offline-default``, all-MiniLM-L6-v2, hidden 384), fed the same batch (default 16 documents
 of 128 tokens, multi-hot labels drawn from a synthetic label model). Their timed steps are
 interleaved in one process (ABBA order), after untimed warm-up steps, and the medians compared.
@@ -64,11 +64,11 @@ import torch
 from bench import report
 from bench.synthetic import SHAPES, LabelModel
 from lcr.config import train_params
-from lcr.encoder import load_encoder
+from lcr.models.encoder import load_encoder
 from lcr.labels import cooccurrence, frequency_rank, label_frequencies
-from lcr.factory import build_model
+from lcr.models.factory import build_model
 from lcr.paper import PAPER_SETTINGS
-from lcr.training import build_optimizer
+from lcr.train.loop import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = "python -m bench.bench_train_step"
@@ -140,9 +140,9 @@ def make_model(variant: str, size: Size, encoder, data: dict, device: torch.devi
 
 
 def make_step(model, params, device: torch.device, implementation: str = "auto"):
-    """One training step as in ``lcr.training``: forward + loss, backward, clip, AdamW, zero_grad.
+    """One training step as in ``lcr.train.loop``: forward + loss, backward, clip, AdamW, zero_grad.
 
-    ``implementation``: AdamW's (``lcr.training.build_optimizer``): ``auto`` as training runs it
+    ``implementation``: AdamW's (``lcr.train.loop.build_optimizer``): ``auto`` as training runs it
     (fused where torch supports it on the device), ``loop`` the per-parameter loop that training
     used on the CPU before.
     """
@@ -383,7 +383,7 @@ def markdown(args: argparse.Namespace, command: str, device: torch.device, encod
            f", {torch.get_num_threads()} threads"),
         f"- Encoder: {encoder_info}; batch {args.batch_size} x {args.max_length} tokens (no padding); "
         f"{'bf16 autocast' if device.type == 'cuda' else 'float32'}",
-        "- Step: forward + loss, backward, `clip_grad_norm_` (1.0), AdamW, `zero_grad` (as `lcr.training`); "
+        "- Step: forward + loss, backward, `clip_grad_norm_` (1.0), AdamW, `zero_grad` (as `lcr.train.loop`); "
         f"the two models' steps interleaved (ABBA), {args.warmup} warm-up steps each excluded; "
         "`labelcorank` = selection `threshold`",
         "- Labels: co-occurrence and frequency rank from synthetic training documents "
@@ -448,7 +448,7 @@ def markdown(args: argparse.Namespace, command: str, device: torch.device, encod
         lines += ["", f"AdamW before and after, `labelcorank` at {size.name} (K = {size.num_labels:,}), two copies of "
                   f"the model in one process, steps interleaved (ABBA), {len(timed['times']['loop'])} timed steps each:",
                   "", "| AdamW | step, median | min | max |", "|---|---:|---:|---:|",
-                  f"| per-parameter loop (before: `lcr.training` on the CPU until this change) | {before:.3f} s "
+                  f"| per-parameter loop (before: `lcr.train.loop` on the CPU until this change) | {before:.3f} s "
                   f"| {min(timed['times']['loop']):.3f} s | {max(timed['times']['loop']):.3f} s |",
                   f"| `build_optimizer` default ({'fused' if timed['fused'] else 'foreach'}; after) | {after:.3f} s "
                   f"| {min(timed['times']['auto']):.3f} s | {max(timed['times']['auto']):.3f} s |",
@@ -459,7 +459,7 @@ def markdown(args: argparse.Namespace, command: str, device: torch.device, encod
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when the K = 54 target is met, 1 otherwise."""
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoder", default="offline-default", help="encoder name or folder (lcr.encoder)")
+    parser.add_argument("--encoder", default="offline-default", help="encoder name or folder (lcr.models.encoder)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128, help="tokens per document")
     parser.add_argument("--steps", type=int, default=14, help="timed steps per model at K = 54")

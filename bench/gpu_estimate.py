@@ -63,7 +63,7 @@ def tokens_per_word(limit: int = 1000) -> float:
 
     from transformers import AutoTokenizer
 
-    from lcr.encoder import resolve_encoder
+    from lcr.models.encoder import resolve_encoder
 
     mirror = Path(os.environ.get("LCR_DATA_MIRROR", REPO.parent / "shared" / "datasets"))
     path = mirror / "aapd" / "text_test"

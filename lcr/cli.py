@@ -175,7 +175,7 @@ def metrics(
     params: Optional[Path] = ParamsOption,
 ):
     """Score predictions: P@k, nDCG@k, PSP@k, PSnDCG@k, F1 (full, head, tail); JSON on stdout."""
-    from lcr.evaluation import evaluate_prediction_file
+    from lcr.report.evaluation import evaluate_prediction_file
 
     config = load_params(params)
     result = evaluate_prediction_file(gold, pred, data_dir=data_dir or config.data_dir, threshold=threshold)
@@ -196,8 +196,8 @@ def predict(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
 ):
     """Label every text of a file with a trained model, streaming it in batches."""
-    from lcr.batch_scoring import predict_file, read_texts
-    from lcr.serving import load_predictor
+    from lcr.serve.batch_scoring import predict_file, read_texts
+    from lcr.serve.pyfunc import load_predictor
 
     read_texts(input)  # a missing file or unknown format fails before the model loads
     predictor = load_predictor(model, device=device)

@@ -2,10 +2,10 @@
 
 The CLI, the DVC stages and MLflow entry points all read their settings through
 :func:`load_params`; a command-line option overrides the matching field. The objects are
-pydantic models (:class:`lcr.hyperparams.Settings`): values are coerced to the declared types
+pydantic models (:class:`lcr.models.hyperparams.Settings`): values are coerced to the declared types
 (``--set lr=5e-5`` is a float), and an unknown key or a wrong type is refused with a message that
 names the key, the value and the expected type. The models' hyper-parameters are declared once,
-in :mod:`lcr.hyperparams`, and :class:`TrainParams` inherits them.
+in :mod:`lcr.models.hyperparams`, and :class:`TrainParams` inherits them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import yaml
 from pydantic import ConfigDict, Field
 
 from lcr.errors import LcrError
-from lcr.hyperparams import BaselineSettings, LabelCoRankSettings, Settings
-from lcr.variants import BASELINE_VARIANTS, LINEAR_VARIANTS, VARIANTS, WORD_VARIANTS
+from lcr.models.hyperparams import BaselineSettings, LabelCoRankSettings, Settings
+from lcr.models.variants import BASELINE_VARIANTS, LINEAR_VARIANTS, VARIANTS, WORD_VARIANTS
 
 DEFAULT_PARAMS = Path("params.yaml")
 # Overrides params.yaml's `profile` for one process and its children (`lcr pipeline --profile`).
@@ -69,7 +69,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
 
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head;
-    max_length and the baselines' sizes) are declared in :mod:`lcr.hyperparams` and inherited.
+    max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
     Attributes:
         encoder: a Hugging Face checkpoint name or local folder; ``offline-default`` is the
@@ -77,7 +77,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             Ignored by the word-level baselines (they build a word vocabulary instead).
         variant: ``labelcorank``, an ablation (``no_cooc``, ``no_rank``, ``no_pos``,
             ``no_rerank``), the ``roberta`` baseline ([CLS] + linear layer) or one of the
-            paper's other baselines (:mod:`lcr.baselines`): ``xml-cnn``, ``attentionxml``,
+            paper's other baselines (:mod:`lcr.models.baselines`): ``xml-cnn``, ``attentionxml``,
             ``transformer``, ``meshprobenet``, ``star-transformer`` (word-level, trained from
             scratch) and ``bertxml`` (on the encoder). Their settings below; ``params.yaml``'s
             ``baselines.<variant>`` block overrides the training settings for one of them.
@@ -101,7 +101,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             heads of ``roberta`` and ``bertxml``); None = ``lr`` (the paper: one rate).
         weight_decay: AdamW's decoupled weight decay, applied to every weight matrix but not
             to biases, LayerNorm weights and embedding tables of LayerNorm'd models (see
-            :func:`lcr.training.parameter_groups`).
+            :func:`lcr.train.loop.parameter_groups`).
         bias_init: ``log_odds``: the biases of W2 and W5 start at each label's training-set
             log-odds, so the model does not spend its first steps learning that every label is
             rare; ``zero``: PyTorch's default initialisation.
@@ -116,7 +116,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         residual: LabelCoRank's final logits add the first prediction's (W5 and b5 start at
             zero, so the reranking stage starts from S1 and learns corrections); False = eq. 6.
         final_head: ``dense`` (eqs. 5-6, W5 over all labels) or ``per_label`` (each label of S
-            rescored from its own attended feature; see :class:`lcr.model.LabelCoRankConfig`).
+            rescored from its own attended feature; see :class:`lcr.models.labelcorank.LabelCoRankConfig`).
         detach_first: L2 does not train the S1 logits that the final prediction adds (S1 learns
             from L1 alone; the reranking stage learns corrections); see the model config.
         grad_accum: micro-batches accumulated per optimiser step.
@@ -180,8 +180,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     max_eval_docs: int | None = None
     top_k_saved: int = 10
     compile: bool = False
-    # The baselines of lcr.baselines (unused by LabelCoRank and roberta); their model sizes are
-    # in lcr.hyperparams.BaselineSettings.
+    # The baselines of lcr.models.baselines (unused by LabelCoRank and roberta); their model sizes are
+    # in lcr.models.hyperparams.BaselineSettings.
     word_vocab_size: int = 50000
     word_min_freq: int = 2
     tfidf_max_features: int = 200_000
@@ -234,13 +234,13 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         (roberta-base, BERT) use their first token, as eq. 2 does."""
         if self.pooling != "auto":
             return self.pooling
-        from lcr.encoder import OFFLINE_DEFAULT
+        from lcr.models.encoder import OFFLINE_DEFAULT
 
         return "mean" if self.encoder in (None, OFFLINE_DEFAULT) else "cls"
 
     def _validate_baseline(self) -> None:
         """The baseline's own settings, checked by its config (imports torch, so only here)."""
-        from lcr.baselines.common import BaselineConfig
+        from lcr.models.baselines.common import BaselineConfig
 
         if self.variant in WORD_VARIANTS:
             if self.word_vocab_size < 4 or self.word_min_freq < 1:
@@ -572,7 +572,7 @@ def select_profile(name: str, path: str | Path = DEFAULT_PARAMS) -> PipelinePara
 
 def _check_metadata_variants(prof: ProfileParams, name: str, path: Path) -> None:
     """A variant that reads document metadata (MATCH) must be kept to the datasets that have it."""
-    from lcr.variants import METADATA_VARIANTS
+    from lcr.models.variants import METADATA_VARIANTS
     from lcr.datasets.fetch import REGISTRY
 
     for variant in prof.variants:

@@ -27,19 +27,19 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
     The run is tagged with the dataset, variant, git commit and data hashes, holds the resolved
     configuration as params, per-step losses, per-epoch dev metrics and the final metrics, and
     the configuration, label vocabulary and predictions as artifacts. ``token_cache`` is passed
-    to :func:`lcr.training.train` (the TF-IDF baseline tokenises no subwords and ignores it).
+    to :func:`lcr.train.loop.train` (the TF-IDF baseline tokenises no subwords and ignores it).
     """
     import os
 
     from lcr import tracking
     from lcr.atomic import atomic_open
     from lcr.runs import CONFIG_FILE, MLFLOW_RUN_FILE
-    from lcr.variants import LINEAR_VARIANTS
-    from lcr.training import check_inputs
-    from lcr.training import train as train_loop
+    from lcr.models.variants import LINEAR_VARIANTS
+    from lcr.train.loop import check_inputs
+    from lcr.train.loop import train as train_loop
 
     if params.variant in LINEAR_VARIANTS:
-        from lcr.baselines.tfidf import train_tfidf
+        from lcr.models.baselines.tfidf import train_tfidf
 
         def train(dataset_dir, output_dir, params, *, eval_split, resume, progress, tracker=None,
                   token_cache=True, sources=None):
@@ -83,7 +83,7 @@ def oracle_job(dataset: str, source_dir: str | Path, *, output_dir: str | Path |
     sibling folder ``<source name>-oracle-m<m>``), logged as one MLflow run when ``track``.
     """
     from lcr import tracking
-    from lcr.evaluation import oracle_prediction_file
+    from lcr.report.evaluation import oracle_prediction_file
     from lcr.runs import MLFLOW_RUN_FILE, METRICS_FILE, flat_scores, predictions_file, read_results, write_results
 
     source_dir = Path(source_dir)
@@ -150,7 +150,7 @@ def register_job(dataset: str, source_dir: str | Path, *, name: str | None = Non
     """
     from lcr import tracking
     from lcr.runs import BEST_DIR, flat_scores, mlflow_run_id, read_results
-    from lcr.serving import log_model, registered_uri, write_model_record
+    from lcr.serve.pyfunc import log_model, registered_uri, write_model_record
 
     source_dir = Path(source_dir)
     source = read_results(source_dir, f"train the model first (lcr train --dataset {dataset})")
@@ -225,9 +225,9 @@ def prepare_job(dataset: str, config, *, data_dir: str | Path | None = None, hea
 
 def tables_job(config, *, runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
                output: str | Path | None = None, stage: str | None = None) -> list[Path]:
-    """Write the paper's tables beside the measured runs (:func:`lcr.tables.make_tables`) for the
+    """Write the paper's tables beside the measured runs (:func:`lcr.report.tables.make_tables`) for the
     pipeline's datasets, as an MLflow run of ``stage`` (the files are its artifacts)."""
-    from lcr.tables import make_tables
+    from lcr.report.tables import make_tables
 
     datasets = config.pipeline.datasets
     with stage_run(stage) as tracker:

@@ -44,7 +44,7 @@ import scipy.sparse as sp
 from lcr.atomic import atomic_dir
 from lcr.datasets import store
 from lcr.errors import LcrError
-from lcr.plots import plot_label_distribution
+from lcr.report.plots import plot_label_distribution
 
 FREQUENCIES_FILE = "frequencies.csv"
 COOC_FILE = "cooccurrence.npz"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lcr.variants import uses_gamma
+from lcr.models.variants import uses_gamma
 
 
 def run_name(variant: str, seed: int | str, gamma: int | str | None = None) -> str:
@@ -53,7 +53,7 @@ def friendly_key(name: str) -> str:
 
 
 def flat_scores(evaluation: dict) -> dict[str, float]:
-    """Flatten :func:`lcr.metrics.evaluate`'s result for DVC metrics files and MLflow.
+    """Flatten :func:`lcr.report.metrics.evaluate`'s result for DVC metrics files and MLflow.
 
     ``{"full": {"P@1": x, "n_docs": n}, "head": {...}}`` becomes
     ``{"full_P_at_1": x, "full_n_docs": n, "head_P_at_1": ...}``.

@@ -51,7 +51,7 @@ def registered(tmp_path_factory):
     from lcr.datasets import store
     from lcr.jobs import train_job
     from lcr.labels import prepare
-    from lcr.serving import log_model
+    from lcr.serve.pyfunc import log_model
     from tests.tiny_encoder import make_tiny_encoder
     from tests.toy_data import toy_documents
 

@@ -1,4 +1,4 @@
-"""The paper's neural baselines (lcr/baselines/): each learns the toy corpus, saves and loads
+"""The paper's neural baselines (lcr/models/baselines/): each learns the toy corpus, saves and loads
 without pickle, ignores padding, trains end to end through `lcr train`'s job into a model folder
 the predictor uses, and refuses bad settings with a clear error."""
 
@@ -9,14 +9,14 @@ import json
 import pytest
 import torch
 
-from lcr.variants import BASELINE_VARIANTS, WORD_VARIANTS
-from lcr.baselines.common import BaselineConfig, build_baseline
-from lcr.baselines.words import build_word_tokenizer
+from lcr.models.variants import BASELINE_VARIANTS, WORD_VARIANTS
+from lcr.models.baselines.common import BaselineConfig, build_baseline
+from lcr.models.baselines.words import build_word_tokenizer
 from lcr.config import VARIANTS, load_params, parse_params, train_params
 from lcr.datasets import store
 from lcr.errors import LcrError
 from lcr.labels import prepare
-from lcr.factory import build_model, load_model
+from lcr.models.factory import build_model, load_model
 from tests.toy_data import TOPICS, toy_documents
 
 LABELS = sorted(TOPICS)
@@ -58,7 +58,7 @@ def _model(variant, texts, encoder_dir):
         config = BaselineConfig(num_labels=len(LABELS), vocab_size=len(tokenizer),
                                 pad_token_id=tokenizer.pad_token_id, **TINY)
         return build_model(variant, config), tokenizer
-    from lcr.encoder import load_encoder
+    from lcr.models.encoder import load_encoder
 
     encoder, tokenizer = load_encoder(encoder_dir)
     config = BaselineConfig(num_labels=len(LABELS), **TINY)
@@ -131,7 +131,7 @@ def test_train_job_writes_a_model_folder_the_predictor_uses(variant, toy_store, 
     import mlflow
 
     from lcr.jobs import train_job
-    from lcr.predictor import Predictor
+    from lcr.serve.predictor import Predictor
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -173,7 +173,7 @@ def test_params_yaml_gives_each_baseline_its_settings():
 
 
 def test_bad_settings_are_named(encoder_dir):
-    from lcr.encoder import load_encoder
+    from lcr.models.encoder import load_encoder
 
     with pytest.raises(LcrError, match="num_heads = 8 must divide embed_dim = 30"):
         train_params({"variant": "transformer", "embed_dim": 30})
@@ -204,7 +204,7 @@ def test_bad_settings_are_named(encoder_dir):
 
 
 def test_baseline_runs_become_rows_beside_the_papers_numbers(tmp_path):
-    from lcr.tables import NOT_RUN, build_tables, collect_runs
+    from lcr.report.tables import NOT_RUN, build_tables, collect_runs
     from tests.test_tables import scores, write_run
 
     root = tmp_path / "runs"
@@ -239,7 +239,7 @@ def test_baseline_runs_become_rows_beside_the_papers_numbers(tmp_path):
 
 
 def test_metadata_tokens_and_text():
-    from lcr.baselines.match import metadata_text, metadata_tokens
+    from lcr.models.baselines.match import metadata_text, metadata_tokens
 
     meta = {"venue": "Proc. ACM (UbiComp)", "author": ["12", "a-b"], "reference": ["99", ""]}
     assert metadata_tokens(meta) == ["mvenue_Proc_ACM_UbiComp", "mauthor_12", "mauthor_a_b", "mref_99"]
@@ -279,9 +279,9 @@ def meta_store(tmp_path_factory):
 def test_word_tokenizer_counts_the_capped_training_texts_streamed(toy_store):
     """The vocabulary counted chunk by chunk from the store equals one counted on the whole
     list of the training texts the run keeps (the max_train_docs cap applied)."""
-    from lcr.batches import read_texts
+    from lcr.datasets.batches import read_texts
     from lcr.datasets.store import capped_indices
-    from lcr.training import word_tokenizer
+    from lcr.train.loop import word_tokenizer
 
     texts, _ = read_texts(toy_store / "toy", "train")
     vocabs = {}
@@ -297,9 +297,9 @@ def test_word_tokenizer_counts_the_capped_training_texts_streamed(toy_store):
 
 
 def test_match_trains_on_text_and_metadata(meta_store, toy_store, tmp_path, monkeypatch):
-    from lcr.batches import encode_split
+    from lcr.datasets.batches import encode_split
     from lcr.jobs import train_job
-    from lcr.training import text_composer, word_tokenizer
+    from lcr.train.loop import text_composer, word_tokenizer
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     params = train_params(dict(TINY, variant="match", word_min_freq=1, batch_size=8, epochs=6, lr=3e-2,

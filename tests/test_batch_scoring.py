@@ -9,10 +9,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from lcr.batch_scoring import predict_file, read_texts
+from lcr.serve.batch_scoring import predict_file, read_texts
 from lcr.cli import app
 from lcr.errors import DataFormatError, LcrError
-from lcr.evaluation import evaluate_prediction_file
+from lcr.report.evaluation import evaluate_prediction_file
 from tests.toy_data import TOPICS, toy_documents
 
 
@@ -32,7 +32,7 @@ def _test_split(path_stem, fmt: str):
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "tsv"])
 def test_predict_file_is_read_by_lcr_metrics(registered, tmp_path, fmt):
-    from lcr.predictor import Predictor
+    from lcr.serve.predictor import Predictor
 
     source, docs = _test_split(tmp_path / "test", fmt)
     out = tmp_path / "pred.jsonl"
@@ -76,7 +76,7 @@ def test_cli_predict_from_a_registered_model(registered, tmp_path, monkeypatch):
 
 
 def test_bad_input_names_file_and_line_and_writes_nothing(registered, tmp_path):
-    from lcr.predictor import Predictor
+    from lcr.serve.predictor import Predictor
 
     predictor = Predictor.load(registered["folder"])
     cases = {

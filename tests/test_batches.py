@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 
-from lcr.batches import EncodedSplit, collate, length_bucketed_batches, shard
+from lcr.datasets.batches import EncodedSplit, collate, length_bucketed_batches, shard
 
 
 def test_batches_cover_every_document_once_and_group_lengths():
@@ -53,7 +53,7 @@ def test_collate_pads_and_masks():
 def test_iter_texts_streams_the_kept_texts_of_read_texts_in_order(tmp_path):
     import pytest
 
-    from lcr.batches import iter_texts, read_texts
+    from lcr.datasets.batches import iter_texts, read_texts
     from lcr.datasets import store
     from lcr.errors import LcrError
     from tests.toy_data import toy_documents

@@ -32,9 +32,9 @@ def test_evaluation_project_and_loops_agree():
     for name in bench.LOOPS:
         check = result["loops"]["checks"][name]
         assert check["docs"] == 300  # every document went through every loop
-        assert check["rows_differ"] == 0  # the same top-k as lcr.training.predict
+        assert check["rows_differ"] == 0  # the same top-k as lcr.train.loop.predict
         assert check["same_as_project"] is True
-        # The loop's metrics over all documents are the project's (lcr.metrics.evaluate's).
+        # The loop's metrics over all documents are the project's (lcr.report.metrics.evaluate's).
         for subset in ("full", "head", "tail"):
             for key, value in check["metrics"][subset].items():
                 assert value == pytest.approx(project[subset][key], abs=1e-12), (name, subset, key)

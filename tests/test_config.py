@@ -148,7 +148,7 @@ def test_a_profile_budget_applies_to_its_own_datasets_only_and_every_value_names
 
 
 def test_the_settings_block_says_what_a_run_uses_and_where_it_came_from():
-    from lcr.training import settings_block
+    from lcr.train.loop import settings_block
 
     params = parse_params(_profile_params(training={"max_train_docs": 1200, "head_lr": 2e-3}))
     train, sources = params.train_with_sources("aapd", settings={"gamma": 7})

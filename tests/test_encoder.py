@@ -1,10 +1,10 @@
-"""lcr.encoder: what an encoder setting resolves to, and the errors a bad one gets."""
+"""lcr.models.encoder: what an encoder setting resolves to, and the errors a bad one gets."""
 
 from __future__ import annotations
 
 import pytest
 
-from lcr.encoder import OFFLINE_DEFAULT, check_encoder, load_encoder, resolve_encoder
+from lcr.models.encoder import OFFLINE_DEFAULT, check_encoder, load_encoder, resolve_encoder
 from lcr.errors import LcrError
 
 

@@ -1,4 +1,4 @@
-"""Scoring prediction files and the roberta-oracle reranking (lcr.evaluation)."""
+"""Scoring prediction files and the roberta-oracle reranking (lcr.report.evaluation)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lcr.errors import LcrError
-from lcr.evaluation import evaluate_prediction_file, oracle_prediction_file
+from lcr.report.evaluation import evaluate_prediction_file, oracle_prediction_file
 
 
 def write_jsonl(path, rows):

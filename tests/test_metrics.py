@@ -1,4 +1,4 @@
-"""Tests of lcr.metrics: hand-computed cases, a randomised cross-check and the JSONL readers."""
+"""Tests of lcr.report.metrics: hand-computed cases, a randomised cross-check and the JSONL readers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from lcr.metrics import (
+from lcr.report.metrics import (
     PADDING,
     UNKNOWN_LABEL,
     evaluate,
@@ -292,7 +292,7 @@ def test_random_cross_check():
 
 
 def test_selection_diagnostics_equal_a_hand_computation():
-    from lcr.metrics import selection_diagnostics
+    from lcr.report.metrics import selection_diagnostics
 
     # 4 documents, K = 6 (PAD = 6), gamma = 3
     gold = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0],

@@ -11,12 +11,12 @@ import scipy.sparse as sp
 import torch
 
 from lcr.config import train_params
-from lcr.encoder import check_encoder, load_encoder
+from lcr.models.encoder import check_encoder, load_encoder
 from lcr.errors import LcrError
-from lcr.factory import build_model, load_model
-from lcr.model import (LabelCoRank, LabelCoRankConfig, LabelTextAttention, RobertaBaseline, cooc_csr,
+from lcr.models.factory import build_model, load_model
+from lcr.models.labelcorank import (LabelCoRank, LabelCoRankConfig, LabelTextAttention, RobertaBaseline, cooc_csr,
                        cooc_row_sums, cooc_transposed, oracle_rerank, select_labels, top_labels)
-from lcr.variants import MODEL_VARIANTS
+from lcr.models.variants import MODEL_VARIANTS
 
 K = 8
 PAD = K
@@ -512,7 +512,7 @@ def test_encoder_paths(tmp_path):
 
 
 def test_mean_pooling_ignores_padding(tiny):
-    from lcr.model import pool_tokens
+    from lcr.models.labelcorank import pool_tokens
 
     hidden = torch.randn(2, 5, 3)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
@@ -533,7 +533,7 @@ def test_mean_pooling_ignores_padding(tiny):
 
 
 def test_bias_starts_at_the_label_log_odds_and_w1_at_the_pooler(tiny):
-    from lcr.model import init_heads
+    from lcr.models.labelcorank import init_heads
 
     freq = np.array([30, 1, 7, 50, 2, 9, 12, 99])
     for variant in ("labelcorank", "roberta"):
@@ -577,7 +577,7 @@ def test_residual_final_prediction_starts_at_the_first(tiny):
     ids, attention = _batch(tiny)
     out = model(ids, attention)
     assert torch.allclose(out.logits2, out.logits1)  # W5 = 0, b5 = 0: Y starts as S1
-    from lcr.model import init_heads
+    from lcr.models.labelcorank import init_heads
 
     init_heads(model, label_freq=np.arange(1, K + 1), n_docs=20)
     assert torch.equal(model.classifier2.bias, torch.zeros(K))  # the prior is already in S1

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lcr.plots import plot_gamma_sweep, plot_label_distribution, plot_training_curves
+from lcr.report.plots import plot_gamma_sweep, plot_label_distribution, plot_training_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""Tests of lcr.predictions: the one writer and reader of prediction and gold files."""
+"""Tests of lcr.report.predictions: the one writer and reader of prediction and gold files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from lcr.errors import DataFormatError, LcrError
-from lcr.metrics import PADDING, UNKNOWN_LABEL, evaluate
-from lcr.predictions import (PredictionWriter, align_predictions, labels_to_csr, read_gold, read_predictions,
+from lcr.report.metrics import PADDING, UNKNOWN_LABEL, evaluate
+from lcr.report.predictions import (PredictionWriter, align_predictions, labels_to_csr, read_gold, read_predictions,
                              write_predictions)
 
 def write_lines(path, lines):

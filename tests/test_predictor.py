@@ -1,11 +1,11 @@
-"""lcr.predictor on a real trained model folder (the session's ``registered`` toy model)."""
+"""lcr.serve.predictor on a real trained model folder (the session's ``registered`` toy model)."""
 
 from __future__ import annotations
 
 import pytest
 
 from lcr.errors import LcrError
-from lcr.predictor import REQUIRED, Predictor
+from lcr.serve.predictor import REQUIRED, Predictor
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def test_pyfunc_model_in_process(registered, monkeypatch):
     # Logged from code with the input example and the params signature; nothing pickled.
     local = Path(mlflow.artifacts.download_artifacts("models:/lcr-toy/1"))
     assert not glob.glob(str(local / "**" / "*.pkl"), recursive=True)
-    assert (local / "input_example.json").exists() and (local / "serving_code.py").exists()
+    assert (local / "input_example.json").exists() and (local / "pyfunc_code.py").exists()
     params = {p.name: p.default for p in model.metadata.get_params_schema().params}
     assert params == {"top_k": 5, "threshold": None, "explain": False}
     # The artifact carries the sparse co-occurrence matrix and frequency ranks in safetensors.

@@ -27,8 +27,8 @@ def test_spark_udf_scores_a_dataframe(spark, registered, monkeypatch):
     import mlflow
     from pyspark.sql.functions import col, struct
 
-    from lcr.predictor import Predictor
-    from lcr.serving import SPARK_RESULT_TYPE
+    from lcr.serve.predictor import Predictor
+    from lcr.serve.pyfunc import SPARK_RESULT_TYPE
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registered["uri"])
     docs = toy_documents(16, 2)

@@ -1,4 +1,4 @@
-"""Paper tables from hand-written finished runs (lcr/tables.py)."""
+"""Paper tables from hand-written finished runs (lcr/report/tables.py)."""
 
 import json
 import math
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lcr.errors import LcrError
-from lcr.tables import (METRICS, NOT_RUN, build_tables, collect_history, collect_runs, make_tables,
+from lcr.report.tables import (METRICS, NOT_RUN, build_tables, collect_history, collect_runs, make_tables,
                         paper_dataset_stats, paper_results, table_markdown)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

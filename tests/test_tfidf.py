@@ -10,7 +10,7 @@ import pytest
 from lcr.config import train_params
 from lcr.datasets import store
 from lcr.errors import LcrError
-from lcr.evaluation import evaluate_prediction_file
+from lcr.report.evaluation import evaluate_prediction_file
 from lcr.jobs import train_job
 from lcr.labels import prepare
 from tests.toy_data import toy_documents
@@ -55,7 +55,7 @@ def test_tfidf_fits_the_same_weights_in_parallel_and_ranks_like_a_full_sort():
     import numpy as np
     import scipy.sparse as sp
 
-    from lcr.baselines.tfidf import LABELS_PER_TASK, _fit, _rank
+    from lcr.models.baselines.tfidf import LABELS_PER_TASK, _fit, _rank
 
     docs = toy_documents(80, 3)
     texts = [d.text for d in docs]
@@ -90,7 +90,7 @@ def test_parallel_fit_works_when_joblib_memory_maps_the_features(monkeypatch):
     import numpy as np
     import scipy.sparse as sp
 
-    import lcr.baselines.tfidf as tfidf
+    import lcr.models.baselines.tfidf as tfidf
 
     docs = toy_documents(60, 4)
     names = sorted({label for d in docs for label in d.labels})

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lcr import token_cache
-from lcr.batches import EncodedSplit, collate, encode_split, read_texts
+from lcr.datasets import token_cache
+from lcr.datasets.batches import EncodedSplit, collate, encode_split, read_texts
 from lcr.datasets import store
 from lcr.datasets.document import Document
 from lcr.errors import LcrError
@@ -186,7 +186,7 @@ def test_memory_mapped_split_works_with_subset_and_collate(toy, tokenizer):
 
 
 def test_word_level_tokenizer_is_cached_too(toy, tmp_path):
-    from lcr.baselines.words import build_word_tokenizer
+    from lcr.models.baselines.words import build_word_tokenizer
 
     texts, _ = read_texts(toy, "train")
     words = build_word_tokenizer(texts, vocab_size=50, min_freq=1, max_length=10)
@@ -228,7 +228,7 @@ def test_bad_input_names_the_file(toy, tokenizer):
 def test_training_uses_the_cache(tmp_path):
     from lcr.config import train_params
     from lcr.labels import prepare
-    from lcr.training import train
+    from lcr.train.loop import train
     from tests.tiny_encoder import make_tiny_encoder
 
     data = tmp_path / "toy"

@@ -18,7 +18,7 @@ from safetensors.numpy import load_file
 from lcr.config import train_params
 from lcr.datasets import store
 from lcr.errors import LcrError
-from lcr.evaluation import evaluate_prediction_file
+from lcr.report.evaluation import evaluate_prediction_file
 from lcr.jobs import oracle_job, train_job
 from lcr.labels import prepare
 from tests.toy_data import TOPICS, toy_documents
@@ -80,7 +80,7 @@ def test_train_logs_to_mlflow_and_writes_readable_predictions(toy, tmp_path, mon
     assert json.loads((tmp_path / "run" / "mlflow_run.json").read_text())["run_id"] == result["run_id"]
 
     # The best model folder is self-contained: it labels new text offline.
-    from lcr.predictor import Predictor
+    from lcr.serve.predictor import Predictor
 
     predictor = Predictor.load(tmp_path / "run" / "best_model")
     ranked = predictor.predict(["crude barrel opec oil prices", "wheat corn harvest"], k=2)
@@ -216,9 +216,9 @@ def test_unprepared_dataset_is_named(toy, tmp_path):
 def _tiny_model(toy, variant="labelcorank"):
     import torch
 
-    from lcr.encoder import load_encoder
+    from lcr.models.encoder import load_encoder
     from lcr.labels import LabelArtifacts
-    from lcr.factory import build_model
+    from lcr.models.factory import build_model
 
     torch.manual_seed(0)
     artifacts = LabelArtifacts.load(toy["data"] / "toy" / store.LABELS_DIR)
@@ -228,7 +228,7 @@ def _tiny_model(toy, variant="labelcorank"):
 
 
 def test_parameter_groups_give_the_encoder_lr_the_new_layers_head_lr_and_spare_biases_and_layernorm(toy):
-    from lcr.training import parameter_groups
+    from lcr.train.loop import parameter_groups
 
     model = _tiny_model(toy)
     params = settings(toy, lr=2e-5, head_lr=1e-3, weight_decay=0.05)
@@ -257,9 +257,9 @@ def test_parameter_groups_give_the_encoder_lr_the_new_layers_head_lr_and_spare_b
 
 def test_word_level_models_learn_at_their_own_lr(toy):
     """Without a pretrained encoder every parameter is new: all at `lr` (the baseline block's rate)."""
-    from lcr.baselines.words import build_word_tokenizer
-    from lcr.factory import build_model
-    from lcr.training import parameter_groups
+    from lcr.models.baselines.words import build_word_tokenizer
+    from lcr.models.factory import build_model
+    from lcr.train.loop import parameter_groups
 
     params = settings(toy, variant="xml-cnn", lr=1e-3, head_lr=5e-2)
     tokenizer = build_word_tokenizer([["wheat corn oil prices rose"] * 3], vocab_size=100, min_freq=1,
@@ -271,7 +271,7 @@ def test_word_level_models_learn_at_their_own_lr(toy):
 def test_fused_adamw_reaches_the_weights_of_the_per_parameter_loop(toy):
     import torch
 
-    from lcr.training import build_optimizer
+    from lcr.train.loop import build_optimizer
 
     params = settings(toy, lr=1e-3, head_lr=3e-3, weight_decay=0.01)
     ids = torch.randint(5, 300, (4, 12))
@@ -317,9 +317,9 @@ def test_first_stage_warm_up_and_diagnostics_in_a_run(toy, tmp_path):
 
 
 def test_without_a_terminal_progress_shows_as_plain_lines(toy, tmp_path, monkeypatch, capsys):
-    import lcr.training
+    import lcr.train.loop
 
-    monkeypatch.setattr(lcr.training, "PROGRESS_SECONDS", 0.0)  # a line after every step
+    monkeypatch.setattr(lcr.train.loop, "PROGRESS_SECONDS", 0.0)  # a line after every step
     train_job("toy", settings(toy), data_dir=toy["data"], output_dir=tmp_path / "run", track=False, progress=False)
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[lcr] ")]
     steps = [x for x in lines if " step " in x]

@@ -1,10 +1,10 @@
-"""lcr.variants: every variant in exactly one family, and the names everything else uses."""
+"""lcr.models.variants: every variant in exactly one family, and the names everything else uses."""
 
 from __future__ import annotations
 
 import pytest
 
-from lcr import variants
+from lcr.models import variants
 
 
 def test_every_variant_has_one_family_and_a_paper_row():
@@ -21,7 +21,8 @@ def test_every_variant_has_one_family_and_a_paper_row():
 
 
 def test_the_factory_and_the_configuration_use_these_names():
-    from lcr import config, factory
+    from lcr import config
+    from lcr.models import factory
 
     assert config.VARIANTS is variants.VARIANTS
     assert factory.MODEL_VARIANTS is variants.MODEL_VARIANTS

@@ -1,6 +1,6 @@
 """A tiny, randomly initialised RoBERTa and a byte-level BPE tokenizer, built offline for tests.
 
-Saved as an ordinary Hugging Face folder, so ``lcr.encoder.load_encoder(folder)``,
+Saved as an ordinary Hugging Face folder, so ``lcr.models.encoder.load_encoder(folder)``,
 ``AutoTokenizer.from_pretrained`` and ``AutoModel.from_pretrained`` load it like any checkpoint.
 """
 

@@ -1,0 +1,124 @@
+"""The models' hyper-parameters, declared once (pydantic; no torch).
+
+:class:`lcr.config.TrainParams` (what ``params.yaml`` and ``--set`` set) inherits these groups,
+and the model configs inherit them too (:class:`lcr.models.labelcorank.LabelCoRankConfig`,
+:class:`lcr.models.baselines.common.BaselineConfig`), so a model config is built from the training
+settings by name (:func:`pick`), never field by field, and every model setting can be set in
+``params.yaml``.
+
+Why pydantic: it coerces what YAML and the command line hand over (``lr=5e-5`` is a string to
+YAML 1.1) to the declared type, refuses unknown keys and wrong types with the key and the value,
+and is already a dependency of MLflow, so it adds nothing to install.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lcr.errors import LcrError
+
+
+class Settings(BaseModel):
+    """A settings object: unknown keys are refused, values are coerced to the declared types."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    @classmethod
+    def parse(cls, values: dict | None, where: str):
+        """Build from a mapping; an unknown key or a wrong type becomes an :class:`LcrError`
+        naming ``where``, the key, the value and the expected type."""
+        if values is None:
+            return cls()
+        if not isinstance(values, dict):
+            raise LcrError(f"{where}: expected a mapping, got {type(values).__name__}")
+        known = {info.alias or name for name, info in cls.model_fields.items()}  # the file's names
+        unknown = sorted(set(map(str, values)) - known)
+        if unknown:
+            raise LcrError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise LcrError(_message(cls, exc, values, where)) from None
+
+
+def _type_name(annotation) -> str:
+    """``float | None`` -> ``float or null``; ``list[int]`` -> ``list of int``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (list, tuple):
+        return f"list of {_type_name(typing.get_args(annotation)[0])}"
+    if annotation in (list, tuple):
+        return "list"
+    if origin is dict or annotation is dict:
+        return "mapping"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _message(cls, exc: ValidationError, values: dict, where: str) -> str:
+    """The first error of a validation, in the words of the settings file."""
+    error = exc.errors()[0]
+    key = str(error["loc"][0]) if error["loc"] else ""
+    fields = {info.alias or name: info for name, info in cls.model_fields.items()}
+    if key in fields and key in values:
+        expected = _type_name(fields[key].annotation)
+        return f"{where}: {key} = {values[key]!r} is not a valid {expected}"
+    return f"{where}: {error['msg']}"
+
+
+class SharedModelSettings(Settings):
+    """Settings that LabelCoRank and the baselines both read.
+
+    Attributes:
+        num_heads: attention heads (LabelCoRank's eta; the Transformer, MATCH and the
+            Star-Transformer).
+        dropout: the dropout of eq. 12 (LabelCoRank); the baselines' embedding and output dropout.
+    """
+
+    num_heads: int = 8
+    dropout: float = 0.1
+
+
+class LabelCoRankSettings(SharedModelSettings):
+    """LabelCoRank's hyper-parameters (see :class:`lcr.models.labelcorank.LabelCoRankConfig` for each)."""
+
+    gamma: int = 30
+    alpha: float = 0.3
+    beta: float = 0.3
+    attention_dropout: float = 0.0
+    ffn_dim: int | None = None
+    selection: str = "threshold"
+    classifier_rank: int | None = None
+    pooling: str = "cls"
+    residual: bool = False
+    final_head: str = "dense"
+    detach_first: bool = False
+
+
+class BaselineSettings(SharedModelSettings):
+    """The neural baselines' hyper-parameters (see :class:`lcr.models.baselines.common.BaselineConfig`)."""
+
+    max_length: int = 512
+    embed_dim: int = 256
+    hidden_dim: int = 256
+    num_layers: int = 1
+    cnn_windows: list[int] = [2, 4, 8]
+    cnn_filters: int = 128
+    cnn_pool_chunks: int = 2
+    bottleneck_dim: int = 512
+    num_probes: int = 8
+    num_cls_tokens: int = 4
+
+
+def pick(settings: BaseModel, group: type[BaseModel]) -> dict:
+    """The values of ``settings`` (e.g. a :class:`lcr.config.TrainParams`) for the fields of
+    ``group`` (e.g. :class:`LabelCoRankSettings`): how a model config is built from the training
+    settings without copying fields by hand."""
+    return settings.model_dump(include=set(group.model_fields))

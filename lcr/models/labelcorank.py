@@ -1,0 +1,779 @@
+"""LabelCoRank (Yan, Liu, Zhang), the whole model in one file, plus the RoBERTa baseline.
+
+The pipeline, with the paper's equation numbers (shapes: B documents, T tokens, K labels,
+gamma = length of the label sequence, delta = encoder hidden size, eta = attention heads):
+
+1. First prediction. H = encoder(T) (B x T x delta, eq. 1); P = tanh(h_cls W1 + b1) (eq. 2);
+   S1 = sigmoid(P W2 + b2) over the K labels (eq. 3); L1 = BCE (eq. 4).
+2. Label reranking (no gradient). S2 = labels with S1 >= alpha (at most gamma, best first);
+   M_hat = sum of the co-occurrence rows m_l over S2 (eq. 9); S3 = the gamma - |S2| labels with
+   the largest M_hat outside S2; S4 = S2 u S3 (eq. 10); S = S4 sorted by training frequency,
+   most frequent first (eq. 11). Fewer than gamma labels: the rest is the PAD label K, masked.
+3. Label features. F = M_f[S] + M_pos; F_hat = ReLU(Drop(F W3 + b3)) W4 + b4 (eq. 12).
+4. Multi-head masked attention of the label queries F_hat over the tokens H (eqs. 13-14).
+5. Final prediction. f_cat = concat of the gamma attention outputs (B x gamma*delta, eq. 5);
+   Y = sigmoid(f_cat W5 + b5) (eq. 6); L2 = BCE (eq. 7); L = beta L1 + (1 - beta) L2 (eq. 8).
+
+Extensions, each a config field that defaults to the paper: ``pooling="mean"`` (the mean of the
+real tokens instead of h_cls in eq. 2, for checkpoints trained with mean pooling),
+``residual=True`` (Y = sigmoid(z1 + f_cat W5 + b5), W5 and b5 starting at zero) and
+``final_head="per_label"`` (step 5 rescores each label of S from its own attention output with
+a per-label vector, instead of the dense W5 over all labels; the other labels keep S1's logit).
+:func:`init_heads` starts W1 from the encoder's pooler and the label biases at the training
+log-odds; ``forward(..., first_stage_only=True)`` runs step 1 alone (training's warm-up).
+
+Ablations (Table 6 of the paper) are flags on the same model: ``use_cooc`` (S = the top-gamma of
+S1, no co-occurrence expansion), ``use_rank`` (keep S4 in selection order), ``use_pos`` (no
+position embedding). ``selection="topk"`` reproduces the authors' public code, where S2 is the
+top-gamma of S1 whatever the threshold, so the co-occurrence step never adds a label.
+
+Also here: :class:`RobertaBaseline` (the paper's "RoBERTa" row: step 1 alone; the other
+baselines are in :mod:`lcr.models.baselines`),
+:func:`oracle_rerank` (Table 7's "RoBERTa*"). Building and loading any variant: :mod:`lcr.models.factory`;
+the output record, the loss and safetensors saving that every model shares: :mod:`lcr.models.base`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lcr.errors import LcrError
+from lcr.models.hyperparams import LabelCoRankSettings, pick
+from lcr.models.base import ModelOutput, SaveLoad, bce
+
+# torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration and output
+
+
+class LabelCoRankConfig(LabelCoRankSettings):
+    """Settings of :class:`LabelCoRank` (and, through ``num_labels``, of the baseline): the
+    hyper-parameters of :class:`lcr.models.hyperparams.LabelCoRankSettings` (declared there once, and set
+    from ``params.yaml`` through :class:`lcr.config.TrainParams`), plus what the data and the
+    variant decide.
+
+    Attributes:
+        num_labels: K. The label embedding has K + 1 rows: row K is the PAD label.
+        gamma: length of the label sequence S (paper: 35 MAG-CS, 30 PubMed, 20 AAPD).
+        alpha: threshold on S1 that selects S2 (paper: 0.3).
+        beta: weight of L1 in L = beta L1 + (1 - beta) L2 (paper: 0.3 MAG-CS/PubMed, 0.25 AAPD).
+        num_heads: eta, heads of the label-to-token attention (not given in the paper; must
+            divide the hidden size).
+        dropout: the Drop of eq. 12.
+        attention_dropout: dropout on the attention weights (the paper has none; the authors'
+            code uses 0.3).
+        ffn_dim: hidden width of the eq. 12 feed-forward block (None = delta; not in the paper).
+        selection: ``threshold`` (the paper: S2 = S1 >= alpha) or ``topk`` (the authors' code:
+            S2 = the top-gamma of S1).
+        use_cooc: expand S2 with co-occurring labels (False = the "w/o co-occurrence" ablation:
+            S = the top-gamma of S1).
+        use_rank: sort S by training-set frequency (False = keep the selection order).
+        use_pos: add the position embedding M_pos (False = none).
+        classifier_rank: None = the paper's full W5 (gamma*delta x K); an int r factorises it as
+            W5 ~ A (gamma*delta x r) B (r x K), an extension for very large K (not in the paper).
+        pooling: how the first prediction summarises the tokens: ``cls`` (eq. 2: h_cls) or
+            ``mean`` (the mean of the real tokens' states; for checkpoints trained with mean
+            pooling, such as all-MiniLM-L6-v2, whose [CLS] state was never trained as a summary).
+        residual: the final prediction adds the first one's logits, Y = sigmoid(z1 + f_cat W5 + b5)
+            with W5 and b5 starting at zero, so the reranking stage starts from S1 and learns
+            what to change (an extension; the paper's eq. 6 is Y = sigmoid(f_cat W5 + b5)).
+        final_head: ``dense`` (eqs. 5-6: f_cat W5 over all K labels) or ``per_label`` (an
+            extension: each label of S is rescored from its own attended feature a_j,
+            z1[s_j] + a_j . (u[s_j] + w) + v[s_j], with label vectors u, v and a shared w that
+            start at zero; labels outside S keep S1's logit). ``per_label`` is a reranker in the
+            literal sense: it learns per label instead of per slot of S, has no gamma*delta x K
+            W5, and starts from S1.
+        detach_first: where the final prediction adds S1's logits (``per_label``, or ``residual``
+            with ``dense``), L2's gradient does not flow into them: S1 is trained by L1 alone,
+            and the reranking stage learns what to change in a first prediction it cannot move
+            (boosting rather than a second copy of the same head; an extension).
+    """
+
+    num_labels: int
+    use_cooc: bool = True
+    use_rank: bool = True
+    use_pos: bool = True
+
+    @property
+    def pad_label(self) -> int:
+        """The PAD label index (K): an extra label embedding row, always masked out."""
+        return self.num_labels
+
+    def validate(self) -> "LabelCoRankConfig":
+        """Reject impossible settings with an :class:`LcrError` naming the field."""
+        checks = [
+            (self.num_labels >= 1, "num_labels must be at least 1"),
+            (self.gamma >= 1, "gamma must be at least 1"),
+            (0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]"),
+            (0.0 <= self.beta <= 1.0, "beta must be in [0, 1]"),
+            (self.num_heads >= 1, "num_heads must be at least 1"),
+            (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),
+            (self.selection in ("threshold", "topk"), "selection must be 'threshold' or 'topk'"),
+            (self.classifier_rank is None or self.classifier_rank >= 1, "classifier_rank must be None or >= 1"),
+            (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be None or >= 1"),
+            (self.pooling in ("cls", "mean"), "pooling must be 'cls' or 'mean'"),
+            (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LcrError(f"model config: {message}")
+        return self
+
+    @classmethod
+    def from_params(cls, params, num_labels: int) -> "LabelCoRankConfig":
+        """Build from a :class:`lcr.config.TrainParams`: its LabelCoRank settings by name, with
+        ``pooling: auto`` resolved for the encoder."""
+        return cls(num_labels=num_labels, **{**pick(params, LabelCoRankSettings), "pooling": params.resolved_pooling})
+
+
+def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """The document summary that eq. 2 feeds to W1: h_cls, or the mean over the real tokens.
+
+    Args:
+        hidden: H (B x T x delta).
+        attention_mask: 1 on real tokens, 0 on padding (B x T).
+        how: ``cls`` or ``mean``.
+
+    Returns:
+        B x delta.
+    """
+    if how == "cls":
+        return hidden[:, 0]  # (B, delta)
+    mask = attention_mask.to(hidden.dtype)[:, :, None]  # (B, T, 1) padding contributes nothing
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, delta)
+
+
+def label_log_odds(freq, n_docs: int, eps: float = 1e-5) -> torch.Tensor:
+    """log(p / (1 - p)) of each label's training-set frequency p = freq / n_docs (K,).
+
+    A classifier whose bias starts here predicts the label prior from the first step instead of
+    spending its first epoch learning that every label is rare. p is clipped to [eps, 1 - eps]
+    so that a label never (or always) seen gets a large finite bias.
+    """
+    p = torch.as_tensor(np.asarray(freq, dtype=np.float64) / max(1, n_docs)).clamp(eps, 1 - eps)  # (K,)
+    return torch.log(p) - torch.log1p(-p)  # (K,)
+
+
+@torch.no_grad()
+def init_heads(model: nn.Module, *, label_freq=None, n_docs: int | None = None, from_pooler: bool = False) -> dict:
+    """Start a freshly built model's label layers from what is already known.
+
+    * ``label_freq`` (K,) and ``n_docs``: the biases of W2 (and W5) become the labels'
+      training-set log-odds (:func:`label_log_odds`).
+    * ``from_pooler``: W1/b1 become the encoder checkpoint's own pooler (``encoder.pooler.dense``
+      of BERT/RoBERTa checkpoints: tanh(h_cls W + b) is exactly eq. 2, and the authors' code
+      feeds the encoder's ``pooler_output`` to W2); left random when the encoder has none.
+
+    Models without these layers (the word-level baselines) are left as they are.
+
+    Returns:
+        What was initialised: ``{"bias": [layer names], "pooler": bool}``.
+    """
+    done = {"bias": [], "pooler": False}
+    if label_freq is not None:
+        bias = label_log_odds(label_freq, n_docs)
+        residual = getattr(getattr(model, "config", None), "residual", False)
+        for name in ("classifier1",) if residual else ("classifier1", "classifier2"):  # residual: S1 has the prior
+            layer = getattr(model, name, None)
+            if isinstance(layer, nn.Sequential):  # low-rank W5 = A B: the bias is B's
+                layer = layer[-1]
+            if isinstance(layer, nn.Linear) and layer.bias is not None and layer.bias.numel() == bias.numel():
+                layer.bias.copy_(bias.to(layer.bias))
+                done["bias"].append(name)
+    pooler = getattr(getattr(getattr(model, "encoder", None), "pooler", None), "dense", None)
+    pool = getattr(model, "pool", None)
+    if from_pooler and isinstance(pooler, nn.Linear) and isinstance(pool, nn.Linear) \
+            and pooler.weight.shape == pool.weight.shape:
+        pool.weight.copy_(pooler.weight)
+        pool.bias.copy_(pooler.bias)
+        done["pooler"] = True
+    return done
+
+
+# --------------------------------------------------------------------------------------------
+# Label statistics: co-occurrence matrix and frequency rank
+
+
+def cooc_transposed(cooc, num_labels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The co-occurrence matrix M as the COO parts of its transpose M^T.
+
+    Eq. 9 sums *rows* of M over the labels of S2: M_hat = onehot(S2) M. A torch sparse matrix
+    can only be the left factor of a product, so the model keeps M^T and computes
+    M_hat^T = M^T onehot(S2)^T. Values are float64, so sums of counts stay exact (float32 is
+    exact only up to 2^24) and ties are broken the same way on every device.
+
+    Args:
+        cooc: M (K x K, row i = m_i: how often each label occurs with label i) as a SciPy
+            sparse matrix, a torch tensor (dense or sparse) or a NumPy array.
+        num_labels: K.
+
+    Returns:
+        ``(indices, values)``: int64 (2 x nnz) and float64 (nnz,), coalesced, of M^T.
+
+    Raises:
+        LcrError: M is not K x K.
+    """
+    if hasattr(cooc, "tocoo"):  # SciPy sparse
+        coo = cooc.tocoo()
+        shape = coo.shape
+        indices = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))  # (2, nnz)
+        values = torch.from_numpy(np.asarray(coo.data, dtype=np.float64))  # (nnz,)
+        matrix = torch.sparse_coo_tensor(indices, values, shape, check_invariants=True)
+    else:
+        matrix = torch.as_tensor(cooc)
+        shape = tuple(matrix.shape)
+        matrix = matrix.to_sparse() if matrix.layout == torch.strided else matrix.to_sparse_coo()
+    if tuple(shape) != (num_labels, num_labels):
+        raise LcrError(f"the co-occurrence matrix is {tuple(shape)}, expected ({num_labels}, {num_labels})")
+    transposed = matrix.t().coalesce()  # (K, K) sparse M^T; duplicates summed
+    return transposed.indices().long(), transposed.values().double()
+
+
+def as_freq_rank(freq_rank, num_labels: int) -> torch.Tensor:
+    """Check and convert a frequency rank: ``freq_rank[l]`` = position of label l when labels
+    are sorted by training-set frequency, 0 = most frequent. Returns a LongTensor (K,)."""
+    if isinstance(freq_rank, torch.Tensor):
+        rank = freq_rank.detach().cpu().long().reshape(-1)
+    else:
+        rank = torch.tensor(np.array(freq_rank, dtype=np.int64)).reshape(-1)
+    if rank.numel() != num_labels:
+        raise LcrError(f"freq_rank has {rank.numel()} entries, expected K = {num_labels}")
+    return rank
+
+
+# --------------------------------------------------------------------------------------------
+# Label reranking (eqs. 9-11)
+
+
+@torch.no_grad()
+def _top_with_ties_by_index(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of each row, larger value first and, among equal values, lower index first.
+
+    ``torch.topk`` leaves the order of ties open, and a stable sort of all K columns costs
+    far more than the rest of selection at K = 17,963. Instead each value becomes one int64
+    key whose high bits order the value (the IEEE bits of a non-negative float are monotone)
+    and whose low bits hold the reversed column index, so one ``topk`` on exact integers is
+    deterministic on every device. float64 values lose their lowest mantissa bits to the index
+    (values equal to about 11 significant digits count as ties; counts below 2^35 stay exact);
+    float32 values are exact. -inf (and every negative value) sorts below all non-negatives.
+
+    Args:
+        values: (B x K) float32 or float64, non-negative or -inf.
+        k: how many per row.
+
+    Returns:
+        ``(top values, top indices)``, each (B x k).
+    """
+    batch, num = values.shape
+    index_bits = max(1, (num - 1).bit_length())
+    reverse_index = (num - 1) - torch.arange(num, device=values.device)  # (K,) lower index -> larger
+    if values.dtype == torch.float32:
+        bits = values.view(torch.int32).long() << index_bits  # (B, K) 31 value bits, then the index
+    else:
+        bits = (values.double().view(torch.int64) >> index_bits) << index_bits  # (B, K)
+    key = torch.where(values >= 0, bits | reverse_index, torch.full_like(bits, -1))  # (B, K)
+    idx = torch.topk(key, k, dim=1, sorted=True).indices  # (B, k)
+    return values.gather(1, idx), idx
+
+
+def cooc_csr(cooc_t: torch.Tensor) -> torch.Tensor:
+    """M as a float64 sparse CSR matrix, from M^T in any torch sparse layout (or dense)."""
+    matrix = cooc_t.t() if cooc_t.layout != torch.sparse_csr else cooc_t.to_sparse_coo().t()
+    if matrix.layout == torch.strided:
+        matrix = matrix.to_sparse()
+    return matrix.coalesce().double().to_sparse_csr()
+
+
+def cooc_row_sums(matrix: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor, *,
+                  gather: bool | None = None) -> torch.Tensor:
+    """Eq. 9 for a batch: M_hat[b] = the sum of the rows m_l of M over the kept labels of row b.
+
+    Only the rows of M named in the batch are read, never all of M. On CUDA this is the sparse x
+    sparse product onehot(S2) M (cuSPARSE; every size known up front). On the CPU gathering
+    the CSR rows and adding them with one ``index_add_`` is about 3x faster than torch's
+    sparse x sparse product (bench/bench_selection.py); it needs the number of gathered
+    entries, which on a GPU would cost a host sync, hence the split. Both are exact: float64
+    sums of integer counts.
+
+    Args:
+        matrix: M (K x K), float64 sparse CSR (see :func:`cooc_csr`).
+        labels: LongTensor (B x n): candidate labels per row.
+        keep: BoolTensor (B x n): which of them count (S2).
+        gather: force the row gather (True) or the sparse product (False); None = by device.
+
+    Returns:
+        float64 (B x K), dense.
+    """
+    batch, slots = labels.shape
+    num_labels = matrix.size(0)
+    if gather is None:
+        gather = matrix.device.type == "cpu"
+    if not gather:
+        onehot = torch.sparse_csr_tensor(
+            torch.arange(0, batch * slots + 1, slots, device=labels.device),  # (B + 1,) row pointers
+            labels.reshape(-1), keep.reshape(-1).double(), size=(batch, num_labels),
+            check_invariants=False)  # (B, K) weight 0 outside S2
+        return torch.sparse.mm(onehot, matrix).to_dense()  # (B, K) @ (K, K) -> (B, K)
+    crow, col, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()  # (K + 1,), (nnz,), (nnz,)
+    flat = labels.reshape(-1)  # (B n,)
+    starts = crow[flat]  # (B n,) where each row m_l begins in col/values
+    lengths = (crow[flat + 1] - starts) * keep.reshape(-1)  # (B n,) its length, 0 when not kept
+    total = int(lengths.sum())  # entries to gather (the host is the device here: no sync)
+    device = labels.device
+    segment = torch.repeat_interleave(torch.arange(flat.numel(), device=device), lengths,
+                                      output_size=total)  # (total,) which (row, slot) each entry serves
+    # Entry j of the gathered list is col/values[starts[s] + (j - begin of segment s)].
+    shift = starts - (torch.cumsum(lengths, 0) - lengths)  # (B n,)
+    position = torch.arange(total, device=device) + shift[segment]  # (total,) into col/values
+    target = (segment // slots) * num_labels + col[position]  # (total,) into the flat (B K) output
+    out = torch.zeros(batch * num_labels, dtype=torch.float64, device=device)  # (B K,)
+    out.index_add_(0, target, values[position])
+    return out.view(batch, num_labels)  # (B, K)
+
+
+def select_labels(probs: torch.Tensor, *, gamma: int, alpha: float = 0.3,
+                  cooc_t: torch.Tensor | None = None, freq_rank: torch.Tensor | None = None,
+                  selection: str = "threshold", use_cooc: bool = True,
+                  use_rank: bool = True, cooc: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Select and order the label sequence S for each document (eqs. 9-11), fully batched.
+
+    Everything runs on the device of ``probs``, without a loop over documents (and on CUDA
+    without a host sync: see :func:`cooc_row_sums`).
+    Ties are broken deterministically: among equal S1 scores or equal M_hat values the lower
+    label index comes first, and so it does among equal frequency ranks.
+
+    Args:
+        probs: S1, the first prediction's probabilities (B x K).
+        gamma: the length of S (gamma <= K).
+        alpha: the threshold of S2 (``selection="threshold"``), inclusive, compared in float32.
+        cooc_t: M^T as a torch sparse (COO or CSR) K x K matrix; needed when labels are expanded
+            (unless ``cooc`` is given). Converted to CSR on each call: callers that select often
+            pass ``cooc`` instead.
+        cooc: M itself as a float64 sparse CSR matrix (see :func:`cooc_csr`), the fast path.
+        freq_rank: LongTensor (K,), 0 = most frequent label; needed when ``use_rank``.
+        selection: ``threshold``: S2 = {l: S1_l >= alpha}, at most gamma, best first;
+            ``topk``: S2 = the top-gamma of S1 (the authors' code; nothing is added).
+        use_cooc: False = S is the top-gamma of S1 (no expansion).
+        use_rank: False = keep S4 in selection order (S2 by score, then S3 by M_hat).
+
+    Returns:
+        ``(S, mask)``: LongTensor (B x gamma) of label indices, PAD (= K) where there is no
+        label, and BoolTensor (B x gamma), True on real labels (always a prefix of the row).
+    """
+    batch, num_labels = probs.shape
+    device = probs.device
+    probs = probs.float()
+    # Top-gamma of S1, best first, ties to the lower index.
+    s1_top, top_idx = _top_with_ties_by_index(probs, gamma)  # (B, gamma), (B, gamma) candidates for S2
+    if selection == "topk" or not use_cooc:
+        # The authors' code / the no_cooc ablation: S2 is the whole top-gamma, S3 is empty.
+        labels = top_idx  # (B, gamma)
+        mask = torch.ones_like(top_idx, dtype=torch.bool)  # (B, gamma)
+    else:
+        if cooc is None and cooc_t is None:
+            raise LcrError("label expansion needs the co-occurrence matrix")
+        matrix = cooc if cooc is not None else cooc_csr(cooc_t)  # (K, K) M, sparse CSR
+        in_s2 = s1_top >= alpha  # (B, gamma), a prefix of each row: S2
+        size_s2 = in_s2.sum(dim=1)  # (B,) |S2| = V
+        m_hat = cooc_row_sums(matrix, top_idx, in_s2)  # (B, K) eq. 9
+        # S3 may not repeat S2; -inf also keeps S2 labels out of the "M_hat > 0" test below.
+        is_s2 = torch.zeros(batch, num_labels, dtype=torch.bool, device=device)  # (B, K)
+        is_s2.scatter_(1, top_idx, in_s2)  # (B, K)
+        m_hat = m_hat.masked_fill(is_s2, float("-inf"))  # (B, K)
+        m_top, s3_idx = _top_with_ties_by_index(m_hat, gamma)  # (B, gamma) candidates for S3, best first
+        slot = torch.arange(gamma, device=device)  # (gamma,)
+        # Only labels that do co-occur (M_hat > 0), and only the gamma - V that fit.
+        in_s3 = (m_top > 0) & (slot[None, :] < (gamma - size_s2)[:, None])  # (B, gamma)
+        # S4 = S2 u S3 in selection order: move the valid candidates to the front, keeping their
+        # order (a stable sort on "is invalid"). At most gamma are valid, so gamma slots suffice.
+        cand = torch.cat([top_idx, s3_idx], dim=1)  # (B, 2 gamma)
+        valid = torch.cat([in_s2, in_s3], dim=1)  # (B, 2 gamma)
+        front = torch.sort((~valid).to(torch.uint8), dim=1, stable=True).indices[:, :gamma]  # (B, gamma)
+        labels = cand.gather(1, front)  # (B, gamma) S4
+        mask = valid.gather(1, front)  # (B, gamma)
+    if use_rank:
+        if freq_rank is None:
+            raise LcrError("frequency ranking needs freq_rank")
+        # Eq. 11: most frequent first; equal ranks fall back to the label index; PAD goes last.
+        key = freq_rank.to(device)[labels] * (num_labels + 1) + labels  # (B, gamma)
+        key = key.masked_fill(~mask, torch.iinfo(torch.long).max)  # (B, gamma)
+        order = torch.sort(key, dim=1, stable=True).indices  # (B, gamma)
+        labels, mask = labels.gather(1, order), mask.gather(1, order)  # (B, gamma), (B, gamma)
+    labels = labels.masked_fill(~mask, num_labels)  # (B, gamma) PAD = K where there is no label
+    return labels, mask
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+
+
+class LabelTextAttention(nn.Module):
+    """Multi-head masked attention of label queries over tokens (eqs. 13-14).
+
+    head_i = softmax(Q_i K_i^T / sqrt(d_k) + M) V_i with Q_i = F_hat W_i^Q, K_i = H W_i^K,
+    V_i = H W_i^V, and the heads concatenated (eq. 13: no output projection W^O, as in the paper
+    and in the authors' code).
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % num_heads:
+            raise LcrError(f"num_heads = {num_heads} does not divide the hidden size {dim}")
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.query = nn.Linear(dim, dim)  # all W_i^Q side by side
+        self.key = nn.Linear(dim, dim)  # all W_i^K
+        self.value = nn.Linear(dim, dim)  # all W_i^V
+
+    def forward(self, queries: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            queries: F_hat (B x gamma x delta).
+            tokens: H (B x T x delta).
+            token_mask: True on real tokens (B x T): the tokenizer's attention_mask, never a
+                token id (the authors' code masks id 0, which for RoBERTa is ``<s>``).
+
+        Returns:
+            B x gamma x delta: each query's attended text features, heads concatenated.
+        """
+        batch, n_queries, dim = queries.shape
+        n_tokens, heads = tokens.size(1), self.num_heads
+        q = self.query(queries).view(batch, n_queries, heads, dim // heads).transpose(1, 2)  # (B, eta, gamma, d_k)
+        k = self.key(tokens).view(batch, n_tokens, heads, dim // heads).transpose(1, 2)  # (B, eta, T, d_k)
+        v = self.value(tokens).view(batch, n_tokens, heads, dim // heads).transpose(1, 2)  # (B, eta, T, d_k)
+        # M of eq. 14 as a boolean mask. A row without any real token would softmax over nothing
+        # (NaN); let it attend everywhere instead: finite, and such a document has no text anyway.
+        keep = token_mask.bool()  # (B, T)
+        keep = keep | ~keep.any(dim=1, keepdim=True)  # (B, T)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=keep[:, None, None, :],  # (B, 1, 1, T) broadcast over heads and queries
+            dropout_p=self.dropout if self.training else 0.0)  # (B, eta, gamma, d_k)
+        return out.transpose(1, 2).reshape(batch, n_queries, dim)  # (B, gamma, delta) concat heads
+
+
+class LabelCoRank(SaveLoad, nn.Module):
+    """LabelCoRank: first prediction, label reranking, label-to-text attention, final prediction.
+
+    Args:
+        config: the model settings (``num_labels``, ``gamma``, flags...).
+        encoder: a Hugging Face encoder whose output has ``last_hidden_state`` (B x T x delta).
+        cooc: the co-occurrence matrix M (K x K; see :func:`cooc_transposed`); needed when
+            ``use_cooc`` with ``selection="threshold"``.
+        freq_rank: label -> frequency rank (K,), 0 = most frequent; needed when ``use_rank``.
+        variant: the name recorded by :meth:`save_pretrained`.
+    """
+
+    def __init__(self, config: LabelCoRankConfig, encoder: nn.Module, cooc=None, freq_rank=None,
+                 variant: str = "labelcorank"):
+        super().__init__()
+        self.config = config.validate()
+        self.variant = variant
+        self.encoder = encoder
+        num_labels, gamma = config.num_labels, config.gamma
+        if gamma > num_labels:
+            raise LcrError(f"gamma = {gamma} is larger than the number of labels K = {num_labels}")
+        dim = encoder.config.hidden_size  # delta
+        expands = config.use_cooc and config.selection == "threshold"
+        if expands and cooc is None:
+            raise LcrError(f"variant '{variant}' expands labels by co-occurrence: a co-occurrence matrix is needed")
+        if config.use_rank and freq_rank is None:
+            raise LcrError(f"variant '{variant}' sorts labels by frequency: freq_rank is needed")
+
+        # Label statistics are buffers: they follow .to(device) and are saved with the weights.
+        # M^T is kept as COO parts (a sparse buffer can't go into safetensors) and viewed as a
+        # torch sparse matrix when used; a dense K x K (K = 17,963 on MAG-CS) is never built.
+        if cooc is not None:
+            indices, values = cooc_transposed(cooc, num_labels)
+        else:
+            indices, values = torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=torch.float64)
+        self.register_buffer("cooc_indices", indices)  # (2, nnz) of M^T
+        self.register_buffer("cooc_values", values)  # (nnz,) float64
+        rank = as_freq_rank(freq_rank, num_labels) if freq_rank is not None else torch.arange(num_labels)
+        self.register_buffer("freq_rank", rank)  # (K,) 0 = most frequent
+
+        # Step 1: P = tanh(h_cls W1 + b1) (eq. 2), S1 = sigmoid(P W2 + b2) (eq. 3).
+        self.pool = nn.Linear(dim, dim)  # W1
+        self.classifier1 = nn.Linear(dim, num_labels)  # W2
+        # Step 3: M_f (K + 1 rows, the last for PAD) and M_pos (gamma x delta); eq. 12's FFN.
+        self.label_embedding = nn.Embedding(num_labels + 1, dim, padding_idx=num_labels)  # M_f
+        self.position_embedding = nn.Embedding(gamma, dim) if config.use_pos else None  # M_pos
+        std = getattr(encoder.config, "initializer_range", 0.02)  # same scale as the encoder's embeddings
+        nn.init.normal_(self.label_embedding.weight, std=std)
+        if self.position_embedding is not None:
+            nn.init.normal_(self.position_embedding.weight, std=std)
+        with torch.no_grad():
+            self.label_embedding.weight[num_labels].zero_()  # PAD: its outputs are masked anyway
+        ffn_dim = config.ffn_dim or dim
+        self.ffn_in = nn.Linear(dim, ffn_dim)  # W3
+        self.ffn_drop = nn.Dropout(config.dropout)  # Drop
+        self.ffn_out = nn.Linear(ffn_dim, dim)  # W4
+        # Step 4: eqs. 13-14.
+        self.attention = LabelTextAttention(dim, config.num_heads, config.attention_dropout)
+        # Step 5: Y = sigmoid(f_cat W5 + b5) (eq. 6). W5 is (gamma delta x K): 483M weights for
+        # MAG-CS with roberta-base, hence the optional low-rank factorisation W5 ~ A B.
+        if config.final_head == "per_label":
+            # a_j . (u[s_j] + w) + v[s_j]: one vector and one bias per label (PAD row K unused)
+            self.label_scorer = nn.Embedding(num_labels + 1, dim)  # u
+            self.label_offset = nn.Embedding(num_labels + 1, 1)  # v
+            self.shared_scorer = nn.Linear(dim, 1, bias=False)  # w
+            for weight in (self.label_scorer.weight, self.label_offset.weight, self.shared_scorer.weight):
+                nn.init.zeros_(weight)  # Y starts as S1
+        elif config.classifier_rank is None:
+            self.classifier2 = nn.Linear(gamma * dim, num_labels)  # W5
+        else:
+            self.classifier2 = nn.Sequential(
+                nn.Linear(gamma * dim, config.classifier_rank, bias=False),  # A
+                nn.Linear(config.classifier_rank, num_labels))  # B, b5
+        if config.residual and config.final_head == "dense":  # Y starts as S1 exactly: f_cat W5 + b5 = 0
+            last = self.classifier2[-1] if isinstance(self.classifier2, nn.Sequential) else self.classifier2
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    @property
+    def cooc_t(self) -> torch.Tensor:
+        """M^T as a torch sparse COO matrix (K x K) on the model's device."""
+        k = self.config.num_labels
+        return torch.sparse_coo_tensor(self.cooc_indices, self.cooc_values, (k, k),
+                                       is_coalesced=True, check_invariants=False)
+
+    def cooc_matrix(self) -> torch.Tensor:
+        """M as sparse CSR on the model's device, built once per device and reused (the saved
+        form stays the COO buffers; a CSR tensor cannot go into safetensors)."""
+        # Rebuilt when the buffers move (.to) or are written in place (load_state_dict bumps
+        # the tensors' version counters).
+        values, indices = self.cooc_values, self.cooc_indices
+        key = (values.device, values.data_ptr(), values._version, indices.data_ptr(), indices._version)
+        cached = getattr(self, "_cooc_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, cooc_csr(self.cooc_t))
+            self._cooc_cache = cached
+        return cached[1]
+
+    # Selection runs outside autograd and outside torch.compile (data-dependent sparse ops).
+    @torch.compiler.disable
+    def select(self, logits1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """S and its mask (B x gamma) from the first prediction's logits (B x K); no gradient."""
+        cfg = self.config
+        with torch.no_grad(), torch.autocast(logits1.device.type, enabled=False):
+            probs = torch.sigmoid(logits1.detach().float())  # (B, K) S1
+            expands = cfg.use_cooc and cfg.selection == "threshold"
+            return select_labels(probs, gamma=cfg.gamma, alpha=cfg.alpha,
+                                 cooc=self.cooc_matrix() if expands else None,
+                                 freq_rank=self.freq_rank, selection=cfg.selection,
+                                 use_cooc=cfg.use_cooc, use_rank=cfg.use_rank)
+
+    @torch.no_grad()
+    def s2_sizes(self, logits1: torch.Tensor) -> torch.Tensor:
+        """|S2| per document (B,): the labels the first prediction chose itself (S1 >= alpha, at
+        most gamma; the whole top-gamma where nothing is expanded: ``topk`` selection, no_cooc)."""
+        cfg = self.config
+        if cfg.use_cooc and cfg.selection == "threshold":
+            return (torch.sigmoid(logits1.float()) >= cfg.alpha).sum(dim=1).clamp(max=cfg.gamma)  # (B,)
+        return torch.full((logits1.size(0),), cfg.gamma, dtype=torch.long, device=logits1.device)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor | None = None, first_stage_only: bool = False) -> ModelOutput:
+        """
+        Args:
+            input_ids: token ids (B x T).
+            attention_mask: 1 on real tokens, 0 on padding (B x T).
+            labels: multi-hot gold labels (B x K), for the losses.
+            first_stage_only: run step 1 alone (L = L1; the first-stage warm-up of training):
+                nothing of steps 2-5 is computed, so their parameters get no gradient.
+
+        Returns:
+            A :class:`ModelOutput`; ``logits`` is the final prediction (``logits2``), or S1's
+            logits with ``first_stage_only``.
+        """
+        cfg = self.config
+        # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta) H
+        pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, cfg.pooling)))  # (B, delta) P
+        logits1 = self.classifier1(pooled)  # (B, K) S1 before the sigmoid
+        if first_stage_only:
+            out = ModelOutput(logits=logits1, logits1=logits1)
+            if labels is not None:
+                out.loss = out.loss1 = bce(logits1, labels)  # L = L1 during the warm-up
+            return out
+
+        # Step 2: label reranking; a discrete choice, so no gradient flows through it.
+        selected, selected_mask = self.select(logits1)  # (B, gamma), (B, gamma)
+
+        # Step 3: label features; the same label gets a different feature at another position.
+        feats = self.label_embedding(selected)  # (B, gamma, delta) M_f[S]
+        if self.position_embedding is not None:
+            feats = feats + self.position_embedding.weight  # (B, gamma, delta) F = M_f[S] + M_pos
+        queries = self.ffn_out(F.relu(self.ffn_drop(self.ffn_in(feats))))  # (B, gamma, delta) F_hat
+
+        # Step 4: each label query gathers the text features relevant to it.
+        attended = self.attention(queries, hidden, attention_mask)  # (B, gamma, delta)
+        # PAD queries must not contribute: zero their outputs (and so their gradients).
+        attended = attended.masked_fill(~selected_mask[:, :, None], 0.0)  # (B, gamma, delta)
+
+        # Step 5: final prediction from all gamma label-aware features.
+        if cfg.final_head == "per_label":
+            # Rescore each label of S from its own feature; the others keep S1's logit.
+            change = (attended * (self.label_scorer(selected) + self.shared_scorer.weight)).sum(-1)  # (B, gamma)
+            change = (change + self.label_offset(selected).squeeze(-1)) * selected_mask  # (B, gamma) 0 on PAD
+            moved = logits1.new_zeros(logits1.size(0), cfg.num_labels + 1)  # (B, K + 1) column K = PAD
+            moved = moved.scatter_add(1, selected, change.to(moved.dtype))  # (B, K + 1)
+            base = logits1.detach() if cfg.detach_first else logits1  # (B, K) what the stage corrects
+            logits2 = base + moved[:, :-1]  # (B, K) Y before the sigmoid
+        else:
+            f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
+            logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
+            if cfg.residual:  # (B, K) the reranking stage corrects S1 instead of starting over
+                logits2 = logits2 + (logits1.detach() if cfg.detach_first else logits1)
+
+        out = ModelOutput(logits=logits2, logits1=logits1, logits2=logits2, selected=selected,
+                          selected_mask=selected_mask)
+        if labels is not None:
+            out.loss1 = bce(logits1, labels)  # L1, eq. 4
+            out.loss2 = bce(logits2, labels)  # L2, eq. 7
+            out.loss = cfg.beta * out.loss1 + (1.0 - cfg.beta) * out.loss2  # L, eq. 8
+        return out
+
+
+class RobertaBaseline(SaveLoad, nn.Module):
+    """The paper's "RoBERTa" row: P = tanh(h_cls W1 + b1), scores = P W2 + b2, BCE.
+
+    Exactly LabelCoRank's first prediction (eqs. 1-4) on its own, so the two differ only by the
+    reranking branch.
+
+    Args:
+        config: only ``num_labels`` is used.
+        encoder: a Hugging Face encoder.
+    """
+
+    def __init__(self, config: LabelCoRankConfig, encoder: nn.Module, variant: str = "roberta"):
+        super().__init__()
+        self.config = config.validate()
+        self.variant = variant
+        self.encoder = encoder
+        dim = encoder.config.hidden_size
+        self.pool = nn.Linear(dim, dim)  # W1
+        self.classifier1 = nn.Linear(dim, config.num_labels)  # W2
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor | None = None) -> ModelOutput:
+        """Same arguments and output as :meth:`LabelCoRank.forward` (``logits`` = ``logits1``)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta)
+        pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, self.config.pooling)))  # (B, delta) P
+        logits = self.classifier1(pooled)  # (B, K)
+        out = ModelOutput(logits=logits, logits1=logits)
+        if labels is not None:
+            out.loss = bce(logits, labels)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Ranking the final scores (prediction, evaluation, serving)
+
+RANK_BLOCK = 64  # columns per block in top_labels
+
+
+@torch.no_grad()
+def top_labels(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best labels of each row and their sigmoid scores, best first.
+
+    The logits are ranked and only the k kept are squashed: the sigmoid is monotone, and
+    ranking the logits keeps large ones apart that all round to 1.0 as float32 probabilities.
+    At PubMed's K = 17,963 one ``torch.topk`` over all columns costs about 25 us per document
+    on one CPU thread (the largest cost of prediction after the model itself); this finds the same values through column blocks: the
+    maximum of every block of ``RANK_BLOCK`` columns (one vectorised pass), the k blocks with
+    the largest maxima, then the top-k among those blocks' columns (plus the < RANK_BLOCK
+    columns after the last full block). It is exact: a column outside the chosen blocks is at
+    most its block's maximum, which is at most the smallest chosen maximum, and every chosen
+    block holds at least one column that large. As with ``torch.topk``, the order of equal
+    values is left open.
+
+    Args:
+        logits: (B x K) float.
+        k: labels per row, 1 <= k <= K.
+
+    Returns:
+        ``(scores, indices)``: (B x k) float32 sigmoid scores and int64 label indices.
+    """
+    logits = logits.float()
+    batch, num = logits.shape
+    n_blocks = num // RANK_BLOCK
+    if n_blocks < 4 * k:  # few blocks: the plain top-k is as fast
+        top, idx = torch.topk(logits, k, dim=1)  # (B, k), (B, k)
+        return torch.sigmoid(top), idx
+    full = n_blocks * RANK_BLOCK
+    logits = logits.contiguous()
+    # a view, not a copy: row r's block q starts at column q c (the last K - Q c columns are left out)
+    blocks = logits.as_strided((batch, n_blocks, RANK_BLOCK), (num, RANK_BLOCK, 1))  # (B, Q, c)
+    chosen = blocks.amax(dim=2).topk(k, dim=1).indices  # (B, k) blocks with the largest maxima
+    offsets = torch.arange(RANK_BLOCK, device=logits.device)  # (c,)
+    columns = (chosen[:, :, None] * RANK_BLOCK + offsets).reshape(batch, k * RANK_BLOCK)  # (B, k c)
+    tail = torch.arange(full, num, device=logits.device).expand(batch, num - full)  # (B, K - Qc)
+    columns = torch.cat([columns, tail], dim=1)  # (B, k c + K - Qc)
+    top, pos = logits.gather(1, columns).topk(k, dim=1)  # (B, k), (B, k)
+    return torch.sigmoid(top), columns.gather(1, pos)
+
+
+# --------------------------------------------------------------------------------------------
+# Oracle reranking (Table 7's "RoBERTa*")
+
+
+def _gold_hits(gold, topk: torch.Tensor) -> torch.Tensor:
+    """(N x m) bool: is ``topk[i, j]`` a gold label of document i?"""
+    n, m = topk.shape
+    if hasattr(gold, "tocsr"):  # SciPy sparse multi-hot (N x K)
+        if gold.shape[0] != n:
+            raise LcrError(f"oracle_rerank: {n} ranked documents but {gold.shape[0]} gold rows")
+        rows = np.repeat(np.arange(n), m)  # (N m,)
+        cols = topk.reshape(-1).numpy().copy()  # (N m,)
+        values = np.asarray(gold.tocsr()[rows, cols]).reshape(n, m)  # (N, m)
+        return torch.from_numpy(values != 0)
+    if isinstance(gold, torch.Tensor) or (isinstance(gold, np.ndarray) and gold.dtype != object):
+        dense = torch.as_tensor(gold)  # (N, K) multi-hot
+        if dense.dim() != 2 or dense.size(0) != n:
+            raise LcrError(f"oracle_rerank: gold must be N x K with N = {n}, got {tuple(dense.shape)}")
+        return dense.to(topk.device).gather(1, topk) != 0  # (N, m)
+    gold = list(gold)  # one collection of label indices per document
+    if len(gold) != n:
+        raise LcrError(f"oracle_rerank: {n} ranked documents but {len(gold)} gold label lists")
+    width = max([len(g) for g in gold] + [1])
+    padded = torch.full((n, width), -1, dtype=torch.long)  # (N, max |gold|), -1 = none
+    for i, g in enumerate(gold):
+        padded[i, : len(g)] = torch.as_tensor(sorted(g), dtype=torch.long)
+    return (topk[:, :, None] == padded[:, None, :].to(topk.device)).any(dim=2)  # (N, m)
+
+
+def oracle_rerank(topk, gold, m: int = 10):
+    """Rank the correct labels first within each document's top-m ("RoBERTa*", Table 7).
+
+    An upper bound of what reranking a trained baseline's top-m can achieve: no training, just
+    the gold labels moved to the front, the original order kept among correct labels and among
+    wrong ones. Columns after the m-th are left as they are.
+
+    Args:
+        topk: ranked label indices (N x k, best first), a NumPy array or torch tensor.
+        gold: the gold labels: a SciPy sparse or dense (NumPy / torch) multi-hot N x K matrix,
+            or one collection of label indices per document.
+        m: how many of the top labels are reranked (the paper: 10).
+
+    Returns:
+        The reranked indices, N x k, of the same type as ``topk``.
+    """
+    as_numpy = not isinstance(topk, torch.Tensor)
+    ranked = torch.as_tensor(np.asarray(topk) if as_numpy else topk).long()  # (N, k)
+    m = min(m, ranked.size(1))
+    head = ranked[:, :m]  # (N, m)
+    hits = _gold_hits(gold, head.cpu() if not isinstance(gold, torch.Tensor) else head)  # (N, m)
+    order = torch.sort((~hits).to(torch.uint8), dim=1, stable=True).indices.to(ranked.device)  # (N, m) hits first
+    out = ranked.clone()
+    out[:, :m] = head.gather(1, order)
+    return out.numpy() if as_numpy else out

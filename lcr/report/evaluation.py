@@ -1,0 +1,128 @@
+"""Scoring a prediction file against gold labels (the ``lcr metrics`` command).
+
+Gold is either ``DATASET:SPLIT`` (a fetched store; its head/tail subsets and propensities come
+from the prepared label artifacts when ``lcr prepare`` has run) or a JSONL file of
+``{"id", "labels"}``. The metric maths is :func:`lcr.report.metrics.evaluate`, the same function that
+training and evaluation use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lcr.report import metrics, predictions
+from lcr.datasets import store
+from lcr.errors import LcrError
+
+
+def load_gold(gold: str, data_dir: str | Path = "data") -> dict:
+    """Resolve a gold specification.
+
+    Args:
+        gold: a JSONL file path, or ``DATASET:SPLIT`` naming a fetched dataset.
+        data_dir: the data folder holding fetched datasets.
+
+    Returns:
+        ``{"ids", "vocab", "matrix", "subsets", "train_freq", "n_train", "source"}``; the last
+        four are empty/None when the gold is a plain file or the dataset is not prepared.
+    """
+    path = Path(gold)
+    if path.is_file():
+        ids, labels = predictions.read_gold(path)
+        vocab = sorted({label for row in labels for label in row})
+        return {"ids": ids, "vocab": vocab, "matrix": predictions.labels_to_csr(labels, vocab, source=path),
+                "subsets": {}, "train_freq": None, "n_train": None, "source": str(path)}
+    if ":" not in gold:
+        raise LcrError(f"--gold {gold}: neither a file nor DATASET:SPLIT")
+    dataset, split = gold.rsplit(":", 1)
+    folder = Path(data_dir) / dataset
+    vocab, _ = store.read_vocab(folder)
+    ids = store.read_split(folder, split, columns=["id"]).column("id").to_pylist()
+    matrix = store.label_matrix(folder, split, vocab)
+    result = {"ids": ids, "vocab": vocab, "matrix": matrix, "subsets": {}, "train_freq": None,
+              "n_train": None, "source": f"{folder}:{split}"}
+    labels_dir = folder / store.LABELS_DIR
+    if labels_dir.exists():
+        from lcr.labels import LabelArtifacts, subset_masks
+
+        artifacts = LabelArtifacts.load(labels_dir)
+        if list(artifacts.vocab) != list(vocab):
+            raise LcrError(f"{labels_dir} was prepared from another label vocabulary: run "
+                           f"`lcr prepare {dataset}` again")
+        result.update(subsets=subset_masks(matrix, artifacts.head_mask),
+                      train_freq=artifacts.freq, n_train=artifacts.n_train)
+    return result
+
+
+def evaluate_prediction_file(gold: str, pred: str | Path, *, data_dir: str | Path = "data",
+                             threshold: float = 0.5, ks: tuple[int, ...] = (1, 3, 5)) -> dict:
+    """Score a predictions JSONL file against gold labels.
+
+    Returns:
+        ``{"metrics": {"full": {...}, "head": {...}, "tail": {...}}, "report": {...}}`` where the
+        report counts missing predictions, unknown labels and truncated rankings.
+    """
+    pred = Path(pred)
+    if not pred.is_file():
+        raise LcrError(f"--pred {pred}: no such file")
+    reference = load_gold(gold, data_dir)
+    pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
+    topk, scores, report = predictions.align_predictions(reference["ids"], reference["vocab"], pred_ids,
+                                                      pred_labels, pred_scores, max(ks), source=pred)
+    result = metrics.evaluate(reference["matrix"], topk, scores=scores,
+                              train_freq=reference["train_freq"], n_train=reference["n_train"],
+                              threshold=threshold, subsets=reference["subsets"], ks=ks)
+    return {"gold": reference["source"], "predictions": str(pred), "metrics": result, "report": report}
+
+
+def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m: int = 10,
+                           data_dir: str | Path = "data", threshold: float = 0.5) -> dict:
+    """The paper's "RoBERTa*" (Table 7): a trained model's rankings with the correct labels of
+    its top m moved to the front, an upper bound for any reranker of that top m. No training.
+
+    Labels after the m-th keep their place; within the correct and the wrong labels the original
+    order is kept; each label keeps its original score (so the scores of the output are no
+    longer sorted). Documents without a prediction stay without one.
+
+    Args:
+        gold: ``DATASET:SPLIT`` or a JSONL file of ``{"id", "labels"}``.
+        pred: the predictions JSONL of a trained model (``predictions-<split>.jsonl``).
+        output: where the reranked predictions JSONL is written (atomically).
+        m: how many of the top labels are reranked (the paper: 10).
+        data_dir: the data folder holding fetched datasets.
+        threshold: score threshold of the F1 metrics.
+
+    Returns:
+        What :func:`evaluate_prediction_file` returns for the reranked file.
+    """
+    import numpy as np
+
+    from lcr.models.labelcorank import oracle_rerank
+
+    if m < 1:
+        raise LcrError(f"oracle: m must be at least 1, got {m}")
+    pred = Path(pred)
+    if not pred.is_file():
+        raise LcrError(f"--pred {pred}: no such file")
+    reference = load_gold(gold, data_dir)
+    pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
+    width = max([len(row) for row in pred_labels] + [m])
+    topk, _, _ = predictions.align_predictions(reference["ids"], reference["vocab"], pred_ids, pred_labels,
+                                                pred_scores, width, source=pred)
+    # Rerank column positions rather than labels, so that padding (-1) and labels outside the
+    # vocabulary (-2) simply count as wrong and keep their place among the wrong ones.
+    known = topk >= 0  # (N, width)
+    rows = np.repeat(np.arange(topk.shape[0]), width)  # (N width,)
+    in_gold = np.asarray(reference["matrix"][rows, np.where(known, topk, 0).reshape(-1)]).reshape(topk.shape)
+    hits = known & (in_gold != 0)  # (N, width): column j of document i is a gold label
+    columns = np.tile(np.arange(width), (topk.shape[0], 1))  # (N, width)
+    reranked_cols = oracle_rerank(columns, hits, m=m)  # (N, width) column positions, hits first
+    position = {doc_id: i for i, doc_id in enumerate(reference["ids"])}
+    output = Path(output)
+    with predictions.PredictionWriter(output) as out:
+        for line, doc_id in enumerate(pred_ids):
+            i = position[doc_id]
+            cols = [int(c) for c in reranked_cols[i] if c < len(pred_labels[line])]  # drop padding
+            scores = None if pred_scores is None else [pred_scores[line][c] for c in cols]
+            out.write(doc_id, [pred_labels[line][c] for c in cols], scores)
+    return evaluate_prediction_file(gold, output, data_dir=data_dir, threshold=threshold)
