@@ -8,7 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from bench import report
+from bench.synthetic import SHAPES, LabelModel, generate_store
+from lcr import labels
+from lcr.datasets import store
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "bench" / "BENCHMARKS.md"
@@ -150,3 +156,42 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
     assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
     assert bench_reuters.records_path("reuters21578").name == "reuters-recipe.json"
+
+
+# --------------------------------------------------------------------------------------------
+# bench/synthetic.py and bench/report.py
+
+
+def test_synthetic_label_model_shape():
+    model = LabelModel.create(200, seed=1)
+    Y, topic = model.sample(3000, 5.0, np.random.default_rng(2))
+    counts = np.diff(Y.indptr)
+    assert Y.shape == (3000, 200) and topic.shape == (3000,)
+    assert counts.min() >= 1 and abs(counts.mean() - 5.0) < 0.2
+    Y.sum_duplicates()
+    assert Y.nnz == counts.sum()  # the labels of a document are distinct
+    freq = np.sort(labels.label_frequencies(Y))[::-1]
+    assert freq[0] > 10 * np.median(freq)  # long-tailed
+
+
+def test_synthetic_store_is_a_valid_store(tmp_path):
+    tiny_store = tmp_path / "data" / "tiny"
+    generate_store(tiny_store, SHAPES["tiny"], seed=3)
+    stats = json.loads((tiny_store / "stats.json").read_text())
+    assert stats["splits"]["train"]["documents"] == 300 and stats["labels"] == 30
+    vocab, names = store.read_vocab(tiny_store)
+    assert vocab == sorted(vocab) and len(vocab) == 30
+    rows = list(store.iter_split(tiny_store, "dev"))
+    assert len(rows) == 40 and all(r["text"] and r["labels"] for r in rows)
+    assert store.read_split(tiny_store, "train").schema.names == ["id", "text", "labels"]
+
+
+def test_update_section_replaces_and_appends(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    report.update_section("a", "first\\d", path)
+    report.update_section("b", "second", path)
+    report.update_section("a", "third", path)
+    text = path.read_text()
+    assert "first" not in text and text.count("<!-- begin a -->") == 1
+    assert text.index("third") < text.index("second")  # replaced in place, b kept after it
+    assert text.startswith("# Benchmarks")

@@ -1,7 +1,7 @@
 """Label artifacts: statistics against dense references, subsets, files, prepare, atomicity.
 
-Also covers the benchmark helpers that ``prepare``'s benchmark relies on (the synthetic store
-generator and the BENCHMARKS.md section writer).
+``prepare`` runs on a store from ``bench/synthetic.py``; that generator's own tests are in
+``tests/test_bench.py`` with the other tests of ``bench/``.
 """
 
 import json
@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from bench import report
-from bench.synthetic import SHAPES, LabelModel, generate_store
+from bench.synthetic import SHAPES, generate_store
 from lcr import labels
 from lcr.datasets import store
 from lcr.datasets.document import Document
@@ -292,40 +291,3 @@ def test_prepare_rejects_unknown_labels(tiny_store):
     with pytest.raises(LcrError, match="not in the vocabulary"):
         labels.prepare(tiny_store, show_progress=False)
     assert not (tiny_store / "labels").exists()
-
-
-# --------------------------------------------------------------------------------------------
-# Benchmark helpers
-
-
-def test_synthetic_label_model_shape():
-    model = LabelModel.create(200, seed=1)
-    Y, topic = model.sample(3000, 5.0, np.random.default_rng(2))
-    counts = np.diff(Y.indptr)
-    assert Y.shape == (3000, 200) and topic.shape == (3000,)
-    assert counts.min() >= 1 and abs(counts.mean() - 5.0) < 0.2
-    Y.sum_duplicates()
-    assert Y.nnz == counts.sum()  # the labels of a document are distinct
-    freq = np.sort(labels.label_frequencies(Y))[::-1]
-    assert freq[0] > 10 * np.median(freq)  # long-tailed
-
-
-def test_synthetic_store_is_a_valid_store(tiny_store):
-    stats = json.loads((tiny_store / "stats.json").read_text())
-    assert stats["splits"]["train"]["documents"] == 300 and stats["labels"] == 30
-    vocab, names = store.read_vocab(tiny_store)
-    assert vocab == sorted(vocab) and len(vocab) == 30
-    rows = list(store.iter_split(tiny_store, "dev"))
-    assert len(rows) == 40 and all(r["text"] and r["labels"] for r in rows)
-    assert store.read_split(tiny_store, "train").schema.names == ["id", "text", "labels"]
-
-
-def test_update_section_replaces_and_appends(tmp_path):
-    path = tmp_path / "BENCHMARKS.md"
-    report.update_section("a", "first\\d", path)
-    report.update_section("b", "second", path)
-    report.update_section("a", "third", path)
-    text = path.read_text()
-    assert "first" not in text and text.count("<!-- begin a -->") == 1
-    assert text.index("third") < text.index("second")  # replaced in place, b kept after it
-    assert text.startswith("# Benchmarks")
