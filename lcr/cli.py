@@ -194,6 +194,7 @@ def predict(
     threshold: Optional[float] = typer.Option(None, help="Keep only labels whose score reaches this."),
     batch_size: int = typer.Option(32, help="Texts per forward pass (and in memory at once)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    mode: str = typer.Option("ranking", help="ranking (the top-k) or set (the label sets `lcr calibrate` chose)."),
 ):
     """Label every text of a file with a trained model, streaming it in batches."""
     from lcr.serve.batch_scoring import predict_file, read_texts
@@ -202,8 +203,31 @@ def predict(
     read_texts(input)  # a missing file or unknown format fails before the model loads
     predictor = load_predictor(model, device=device)
     result = predict_file(predictor, input, output, k=top_k, batch_size=batch_size, threshold=threshold,
-                          progress=_progress())
+                          mode=mode, progress=_progress())
     typer.echo(f"{result['documents']} documents -> {result['output']}")
+
+
+@app.command()
+@_user_errors
+def calibrate(
+    dataset: str = typer.Option(..., "--dataset", help="The dataset the model was trained on."),
+    from_run: Optional[Path] = typer.Option(None, "--from-run", help="A trained run folder (default: the labelcorank run of params.yaml's settings)."),
+    per_label: bool = typer.Option(False, "--per-label/--global", help="Also fit a threshold per label (labels with few dev documents keep the global one)."),
+    min_support: int = typer.Option(5, help="Dev documents a label needs for its own threshold."),
+    track: bool = TrackOption,
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+    stage: Optional[str] = StageOption,
+):
+    """Choose on dev the score threshold and label count that maximise micro-F1; store them in the model folder."""
+    from lcr.jobs import calibrate_job, run_dir
+
+    config = load_params(params)
+    source = from_run or run_dir(config.runs_dir, dataset, config.train(dataset))
+    result = calibrate_job(dataset, source, data_dir=data_dir or config.data_dir, per_label=per_label,
+                           min_support=min_support, eval_split=config.dataset(dataset).eval_split,
+                           track=track, stage=stage)
+    typer.echo(json.dumps(result, indent=2))
 
 
 def _overrides(settings: list[str]) -> dict:

@@ -144,13 +144,17 @@ def register_job(dataset: str, source_dir: str | Path, *, name: str | None = Non
                  record: str | Path | None = None, tags: dict | None = None) -> dict:
     """Log a trained run's model as an MLflow pyfunc model and register it (``lcr-<dataset>``).
 
+    The new version gets the alias ``champion`` when its dev metric (the run's ``select_metric``,
+    nDCG@5 by default) beats the current champion's, else ``challenger``
+    (:func:`lcr.serve.pyfunc.set_alias`); serve ``models:/lcr-<dataset>@champion``.
+
     The registration is its own MLflow run (nested under the current parent, if any), tagged
     with the training run it comes from. ``record`` (e.g. ``models/<dataset>.json``) receives the
     registered name, version, model URI and both run ids.
     """
     from lcr import tracking
     from lcr.runs import BEST_DIR, flat_scores, mlflow_run_id, read_results
-    from lcr.serve.pyfunc import log_model, registered_uri, write_model_record
+    from lcr.serve.pyfunc import alias_uri, log_model, registered_uri, set_alias, write_model_record
 
     source_dir = Path(source_dir)
     source = read_results(source_dir, f"train the model first (lcr train --dataset {dataset})")
@@ -163,7 +167,12 @@ def register_job(dataset: str, source_dir: str | Path, *, name: str | None = Non
                             **{f"run.{k}": v for k, v in source.get("run", {}).items()}})
         tracker.log_metrics(flat_scores(source["eval"]))
         logged = log_model(source_dir / BEST_DIR, name)
-        result = {**logged, "uri": registered_uri(name, logged["version"]), "run_id": tracker.run_id,
+        metric = source.get("run", {}).get("select_metric") or "nDCG@5"
+        dev = (source.get("dev") or {}).get(metric)
+        alias = set_alias(name, logged["version"], dev, metric)
+        tracker.set_tags({"lcr.alias": alias})
+        result = {**logged, "uri": registered_uri(name, logged["version"]), "alias": alias,
+                  "alias_uri": alias_uri(name, alias), "run_id": tracker.run_id,
                   "source_run_id": source_run, "source_dir": str(source_dir), "dataset": dataset}
     if record:
         write_model_record(record, result)
@@ -262,3 +271,62 @@ def pipeline_job(dataset: str, config, *, variant: str = "labelcorank", settings
     if register:
         registered = register_job(dataset, folder, tags={"dvc.stage": f"register@{dataset}"})
     return {"stats": fetch_stats, "train": trained, "oracle": oracle, "register": registered}
+
+
+def calibrate_job(dataset: str, source_dir: str | Path, *, data_dir: str | Path = "data", per_label: bool = False,
+                  min_support: int = 5, eval_split: str = "test", k: int = 20, track: bool = True,
+                  stage: str | None = None) -> dict:
+    """Calibrate a trained run's model folder for label sets (:mod:`lcr.serve.calibration`).
+
+    Ranks the dev split with the run's ``best_model``, chooses the threshold and label count
+    (and per-label thresholds with ``per_label``) that maximise dev micro-F1, measures the
+    micro-F1 of those sets on ``eval_split``, and writes ``calibration.json`` into the model
+    folder, so that a later ``lcr register`` carries it. An MLflow run of ``stage`` when tracked.
+
+    Returns:
+        The calibration as a dict, with ``model_folder``.
+    """
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from lcr.datasets import store
+    from lcr.errors import LcrError
+    from lcr.runs import BEST_DIR
+    from lcr.serve.calibration import evaluate_calibration, fit_calibration, save_calibration
+    from lcr.serve.predictor import Predictor
+
+    folder = Path(source_dir) / BEST_DIR
+    if not folder.is_dir():
+        raise LcrError(f"{folder} is missing: train the model first (lcr train --dataset {dataset})")
+    dataset_dir = Path(data_dir) / dataset
+    predictor = Predictor.load(folder)
+    index = {label: i for i, label in enumerate(predictor.labels)}
+
+    def ranked(split: str):
+        table = store.read_split(dataset_dir, split, columns=["text", "labels"])
+        gold = [{index[label] for label in labels if label in index} for labels in table.column("labels").to_pylist()]
+        rows = predictor.predict(table.column("text").to_pylist(), k=min(k, len(predictor.labels)), batch_size=64)
+        width = max((len(row) for row in rows), default=0)
+        topk = np.full((len(rows), width), -1, dtype=np.int64)
+        scores = np.full((len(rows), width), np.nan)
+        for i, row in enumerate(rows):
+            topk[i, :len(row)] = [index[r["label"]] for r in row]
+            scores[i, :len(row)] = [r["score"] for r in row]
+        return gold, topk, scores
+
+    if not store.split_path(dataset_dir, "dev").exists():
+        raise LcrError(f"{dataset_dir}: no dev split to calibrate on")
+    with stage_run(stage if track else None, dataset, data_dir) as tracker:
+        calibration = fit_calibration(*ranked("dev"), predictor.labels, per_label=per_label, min_support=min_support)
+        calibration.test_micro_f1 = round(evaluate_calibration(calibration, *ranked(eval_split), predictor.labels), 6)
+        save_calibration(folder, calibration)
+        if tracker is not None:
+            tracker.log_params({"dataset": dataset, "source_run": str(source_dir), "per_label": per_label,
+                                "min_support": min_support, "threshold": calibration.threshold,
+                                "max_labels": calibration.max_labels})
+            tracker.log_metrics({"dev_micro_F1": calibration.dev_micro_f1,
+                                 f"{eval_split}_micro_F1": calibration.test_micro_f1})
+            tracker.log_artifact(folder / "calibration.json")
+    return {**asdict(calibration), "label_thresholds": len(calibration.label_thresholds), "model_folder": str(folder),
+            "eval_split": eval_split}

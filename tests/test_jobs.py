@@ -98,3 +98,28 @@ def test_stage_run_tags_the_stage_and_the_data(toy, store_uri, monkeypatch):
     tags = mlflow.get_run(tracker.run_id).data.tags
     assert tags["dvc.stage"] == "prepare@toy" and tags["lcr.dataset"] == "toy"
     assert any(key.startswith("data.") for key in tags)
+
+
+def test_register_sets_champion_and_challenger(toy, store_uri, tmp_path):
+    from mlflow import MlflowClient
+
+    from lcr.serve.pyfunc import load_predictor
+
+    out = tmp_path / "run"
+    jobs.train_job("toy", _params(toy, max_train_docs=16), data_dir=toy["data"], output_dir=out, track=False,
+                   progress=False)
+    first = jobs.register_job("toy", out, name="lcr-toy")
+    assert (first["version"], first["alias"]) == (1, "champion") and first["alias_uri"] == "models:/lcr-toy@champion"
+    second = jobs.register_job("toy", out, name="lcr-toy")  # the same dev metric does not beat it
+    assert (second["version"], second["alias"]) == (2, "challenger")
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    metrics["dev"]["nDCG@5"] += 0.1
+    (out / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    third = jobs.register_job("toy", out, name="lcr-toy", record=tmp_path / "models" / "toy.json")
+    assert third["alias"] == "champion"
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("lcr-toy", "champion").version) == "3"
+    assert str(client.get_model_version_by_alias("lcr-toy", "challenger").version) == "2"
+    assert json.loads((tmp_path / "models" / "toy.json").read_text())["alias"] == "champion"
+    predictor = load_predictor("models:/lcr-toy@champion")
+    assert len(predictor.predict(["report 1: wheat"], k=2)[0]) == 2

@@ -110,7 +110,8 @@ def _count_lines(path: Path) -> int:
 
 
 def predict_file(predictor, input_path: str | Path, output_path: str | Path, *, k: int = 10,
-                 batch_size: int = 32, threshold: float | None = None, progress: bool = False) -> dict:
+                 batch_size: int = 32, threshold: float | None = None, mode: str = "ranking",
+                 progress: bool = False) -> dict:
     """Label every text of ``input_path`` and write the prediction JSONL to ``output_path``.
 
     Args:
@@ -120,6 +121,7 @@ def predict_file(predictor, input_path: str | Path, output_path: str | Path, *, 
         k: labels per text, best first.
         batch_size: texts per forward pass; also how many texts are held in memory.
         threshold: keep only labels whose score reaches it.
+        mode: ``ranking`` or ``set`` (the calibrated label sets; see :mod:`lcr.serve.calibration`).
         progress: show a progress bar with rate and ETA.
 
     Returns:
@@ -141,7 +143,8 @@ def predict_file(predictor, input_path: str | Path, output_path: str | Path, *, 
         batch: list[tuple[str, str]] = []
 
         def flush() -> None:
-            ranked = predictor.predict([text for _, text in batch], k=k, batch_size=batch_size, threshold=threshold)
+            ranked = predictor.predict([text for _, text in batch], k=k, batch_size=batch_size, threshold=threshold,
+                                       mode=mode)
             for (doc_id, _), row in zip(batch, ranked):
                 out.write(doc_id, [r["label"] for r in row], [r["score"] for r in row],
                           names=[r["name"] for r in row])

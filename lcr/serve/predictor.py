@@ -35,6 +35,8 @@ class Predictor:
         names: label names (same order; the id when the dataset has no names).
         max_length: tokens per text, special tokens included.
         info: the folder's ``inference.json``.
+        calibration: the folder's ``calibration.json`` (:mod:`lcr.serve.calibration`; what
+            ``mode="set"`` applies), or None before ``lcr calibrate``.
     """
 
     model: torch.nn.Module
@@ -43,6 +45,7 @@ class Predictor:
     names: list[str]
     max_length: int
     info: dict
+    calibration: object = None
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> "Predictor":
@@ -64,8 +67,10 @@ class Predictor:
         labels, names = read_vocab(folder)
         model = load_model(folder / "model").to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+        from lcr.serve.calibration import load_calibration
+
         return cls(model, tokenizer, list(labels), [n or l for l, n in zip(labels, names)],
-                   int(info["max_length"]), info)
+                   int(info["max_length"]), info, load_calibration(folder))
 
     def check_texts(self, texts) -> list[str]:
         """The texts as a list, or an error that names the first bad one.
@@ -93,7 +98,8 @@ class Predictor:
 
     @torch.no_grad()
     def predict(self, texts: list[str], k: int = 10, batch_size: int = 32,
-                threshold: float | None = None, explain: bool = False) -> list[list[dict]] | list[dict]:
+                threshold: float | None = None, explain: bool = False,
+                mode: str = "ranking") -> list[list[dict]] | list[dict]:
         """Rank labels for each text.
 
         Texts longer than the model's ``max_length`` tokens are truncated to it, as in training.
@@ -103,6 +109,9 @@ class Predictor:
             k: labels returned per text, best first.
             batch_size: texts per forward pass.
             threshold: keep only labels whose score reaches it (after the top-k cut).
+            mode: ``ranking`` (the top ``k``) or ``set`` (the calibrated label set: the first
+                ``max_labels`` labels whose score reaches their threshold; ``k`` and ``threshold``
+                are then not used).
             explain: also return, per text, the label sequence S the model attended over
                 (the co-occurrence-expanded, frequency-ranked labels; the paper's "Extend
                 labels"). Only LabelCoRank variants have one.
@@ -119,6 +128,13 @@ class Predictor:
         texts = self.check_texts(texts)
         if k < 1:
             raise LcrError(f"k must be at least 1, got {k}")
+        if mode not in ("ranking", "set"):
+            raise LcrError(f"mode must be 'ranking' or 'set', got {mode!r}")
+        if mode == "set":
+            if self.calibration is None:
+                raise LcrError("mode 'set' needs a calibrated model: run `lcr calibrate` on it first "
+                               "(the model folder has no calibration.json)")
+            k, threshold = self.calibration.max_labels, None
         device = next(self.model.parameters()).device
         k = min(k, len(self.labels))
         results: list = []
@@ -132,6 +148,8 @@ class Predictor:
             for row_scores, row_idx, row_extended in zip(scores.tolist(), idx.tolist(), extended):
                 ranked = [{"label": self.labels[j], "name": self.names[j], "score": round(s, 6)}
                           for s, j in zip(row_scores, row_idx) if threshold is None or s >= threshold]
+                if mode == "set":
+                    ranked = self.calibration.select(ranked)
                 results.append({"ranked": ranked, "extended": row_extended} if explain else ranked)
         return results
 

@@ -9,7 +9,9 @@ It reuses the model and label code, never the training loop.
 
 Input: a DataFrame (or JSON ``dataframe_split``/``dataframe_records``/``inputs``) with a string
 column ``text``, or a plain list of strings. Params: ``top_k`` (labels per text, default 5),
-``threshold`` (minimum score; unset = none) and ``explain`` (default false). Output: one row per
+``threshold`` (minimum score; unset = none), ``explain`` (default false) and ``mode``
+(``ranking``, the default, or ``set``: the label set that ``lcr calibrate`` chose, see
+:mod:`lcr.serve.calibration`). Output: one row per
 text with ``labels`` (label names, best first), ``label_ids`` and ``scores``; with ``explain``
 also ``extended_labels``, the label sequence S the model attended over (the paper's "Extend
 labels", Tables 14-15). Bad input raises an MLflow ``INVALID_PARAMETER_VALUE`` error (HTTP 400
@@ -95,7 +97,7 @@ def input_texts(model_input) -> list:
     return texts
 
 
-def _options(params: dict | None) -> tuple[int, float | None, bool]:
+def _options(params: dict | None) -> tuple[int, float | None, bool, str]:
     params = params or {}
     top_k = params.get("top_k", 5)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -106,7 +108,10 @@ def _options(params: dict | None) -> tuple[int, float | None, bool]:
     explain = params.get("explain", False)
     if not isinstance(explain, bool):
         raise LcrError(f"explain must be true or false, got {explain!r}")
-    return top_k, threshold, explain
+    mode = params.get("mode", "ranking")
+    if mode not in ("ranking", "set"):
+        raise LcrError(f"mode must be 'ranking' or 'set', got {mode!r}")
+    return top_k, threshold, explain, mode
 
 
 class LabelCoRankPyfunc(mlflow.pyfunc.PythonModel):
@@ -121,8 +126,8 @@ class LabelCoRankPyfunc(mlflow.pyfunc.PythonModel):
         """Label the texts; see the module docstring for input, params and output."""
         try:
             texts = input_texts(model_input)
-            top_k, threshold, explain = _options(params)
-            results = self.predictor.predict(texts, k=top_k, threshold=threshold, explain=explain)
+            top_k, threshold, explain, mode = _options(params)
+            results = self.predictor.predict(texts, k=top_k, threshold=threshold, explain=explain, mode=mode)
         except LcrError as exc:
             # INVALID_PARAMETER_VALUE: the scoring server answers 400 with this message.
             raise MlflowException.invalid_parameter_value(str(exc)) from exc
@@ -137,7 +142,7 @@ class LabelCoRankPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def signature():
-    """The parameters ``top_k``, ``threshold`` and ``explain``; the input is described by the input
+    """The parameters ``top_k``, ``threshold``, ``explain`` and ``mode``; the input is described by the input
     example and checked by :func:`input_texts` and the predictor, not by an MLflow input schema:
     MLflow enforces a named ``text`` column by rejecting a plain list of strings, and an unnamed
     column by binding the DataFrame's *first* column (an ``id`` column placed first would be
@@ -146,7 +151,8 @@ def signature():
     from mlflow.types.schema import ParamSchema, ParamSpec
 
     return ModelSignature(inputs=None, params=ParamSchema([
-        ParamSpec("top_k", "long", 5), ParamSpec("threshold", "double", None), ParamSpec("explain", "boolean", False)]))
+        ParamSpec("top_k", "long", 5), ParamSpec("threshold", "double", None), ParamSpec("explain", "boolean", False),
+        ParamSpec("mode", "string", "ranking")]))
 
 
 def log_model(model_folder: str | Path, registered_name: str | None = None) -> dict:
@@ -236,6 +242,42 @@ def load_predictor(model: str | Path, device: str = "cpu"):
 def registered_uri(name: str, version: int | None = None) -> str:
     """``models:/<name>/<version>`` (``latest`` when no version is given)."""
     return f"models:/{name}/{version if version is not None else 'latest'}"
+
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+#: The version tag that holds the dev metric the aliases are decided on.
+DEV_METRIC_TAG = "lcr.dev_metric"
+
+
+def set_alias(name: str, version: int, dev_metric: float | None, metric_name: str = "nDCG@5") -> str:
+    """Give a new registered version the alias ``champion`` when its dev metric beats the current
+    champion's (or there is none), else ``challenger``; returns the alias given.
+
+    The metric is kept as the version's tag ``lcr.dev_metric`` (with ``lcr.dev_metric_name``), so
+    later registrations compare against it. A version without a dev metric never displaces a
+    champion that has one.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    if dev_metric is not None:
+        client.set_model_version_tag(name, str(version), DEV_METRIC_TAG, str(dev_metric))
+        client.set_model_version_tag(name, str(version), f"{DEV_METRIC_TAG}_name", metric_name)
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    current = None if champion is None else champion.tags.get(DEV_METRIC_TAG)
+    wins = champion is None or (dev_metric is not None and (current is None or dev_metric > float(current)))
+    alias = CHAMPION if wins else CHALLENGER
+    client.set_registered_model_alias(name, alias, str(version))
+    return alias
+
+
+def alias_uri(name: str, alias: str = CHAMPION) -> str:
+    """``models:/<name>@<alias>``."""
+    return f"models:/{name}@{alias}"
 
 
 def write_model_record(path: str | Path, record: dict) -> None:
