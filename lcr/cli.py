@@ -171,14 +171,19 @@ def metrics(
     gold: str = typer.Option(..., help="DATASET:SPLIT of a fetched dataset, or a JSONL file of {id, labels}."),
     pred: Path = typer.Option(..., help="Predictions JSONL {id, labels: [ranked], scores: [...]}."),
     threshold: float = typer.Option(0.5, help="Score threshold for micro/macro F1."),
+    per_label: Optional[Path] = typer.Option(None, "--per-label", help="Also write precision, recall, F1 and "
+                                             "support per label (with its training frequency) to this CSV."),
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
 ):
     """Score predictions: P@k, nDCG@k, PSP@k, PSnDCG@k, F1 (full, head, tail); JSON on stdout."""
-    from lcr.report.evaluation import evaluate_prediction_file
+    from lcr.report.evaluation import evaluate_prediction_file, per_label_file
 
     config = load_params(params)
     result = evaluate_prediction_file(gold, pred, data_dir=data_dir or config.data_dir, threshold=threshold)
+    if per_label is not None:
+        result["per_label"] = str(per_label_file(gold, pred, per_label, data_dir=data_dir or config.data_dir,
+                                                 threshold=threshold))
     typer.echo(json.dumps(result, indent=2))
 
 

@@ -54,3 +54,22 @@ def test_oracle_rejects_bad_input(files, tmp_path):
     with pytest.raises(LcrError, match="zzz"):
         oracle_prediction_file(str(gold), bad, tmp_path / "o.jsonl")
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_per_label_file_writes_one_row_per_label(files, tmp_path):
+    import pandas as pd
+
+    from lcr.report.evaluation import per_label_file
+
+    gold, pred = files
+    out = per_label_file(str(gold), pred, tmp_path / "out" / "per_label.csv", threshold=0.5)
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["label", "train_freq", "support", "predicted", "true_positives", "precision",
+                                   "recall", "f1"]
+    by_label = frame.set_index("label")
+    # scores >= 0.5: a {z, (q), y, x}, b {x}; gold: x in a and c, y in a, z in b
+    assert by_label.loc["x", ["support", "predicted", "true_positives"]].tolist() == [2, 2, 1]
+    assert by_label.loc["z", ["support", "predicted", "true_positives"]].tolist() == [1, 1, 0]
+    assert by_label.loc["y", "f1"] == pytest.approx(1.0)
+    with pytest.raises(LcrError, match="no such file"):
+        per_label_file(str(gold), tmp_path / "missing.jsonl", tmp_path / "x.csv")

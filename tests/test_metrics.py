@@ -319,3 +319,36 @@ def test_selection_diagnostics_equal_a_hand_computation():
     # S = (0, 1, PAD) for three documents: one differs from it
     assert d["s_distinct_share"] == pytest.approx(1 / 4)
     assert d["n_docs"] == 4
+
+
+def test_per_label_scores_by_hand():
+    from lcr.report.metrics import per_label_scores
+
+    gold = csr([[0, 1], [2], [0]], 4)
+    topk = np.array([[2, 1, 0], [0, 1, -1], [1, 2, 0]])
+    scores = np.array([[0.9, 0.8, 0.4], [0.7, 0.3, np.nan], [0.6, 0.55, 0.5]])
+    res = per_label_scores(gold, topk, scores, threshold=0.5)
+    # predicted (>= 0.5): doc0 {2, 1}, doc1 {0}, doc2 {1, 2, 0}
+    assert res["support"].tolist() == [2, 1, 1, 0] and res["predicted"].tolist() == [2, 2, 2, 0]
+    assert res["true_positives"].tolist() == [1, 1, 0, 0]
+    assert res["precision"].tolist() == pytest.approx([0.5, 0.5, 0.0, 0.0])
+    assert res["recall"].tolist() == pytest.approx([0.5, 1.0, 0.0, 0.0])
+    assert res["f1"].tolist() == pytest.approx([0.5, 2 / 3, 0.0, 0.0])
+    top1 = per_label_scores(gold, topk, None, k=1)  # no scores: the top k is the set
+    # top 1: doc0 -> 2, doc1 -> 0, doc2 -> 1, none of them gold
+    assert top1["predicted"].tolist() == [1, 1, 1, 0] and top1["true_positives"].tolist() == [0, 0, 0, 0]
+
+
+def test_frequency_buckets_and_bucket_scores_by_hand():
+    from lcr.report.metrics import bucket_scores, frequency_buckets
+
+    buckets = frequency_buckets(np.array([5, 50, 1, 20]), n_buckets=2)
+    assert buckets.tolist() == [1, 0, 1, 0]  # labels 1 and 3 are the head
+    gold = csr([[0, 1], [2], [3]], 4)
+    topk = np.array([[1, 2], [0, 3], [3, -1]])
+    rows = bucket_scores(gold, topk, buckets, k=2)
+    # head (1, 3): predicted 3 times (1, 3, 3), correct twice (doc0's 1, doc2's 3); gold pairs 2
+    assert rows[0] == {"bucket": 0, "labels": 2, "gold": 2, "predicted": 3, "precision": pytest.approx(2 / 3),
+                       "recall": 1.0}
+    # tail (0, 2): predicted twice (doc0's 2, doc1's 0), none correct; gold pairs 2 (doc0's 0, doc1's 2)
+    assert rows[1] == {"bucket": 1, "labels": 2, "gold": 2, "predicted": 2, "precision": 0.0, "recall": 0.0}

@@ -253,9 +253,9 @@ def test_make_tables_writes_markdown_csv_plots_and_index(runs_dir, tmp_path):
     names = {p.name for p in written}
     assert {"table01_dataset_stats.md", "table13_aapd_gamma.csv", "reuters21578_gamma.md", "runs.csv",
             "gamma_sweep.csv", "training_curves.csv", "gamma_sweep.png", "training_curves.png",
-            "README.md"} <= names
+            "long_tail.csv", "long_tail.png", "README.md"} <= names
     assert all(p.exists() for p in written) and not [p for p in out.iterdir() if p.name.startswith(".")]
-    for png in ("gamma_sweep.png", "training_curves.png"):
+    for png in ("gamma_sweep.png", "training_curves.png", "long_tail.png"):
         assert (out / png).read_bytes().startswith(PNG_MAGIC)
     readme = (out / "README.md").read_text()
     for stem in ("table01_dataset_stats", "table07_pubmed_reranker-comparison", "reuters21578_main", "runs"):
@@ -293,3 +293,23 @@ def test_labelcorank_rows_show_the_first_prediction_beside_the_final(tmp_path):
     line = next(x for x in text.splitlines() if x.startswith("| LabelCoRank |") and "0.8000" in x)
     assert "+0.0800" in line and "+0.0500" in line  # the reranking stage's gains on P@1 and nDCG@5
     assert not any(x.startswith("| RoBERTa |") and "S1" in x for x in text.splitlines())
+
+
+def test_long_tail_report_of_a_trained_run(registered, tmp_path):
+    from lcr.report.tables import _scan, long_tail_data, write_long_tail
+
+    runs = tmp_path / "runs" / "toy"
+    import shutil
+
+    shutil.copytree(registered["root"] / "run", runs / "labelcorank-s0")
+    records, _ = _scan(tmp_path / "runs")
+    frame = long_tail_data(records, registered["data"], n_buckets=3)
+    assert list(frame["bucket"]) == [0, 1, 2] and set(frame["run"]) == {"toy/labelcorank-s0"}
+    from lcr.datasets.store import read_vocab
+
+    assert frame["labels"].sum() == len(read_vocab(registered["data"] / "toy")[0]) and ((0 <= frame["recall"]) & (frame["recall"] <= 1)).all()
+    # recall over all buckets is the share of gold pairs in the top 5
+    assert (frame["recall"] * frame["gold"]).sum() / frame["gold"].sum() <= 1.0
+    written = write_long_tail(frame, tmp_path / "tables")
+    assert [p.name for p in written] == ["long_tail.csv", "long_tail.png"]
+    assert (tmp_path / "tables" / "long_tail.png").read_bytes().startswith(PNG_MAGIC)

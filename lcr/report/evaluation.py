@@ -75,6 +75,40 @@ def evaluate_prediction_file(gold: str, pred: str | Path, *, data_dir: str | Pat
     return {"gold": reference["source"], "predictions": str(pred), "metrics": result, "report": report}
 
 
+def per_label_file(gold: str, pred: str | Path, output: str | Path, *, data_dir: str | Path = "data",
+                   threshold: float = 0.5, k: int = 5) -> Path:
+    """Write precision, recall, F1 and support of every label to a CSV file (most frequent in
+    training first, when the dataset is prepared), atomically.
+
+    Columns: ``label, train_freq, support, predicted, true_positives, precision, recall, f1``
+    (``train_freq`` empty for a plain gold file). A label's predicted documents are those whose
+    ranking holds it with a score of at least ``threshold`` (the top ``k`` without scores).
+    """
+    import pandas as pd
+
+    from lcr.atomic import atomic_open
+
+    pred = Path(pred)
+    if not pred.is_file():
+        raise LcrError(f"--pred {pred}: no such file")
+    reference = load_gold(gold, data_dir)
+    pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
+    width = max([k, *(len(row) for row in pred_labels)]) if pred_labels else k
+    topk, scores, _ = predictions.align_predictions(reference["ids"], reference["vocab"], pred_ids, pred_labels,
+                                                    pred_scores, width, source=pred)
+    per_label = metrics.per_label_scores(reference["matrix"], topk, scores, threshold=threshold, k=k)
+    frame = pd.DataFrame({"label": reference["vocab"],
+                          "train_freq": reference["train_freq"] if reference["train_freq"] is not None else None,
+                          **per_label})
+    if reference["train_freq"] is not None:
+        frame = frame.sort_values(["train_freq", "label"], ascending=[False, True], kind="stable")
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(output, "w", encoding="utf-8", newline="") as handle:
+        frame.to_csv(handle, index=False, float_format="%.6f")
+    return output
+
+
 def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m: int = 10,
                            data_dir: str | Path = "data", threshold: float = 0.5) -> dict:
     """The paper's "RoBERTa*" (Table 7): a trained model's rankings with the correct labels of

@@ -69,6 +69,9 @@ __all__ = [
     "precision_at_k",
     "psndcg_at_k",
     "psp_at_k",
+    "per_label_scores",
+    "frequency_buckets",
+    "bucket_scores",
     "selection_diagnostics",
 ]
 
@@ -339,11 +342,7 @@ def f1_at_threshold(gold, topk, scores, threshold: float = 0.5) -> tuple[float, 
         chosen = s >= threshold  # NaN compares False
     chosen &= t != PADDING
     n_unknown = int((chosen & (t < 0)).sum())
-    known = chosen & (t >= 0)
-    rows = np.nonzero(known)[0]
-    pred = sp.csr_matrix((np.ones(rows.size), (rows, t[known])), shape=(n, n_labels))
-    pred.sum_duplicates()
-    pred.data[:] = 1.0
+    pred = _predicted_matrix(t, chosen, n, n_labels)
     tp_l = np.asarray(g.multiply(pred).sum(axis=0)).ravel()
     pred_l = np.asarray(pred.sum(axis=0)).ravel()
     gold_l = np.asarray(g.sum(axis=0)).ravel()
@@ -353,6 +352,84 @@ def f1_at_threshold(gold, topk, scores, threshold: float = 0.5) -> tuple[float, 
     present = den_l > 0
     macro = float(np.mean(2.0 * tp_l[present] / den_l[present])) if present.any() else 0.0
     return micro, macro
+
+
+def _predicted_matrix(topk: np.ndarray, chosen: np.ndarray, n: int, n_labels: int) -> sp.csr_matrix:
+    """Binary CSR (N x K) of the ranked labels marked in ``chosen`` (known labels only)."""
+    known = chosen & (topk >= 0)
+    rows = np.nonzero(known)[0]
+    pred = sp.csr_matrix((np.ones(rows.size), (rows, topk[known])), shape=(n, n_labels))
+    pred.sum_duplicates()
+    pred.data[:] = 1.0
+    return pred
+
+
+def per_label_scores(gold, topk, scores=None, *, threshold: float = 0.5, k: int = 5) -> dict[str, np.ndarray]:
+    """Precision, recall and F1 of every label, with its support.
+
+    A document's predicted set is its ranked labels whose score reaches ``threshold`` (as
+    :func:`f1_at_threshold`), or its top ``k`` when there are no scores.
+
+    Returns:
+        Arrays of length K: ``support`` (gold documents), ``predicted``, ``true_positives``,
+        ``precision``, ``recall``, ``f1`` (0 where undefined).
+    """
+    g = _as_gold(gold)
+    n, n_labels = g.shape
+    t = _as_topk(topk, n, n_labels)
+    if scores is None:
+        chosen = np.zeros(t.shape, dtype=bool)
+        chosen[:, :k] = True
+    else:
+        s = np.asarray(scores, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            chosen = s >= threshold
+    pred = _predicted_matrix(t, chosen & (t != PADDING), n, n_labels)
+    tp = np.asarray(g.multiply(pred).sum(axis=0)).ravel()
+    predicted = np.asarray(pred.sum(axis=0)).ravel()
+    support = np.asarray(g.sum(axis=0)).ravel()
+    precision, recall = _safe_ratio(tp, predicted), _safe_ratio(tp, support)
+    return {"support": support.astype(np.int64), "predicted": predicted.astype(np.int64),
+            "true_positives": tp.astype(np.int64), "precision": precision, "recall": recall,
+            "f1": _safe_ratio(2.0 * tp, predicted + support)}
+
+
+def frequency_buckets(train_freq, n_buckets: int = 5) -> np.ndarray:
+    """Bucket of each label (0 = the most frequent in training ... ``n_buckets - 1`` = the rarest):
+    the labels sorted by training frequency and cut into ``n_buckets`` groups of equal size."""
+    freq = np.asarray(train_freq)
+    order = np.argsort(-freq, kind="stable")  # most frequent first
+    buckets = np.empty(len(freq), dtype=np.int64)
+    buckets[order] = np.arange(len(freq)) * n_buckets // max(1, len(freq))
+    return buckets
+
+
+def bucket_scores(gold, topk, buckets: np.ndarray, k: int = 5) -> list[dict]:
+    """P@k and recall@k of each label-frequency bucket (head to tail).
+
+    For bucket b: ``precision`` = the share of the top-``k`` predictions that are labels of b and
+    correct, among all top-``k`` predictions of labels of b; ``recall`` = the share of the gold
+    (document, label) pairs of labels of b found in the top ``k``.
+
+    Returns:
+        One dict per bucket: ``bucket``, ``labels``, ``gold``, ``predicted``, ``precision``,
+        ``recall``.
+    """
+    g = _as_gold(gold)
+    n, n_labels = g.shape
+    t = _as_topk(topk, n, n_labels, k)[:, :k]
+    pred = _predicted_matrix(t, t >= 0, n, n_labels)
+    tp = np.asarray(g.multiply(pred).sum(axis=0)).ravel()
+    predicted = np.asarray(pred.sum(axis=0)).ravel()
+    support = np.asarray(g.sum(axis=0)).ravel()
+    out = []
+    for b in range(int(buckets.max()) + 1 if len(buckets) else 0):
+        members = buckets == b
+        hits, shown, wanted = tp[members].sum(), predicted[members].sum(), support[members].sum()
+        out.append({"bucket": b, "labels": int(members.sum()), "gold": int(wanted), "predicted": int(shown),
+                    "precision": float(hits / shown) if shown else 0.0,
+                    "recall": float(hits / wanted) if wanted else 0.0})
+    return out
 
 
 def evaluate(gold, topk, *, scores=None, train_freq=None, n_train: int | None = None,

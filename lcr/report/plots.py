@@ -213,3 +213,42 @@ def plot_training_curves(history, path: str | Path, *, metric: str = "nDCG@5",
             axes.legend(fontsize=6, loc="best")
     figure.suptitle(title or f"dev {metric} per epoch", fontsize=12)
     return _save(figure, path)
+
+
+def plot_long_tail(frame, path: str | Path, *, max_legend: int = 12) -> Path:
+    """P@5 (top row) and recall@5 (bottom row) per label-frequency bucket, one line per run and
+    one column per dataset (:func:`lcr.report.tables.long_tail_data`).
+
+    Returns:
+        ``path`` (written atomically; a figure that says so when there is nothing to draw).
+    """
+    datasets = list(dict.fromkeys(frame["dataset"])) if len(frame) else []
+    columns = max(len(datasets), 1)
+    figure = _figure(width=min(4.6 * columns, 14.0), height=6.4)
+    axes_grid = figure.subplots(2, columns, squeeze=False)
+    if not datasets:
+        axes_grid[0][0].text(0.5, 0.5, "no run with a predictions file yet", ha="center", va="center",
+                             transform=axes_grid[0][0].transAxes)
+        for axes in axes_grid.ravel():
+            axes.set_axis_off()
+    for column, dataset in enumerate(datasets):
+        data = frame[frame["dataset"] == dataset]
+        names = list(dict.fromkeys(data["run"]))
+        for row, (metric, label) in enumerate((("precision", "P@5 of the bucket's labels"),
+                                               ("recall", "recall@5 of the bucket's labels"))):
+            axes = axes_grid[row][column]
+            for name in names:
+                curve = data[data["run"] == name].sort_values("bucket")
+                short = name[len(dataset) + 1:] if name.startswith(f"{dataset}/") else name
+                axes.plot(curve["bucket"] + 1, curve[metric], marker=".", linewidth=1.2, label=short)
+            axes.set_ylim(0, 1.02)
+            axes.set_xticks(range(1, int(data["bucket"].max()) + 2))
+            axes.set_xlabel("label-frequency bucket (1 = head ... tail)")
+            axes.set_ylabel(label, fontsize=8)
+            axes.grid(True, alpha=0.3)
+            if row == 0:
+                axes.set_title(dataset, fontsize=10)
+                if len(names) <= max_legend:
+                    axes.legend(fontsize=6, loc="best")
+    figure.suptitle("the long tail: where each model loses", fontsize=12)
+    return _save(figure, path)

@@ -997,6 +997,9 @@ def _index(tables: Mapping[str, PaperTable], curve_metric: str) -> str:
     lines += ["", "Plot data and figures:", "",
               "- [gamma_sweep.csv](gamma_sweep.csv), [gamma_sweep.png](gamma_sweep.png): P@1, P@3, P@5 against γ "
               "per dataset (dashed: the paper).",
+              "- [long_tail.csv](long_tail.csv), [long_tail.png](long_tail.png): P@5 and recall@5 of each run per "
+              "label-frequency bucket (five buckets of equal numbers of labels, most frequent first): where each model "
+              "loses on the tail.",
               f"- [training_curves.csv](training_curves.csv), [training_curves.png](training_curves.png): dev "
               f"metrics per epoch per run (figure: {curve_metric}).", "",
               f"{measured} of {total} result rows are measured."]
@@ -1056,4 +1059,60 @@ def make_tables(runs_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
     stats = read_dataset_stats(data_dir, dict.fromkeys([*PAPER_DATASETS, *datasets]))
     tables = build_tables(runs, dataset_stats=stats, main_gamma=main_gamma, aggregate=aggregate, datasets=datasets)
     history = _history_frame([r for r in records if r["variant"] in VARIANT_ROWS])
-    return write_tables(tables, out_dir, history=history)
+    written = write_tables(tables, out_dir, history=history)
+    return [*written[:-1], *write_long_tail(long_tail_data(records, data_dir), out_dir), written[-1]]
+
+
+#: Label-frequency buckets of the long-tail report (equal numbers of labels, head to tail).
+LONG_TAIL_BUCKETS = 5
+
+
+def long_tail_data(records: Sequence[dict], data_dir: str | Path, *, n_buckets: int = LONG_TAIL_BUCKETS,
+                   k: int = 5) -> pd.DataFrame:
+    """P@k and recall@k per label-frequency bucket for every run with a predictions file
+    (:func:`lcr.report.metrics.bucket_scores`; buckets from the training frequencies of the
+    prepared labels). Runs of datasets that are not prepared here are left out.
+
+    Returns:
+        One row per run and bucket: ``run, dataset, variant, bucket, labels, gold, predicted,
+        precision, recall``.
+    """
+    from lcr import runs as run_files
+    from lcr.datasets import store
+    from lcr.labels import LabelArtifacts
+    from lcr.report import metrics, predictions
+
+    references: dict = {}
+    rows = []
+    for record in records:
+        if record["variant"] not in VARIANT_ROWS:
+            continue
+        pred = Path(record["path"]) / run_files.predictions_file(record["eval_split"])
+        dataset_dir = Path(data_dir) / record["dataset"]
+        key = (record["dataset"], record["eval_split"])
+        if key not in references:
+            references[key] = None
+            if (dataset_dir / store.LABELS_DIR).is_dir() and store.split_path(dataset_dir, record["eval_split"]).exists():
+                artifacts = LabelArtifacts.load(dataset_dir / store.LABELS_DIR)
+                vocab = list(artifacts.vocab)
+                ids = store.read_split(dataset_dir, record["eval_split"], columns=["id"]).column("id").to_pylist()
+                references[key] = (ids, vocab, store.label_matrix(dataset_dir, record["eval_split"], vocab),
+                                   metrics.frequency_buckets(artifacts.freq, n_buckets))
+        if references[key] is None or not pred.is_file():
+            continue
+        ids, vocab, gold, buckets = references[key]
+        pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
+        topk, _, _ = predictions.align_predictions(ids, vocab, pred_ids, pred_labels, pred_scores, k, source=pred)
+        for row in metrics.bucket_scores(gold, topk, buckets, k=k):
+            rows.append({"run": record["run"], "dataset": record["dataset"], "variant": record["variant"], **row})
+    columns = ["run", "dataset", "variant", "bucket", "labels", "gold", "predicted", "precision", "recall"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def write_long_tail(frame: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """``long_tail.csv`` and ``long_tail.png`` (P@5 and recall per label-frequency bucket, per run)."""
+    from lcr.report.plots import plot_long_tail
+
+    out_dir = Path(out_dir)
+    _write_csv(frame, out_dir / "long_tail.csv")
+    return [out_dir / "long_tail.csv", plot_long_tail(frame, out_dir / "long_tail.png")]
