@@ -214,6 +214,30 @@ def predict(
 
 @app.command()
 @_user_errors
+def tune(
+    dataset: str = typer.Option(..., "--dataset", help="A fetched and prepared dataset."),
+    variant: str = typer.Option("labelcorank", help="The variant whose settings are searched."),
+    trials: Optional[int] = typer.Option(None, help="Trials (default: params.yaml's tune.trials)."),
+    settings: list[str] = typer.Option([], "--set", help="A fixed setting every trial shares: --set epochs=3."),
+    output: Optional[Path] = typer.Option(None, "--output", help="The --set-ready file of the best settings "
+                                          "(default: tune/<dataset>-<variant>.txt)."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """Search the settings of params.yaml's tune block with Optuna (each trial a nested MLflow run, pruned on dev)."""
+    from lcr.tuning import tune as run_tuning
+
+    result = run_tuning(dataset, load_params(params), variant=variant, trials=trials, settings=_overrides(settings),
+                        output=output, data_dir=data_dir, progress=_progress())
+    for record in result["trials"]:
+        value = "-" if record["value"] is None else f"{record['value']:.4f}"
+        typer.echo(f"trial {record['trial']}: {record['state']:8s} {value}  {record['settings']}")
+    typer.echo(f"best: trial {result['best_trial']}, dev {load_params(params).tune.metric} {result['best_value']:.4f}")
+    typer.echo(f"wrote {result['file']}: lcr train --dataset {dataset} --variant {variant} {result['set']}")
+
+
+@app.command()
+@_user_errors
 def calibrate(
     dataset: str = typer.Option(..., "--dataset", help="The dataset the model was trained on."),
     from_run: Optional[Path] = typer.Option(None, "--from-run", help="A trained run folder (default: the labelcorank run of params.yaml's settings)."),

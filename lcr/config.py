@@ -266,6 +266,58 @@ def train_params(raw: dict | None = None, **overrides) -> TrainParams:
     return TrainParams.parse(values, "training").validate()
 
 
+class SearchDimension(Settings):
+    """One tuned setting: ``float`` or ``int`` between ``low`` and ``high`` (``log``: sampled on a
+    log scale), or ``categorical`` among ``choices``."""
+
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list | None = None
+
+
+class TuneParams(Settings):
+    """``lcr tune`` (the ``tune`` block of ``params.yaml``).
+
+    Attributes:
+        metric: the dev metric each trial is scored and pruned on (its best epoch).
+        direction: ``maximize`` or ``minimize``.
+        trials: trials when ``--trials`` is not given.
+        seed: the sampler's seed (a rerun proposes the same settings).
+        warmup_epochs: epochs every trial runs before it can be pruned.
+        space: setting -> :class:`SearchDimension`; every key must be a training setting.
+    """
+
+    metric: str = "nDCG@5"
+    direction: str = "maximize"
+    trials: int = 10
+    seed: int = 0
+    warmup_epochs: int = 1
+    space: dict[str, SearchDimension] = {}
+
+    def check(self, where: str = "tune") -> "TuneParams":
+        """Reject a search space that cannot be sampled, naming the setting."""
+        if self.direction not in ("maximize", "minimize"):
+            raise LcrError(f"{where}: direction must be maximize or minimize, got {self.direction!r}")
+        if self.trials < 1:
+            raise LcrError(f"{where}: trials must be at least 1")
+        for name, dim in self.space.items():
+            if name not in TrainParams.model_fields:
+                raise LcrError(f"{where}.space.{name}: not a training setting")
+            if dim.type == "categorical":
+                if not dim.choices:
+                    raise LcrError(f"{where}.space.{name}: categorical needs a non-empty list of choices")
+            elif dim.type in ("float", "int"):
+                if dim.low is None or dim.high is None or not dim.low <= dim.high:
+                    raise LcrError(f"{where}.space.{name}: {dim.type} needs low <= high")
+                if dim.log and dim.low <= 0:
+                    raise LcrError(f"{where}.space.{name}: a log scale needs low > 0")
+            else:
+                raise LcrError(f"{where}.space.{name}: type must be float, int or categorical, got {dim.type!r}")
+        return self
+
+
 class PipelineParams(Settings):
     """The experiment graph that ``dvc.yaml`` iterates over (the active profile's).
 
@@ -360,6 +412,7 @@ class Params(Settings):
     prepare: PrepareParams = PrepareParams()
     training: dict = {}
     baselines: dict[str, dict] = {}
+    tune: TuneParams = TuneParams()
 
     @property
     def pipeline_datasets(self) -> list[str]:
@@ -514,9 +567,10 @@ def parse_params(raw: dict, where: str = "params") -> Params:
                 raise LcrError(f"{where}: profiles.{name}.aggregate: '{agg}' is neither mean nor best")
         _check_variant_datasets(prof, f"{where}: profiles.{name}.variant_datasets")
     pipeline = PipelineParams.parse(raw.pop("pipeline", None) or {}, f"{where}: pipeline")
+    tune = TuneParams.parse(raw.pop("tune", None) or {}, f"{where}: tune").check(f"{where}: tune")
     params = Params(data_dir=data_dir, runs_dir=runs_dir, tables_dir=tables_dir, profile=profile,
                     profiles=profiles, pipeline=pipeline, datasets=datasets, prepare=prepare, training=training,
-                    baselines={name: dict(values or {}) for name, values in baselines.items()})
+                    baselines={name: dict(values or {}) for name, values in baselines.items()}, tune=tune)
     params.active_profile  # noqa: B018 - rejects an undefined profile early
     return params
 

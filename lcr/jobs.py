@@ -21,13 +21,15 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
               runs_dir: str | Path = "runs", output_dir: str | Path | None = None,
               eval_split: str = "test", resume: bool = False, track: bool = True,
               progress: bool | None = None, tags: dict | None = None, token_cache: bool = True,
-              sources: dict[str, str] | None = None) -> dict:
+              sources: dict[str, str] | None = None, wrap_tracker=None) -> dict:
     """Train and evaluate one model, logged as one MLflow run (rank 0 only under torchrun).
 
     The run is tagged with the dataset, variant, git commit and data hashes, holds the resolved
     configuration as params, per-step losses, per-epoch dev metrics and the final metrics, and
     the configuration, label vocabulary and predictions as artifacts. ``token_cache`` is passed
     to :func:`lcr.train.loop.train` (the TF-IDF baseline tokenises no subwords and ignores it).
+    ``wrap_tracker`` (tracked jobs only) wraps the run's tracker before training sees it: how
+    :mod:`lcr.tuning` watches the per-epoch dev metrics.
     """
     import os
 
@@ -69,7 +71,8 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
         tracker.log_artifact(output_dir / CONFIG_FILE)
         tracker.log_artifact(dataset_dir / "label_vocab.tsv")
         result = train(dataset_dir, output_dir, params, eval_split=eval_split, resume=resume,
-                       tracker=tracker, progress=progress, token_cache=token_cache, sources=sources)
+                       tracker=wrap_tracker(tracker) if wrap_tracker else tracker, progress=progress,
+                       token_cache=token_cache, sources=sources)
         result["run_id"] = tracker.run_id
     return result
 

@@ -165,7 +165,9 @@ class MlflowTracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         import mlflow
 
-        mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
+        # a pruned tuning trial (optuna.TrialPruned) or an interrupt was stopped, not broken
+        stopped = exc_type is not None and (exc_type.__name__ == "TrialPruned" or issubclass(exc_type, KeyboardInterrupt))
+        mlflow.end_run(status="KILLED" if stopped else "FAILED" if exc_type else "FINISHED")
 
     def set_tags(self, tags: dict) -> None:
         import mlflow
