@@ -148,6 +148,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             longest word n-gram and inverse regularisation strength (it also uses
             ``word_min_freq`` as the minimum document frequency). tfidf_jobs: processes fitting
             its per-label regressions (joblib's ``n_jobs``: -1 = every CPU, 1 = in-process).
+            tfidf_solver: scikit-learn's solver of each per-label fit: ``lbfgs`` (default; within
+            the time of a one-vs-rest LogisticRegression, bench/bench_tfidf.py) or ``liblinear``.
         (The baselines also read ``num_heads`` (Transformer, Star-Transformer), ``dropout``
         and ``max_length``.)
     """
@@ -188,6 +190,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     tfidf_ngrams: int = 2
     tfidf_c: float = 10.0
     tfidf_jobs: int = -1
+    tfidf_solver: str = "lbfgs"
 
     def validate(self) -> "TrainParams":
         """Reject impossible settings with a message naming the field."""
@@ -222,9 +225,11 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             self._validate_baseline()
         if self.variant in LINEAR_VARIANTS and not (self.tfidf_max_features >= 1 and self.tfidf_ngrams >= 1
                                                     and self.tfidf_c > 0 and self.word_min_freq >= 1
-                                                    and self.tfidf_jobs != 0):
+                                                    and self.tfidf_jobs != 0
+                                                    and self.tfidf_solver in ("lbfgs", "liblinear")):
             raise LcrError("training parameters: tfidf needs tfidf_max_features >= 1, tfidf_ngrams >= 1, "
-                           "tfidf_c > 0, word_min_freq >= 1 and tfidf_jobs != 0 (-1 = every CPU)")
+                           "tfidf_c > 0, word_min_freq >= 1, tfidf_jobs != 0 (-1 = every CPU) and "
+                           "tfidf_solver lbfgs or liblinear")
         return self
 
     @property

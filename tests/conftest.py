@@ -27,6 +27,32 @@ if MIRROR is not None:
     os.environ["LCR_DATA_MIRROR"] = str(MIRROR)
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_uris_restored():
+    """Every test leaves MLflow's tracking and registry URIs as it found them.
+
+    ``lcr.tracking.configure`` points MLflow at a store with ``set_tracking_uri`` and
+    ``set_registry_uri``, which also export ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI`` for
+    child processes: a test's temporary store would otherwise stay the registry of every later
+    test (and of the servers they start). The parent-run variables are restored too."""
+    import sys
+
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "LCR_PARENT_RUN_ID")
+    saved_env = {key: os.environ.get(key) for key in keys}
+    modules = ("mlflow.tracking._tracking_service.utils", "mlflow.tracking._model_registry.utils")
+    saved = {name: getattr(sys.modules[name], attr) for name, attr in zip(modules, ("_tracking_uri", "_registry_uri"))
+             if name in sys.modules}
+    yield
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    for name, attr in zip(modules, ("_tracking_uri", "_registry_uri")):
+        if name in sys.modules:
+            setattr(sys.modules[name], attr, saved.get(name))
+
+
 @pytest.fixture
 def mirror() -> Path:
     """The offline dataset mirror; skips the test when there is none."""

@@ -63,7 +63,7 @@ def test_pyfunc_model_in_process(registered, monkeypatch):
     assert not glob.glob(str(local / "**" / "*.pkl"), recursive=True)
     assert (local / "input_example.json").exists() and (local / "pyfunc_code.py").exists()
     params = {p.name: p.default for p in model.metadata.get_params_schema().params}
-    assert params == {"top_k": 5, "threshold": None, "explain": False}
+    assert params == {"top_k": 5, "threshold": None, "explain": False, "mode": "ranking"}
     # The artifact carries the sparse co-occurrence matrix and frequency ranks in safetensors.
     from safetensors import safe_open
 

@@ -42,21 +42,38 @@ LABELS_PER_TASK = 32
 MEMMAP_BYTES = "1M"
 
 
-def _fit_labels(features: sp.csr_matrix, targets: sp.csc_matrix, c: float, seed: int):
+def _fit_labels(features: sp.csr_matrix, targets: sp.csc_matrix, c: float, seed: int, solver: str = "lbfgs"):
     """One binary logistic regression per column of ``targets`` (each with positives and negatives).
+
+    ``lbfgs`` (the default) fits in a fraction of liblinear's time on large bigram vocabularies
+    (``bench/bench_tfidf.py``); ``liblinear`` is the earlier choice, kept as an option.
 
     Returns:
         (weights, bias): (L x V) float32 and (L,) float32.
     """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     weights = np.zeros((targets.shape[1], features.shape[1]), dtype=np.float32)  # (L, V)
     bias = np.zeros(targets.shape[1], dtype=np.float32)  # (L,)
     for j in range(targets.shape[1]):
         y = targets[:, j].toarray().ravel() > 0  # (N,)
-        classifier = LogisticRegression(C=c, solver="liblinear", random_state=seed).fit(features, y)
+        with warnings.catch_warnings():  # lbfgs stopping at max_iter on a rare label is expected
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            classifier = LogisticRegression(C=c, solver=solver, random_state=seed).fit(features, y)
         weights[j], bias[j] = classifier.coef_[0], classifier.intercept_[0]
     return weights, bias
+
+
+def make_vectorizer(params):
+    """The baseline's (unfitted) TF-IDF vectorizer: sublinear term frequencies, word n-grams up to
+    ``tfidf_ngrams``, at most ``tfidf_max_features`` terms seen in ``word_min_freq`` documents."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, params.tfidf_ngrams),
+                           max_features=params.tfidf_max_features, min_df=params.word_min_freq, dtype=np.float32)
 
 
 def _fit(texts: list[str], gold: sp.csr_matrix, params, progress: bool = False):
@@ -64,12 +81,9 @@ def _fit(texts: list[str], gold: sp.csr_matrix, params, progress: bool = False):
     processes at a time (each fit is independent and seeded, so the result does not depend on
     the number of processes). Labels with no positive document score 0, with only positives 1."""
     from joblib import Parallel, delayed
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from tqdm.auto import tqdm
 
-    vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, params.tfidf_ngrams),
-                                 max_features=params.tfidf_max_features, min_df=params.word_min_freq,
-                                 dtype=np.float32)
+    vectorizer = make_vectorizer(params)
     features = vectorizer.fit_transform(texts)  # (N, V) sparse
     gold = gold.tocsc()
     positives = np.diff(gold.indptr)  # (K,) documents per label
@@ -81,7 +95,8 @@ def _fit(texts: list[str], gold: sp.csr_matrix, params, progress: bool = False):
     # copying them; copy-on-write ("c"), because liblinear writes to its input (a read-only map
     # fails with "WRITEBACKIFCOPY base is read-only" at real corpus sizes)
     results = Parallel(n_jobs=params.tfidf_jobs, return_as="generator", max_nbytes=MEMMAP_BYTES, mmap_mode="c")(
-        delayed(_fit_labels)(features, gold[:, chunk], params.tfidf_c, params.seed) for chunk in chunks)
+        delayed(_fit_labels)(features, gold[:, chunk], params.tfidf_c, params.seed, params.tfidf_solver)
+        for chunk in chunks)
     with tqdm(total=len(fitted), desc="tfidf: labels", unit="label", disable=not progress, leave=False) as bar:
         for chunk, (chunk_weights, chunk_bias) in zip(chunks, results):
             weights[chunk], bias[chunk] = chunk_weights, chunk_bias
