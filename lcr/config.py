@@ -150,6 +150,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             its per-label regressions (joblib's ``n_jobs``: -1 = every CPU, 1 = in-process).
             tfidf_solver: scikit-learn's solver of each per-label fit: ``lbfgs`` (default; within
             the time of a one-vs-rest LogisticRegression, bench/bench_tfidf.py) or ``liblinear``.
+        tree_algorithm / tree_n_trees / tree_linear_c: the ``bonsai`` baseline's label trees
+            (``bonsai``: wide shallow unbalanced trees; ``parabel``: balanced binary ones), their
+            number and the C of their node classifiers (it uses the ``tfidf_*`` feature settings).
         (The baselines also read ``num_heads`` (Transformer, Star-Transformer), ``dropout``
         and ``max_length``.)
     """
@@ -191,6 +194,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     tfidf_c: float = 10.0
     tfidf_jobs: int = -1
     tfidf_solver: str = "lbfgs"
+    tree_algorithm: str = "bonsai"
+    tree_n_trees: int = 3
+    tree_linear_c: float = 1.0
 
     def validate(self) -> "TrainParams":
         """Reject impossible settings with a message naming the field."""
@@ -230,6 +236,10 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             raise LcrError("training parameters: tfidf needs tfidf_max_features >= 1, tfidf_ngrams >= 1, "
                            "tfidf_c > 0, word_min_freq >= 1, tfidf_jobs != 0 (-1 = every CPU) and "
                            "tfidf_solver lbfgs or liblinear")
+        if self.variant == "bonsai" and not (self.tree_algorithm in ("bonsai", "parabel") and self.tree_n_trees >= 1
+                                             and self.tree_linear_c > 0):
+            raise LcrError("training parameters: bonsai needs tree_algorithm bonsai or parabel, tree_n_trees >= 1 "
+                           "and tree_linear_c > 0")
         return self
 
     @property

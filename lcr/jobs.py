@@ -41,12 +41,14 @@ def train_job(dataset: str, params: TrainParams, *, data_dir: str | Path = "data
     from lcr.train.loop import train as train_loop
 
     if params.variant in LINEAR_VARIANTS:
+        from lcr.models.baselines.bonsai import train_bonsai
         from lcr.models.baselines.tfidf import train_tfidf
+
+        fit = {"tfidf": train_tfidf, "bonsai": train_bonsai}[params.variant]
 
         def train(dataset_dir, output_dir, params, *, eval_split, resume, progress, tracker=None,
                   token_cache=True, sources=None):
-            return train_tfidf(dataset_dir, output_dir, params, eval_split=eval_split, tracker=tracker,
-                               progress=progress)
+            return fit(dataset_dir, output_dir, params, eval_split=eval_split, tracker=tracker, progress=progress)
     else:
         train = train_loop
 

@@ -9,8 +9,8 @@ Families:
 * encoder baselines (``bertxml``): the paper's neural baselines on the same pretrained encoder;
 * word-level baselines (:data:`WORD_VARIANTS`): words of a vocabulary counted on the training
   split, embeddings trained from scratch; ``match`` also reads the documents' metadata;
-* linear (``tfidf``): TF-IDF with one-vs-rest logistic regression, fitted by its own job rather
-  than the training loop.
+* linear (``tfidf``, ``bonsai``): TF-IDF features with one-vs-rest logistic regression, or with a
+  partitioned label tree (omikuji), each fitted by its own job rather than the training loop.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ METADATA_VARIANTS = ("match",)
 ENCODER_VARIANTS = ("bertxml",)
 #: The neural baselines of :mod:`lcr.models.baselines` (trained by the same loop as LabelCoRank).
 BASELINE_VARIANTS = WORD_VARIANTS + ENCODER_VARIANTS
-#: Baselines that are not neural models of the training loop (:mod:`lcr.models.baselines.tfidf`).
-LINEAR_VARIANTS = ("tfidf",)
+#: Baselines that are not neural models of the training loop (:mod:`lcr.models.baselines.tfidf`,
+#: :mod:`lcr.models.baselines.bonsai`).
+LINEAR_VARIANTS = ("tfidf", "bonsai")
 #: The models of the training loop (what :func:`lcr.models.factory.build_model` builds).
 MODEL_VARIANTS = (*LABELCORANK_FAMILY, "roberta", *BASELINE_VARIANTS)
 #: Every variant ``lcr train`` accepts.
@@ -61,6 +62,7 @@ PAPER_ROWS = {
     "bertxml": "BERTXML",
     "match": "MATCH",
     "tfidf": "TF-IDF + LR",
+    "bonsai": "Bonsai (omikuji)",
     "roberta": "RoBERTa",
     "roberta-oracle": "RoBERTa*",
     "labelcorank": "LabelCoRank",

@@ -128,10 +128,28 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     Raises:
         LcrError: scikit-learn is missing, or the training split has no labelled documents.
     """
+    def fit(texts, gold):
+        vectorizer, weights, bias = _fit(texts, gold, params, progress=progress)
+        return (vectorizer, weights, bias), {"features": len(vectorizer.vocabulary_)}
+
+    return train_linear(dataset_dir, output_dir, params, fit=fit, rank=lambda model, texts, k: _rank(*model, texts, k),
+                        eval_split=eval_split, tracker=tracker)
+
+
+def train_linear(dataset_dir: str | Path, output_dir: str | Path, params, *, fit, rank, eval_split: str = "test",
+                 tracker=None) -> dict:
+    """The job of the baselines that are fitted once rather than trained by the loop (``tfidf``,
+    ``bonsai``): read train (capped as the loop caps it), ``fit(texts, gold) -> (model, extra)``,
+    score dev and ``eval_split`` with ``rank(model, texts, k) -> (topk, scores)``, write the
+    predictions and the result record, log to ``tracker``. ``extra`` joins the result record.
+
+    Raises:
+        LcrError: scikit-learn is missing, or the training split has no labelled documents.
+    """
     import importlib.util
 
     if importlib.util.find_spec("sklearn") is None:
-        raise LcrError("the tfidf baseline needs scikit-learn: pip install scikit-learn")
+        raise LcrError("the TF-IDF features need scikit-learn: pip install scikit-learn")
     from lcr.report import metrics
     from lcr.datasets import store
     from lcr.labels import LabelArtifacts, subset_masks
@@ -149,13 +167,13 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
         raise LcrError(f"{dataset_dir.name}: the training split has no labels")
     if tracker is not None:
         tracker.log_params(runs.logged_params(dataset_dir.name, params, eval_split))
-    vectorizer, weights, bias = _fit(texts, gold, params, progress=progress)
+    model, extra = fit(texts, gold)
     k = min(max(5, params.top_k_saved), len(vocab))
 
     def evaluate(split: str, limit: int | None):
         n = store.split_length(dataset_dir, split)
         ids, split_texts, split_gold = _split_texts(dataset_dir, split, vocab, store.capped_indices(n, limit, params.seed))
-        topk, scores = _rank(vectorizer, weights, bias, split_texts, k)
+        topk, scores = rank(model, split_texts, k)
         return ids, split_gold, topk, scores
 
     dev, history = None, []
@@ -171,7 +189,7 @@ def train_tfidf(dataset_dir: str | Path, output_dir: str | Path, params, *, eval
     write_predictions(output_dir / runs.predictions_file(eval_split), ids, vocab, topk, scores)
     result = runs.run_result(dataset_dir.name, params, eval_split, evaluation, dev=dev, best_epoch=1, steps=0,
                              history=history, train_seconds=time.time() - started, output_dir=output_dir,
-                             features=len(vectorizer.vocabulary_))
+                             **extra)
     runs.write_results(output_dir, result)
     if tracker is not None:
         runs.log_finished(tracker, output_dir, result, step=1)
