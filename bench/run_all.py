@@ -86,6 +86,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_loader_memory", "loader-memory", "data loading memory of an epoch vs the number of documents"),
     Benchmark("bench_evaluation", "evaluation", "evaluation of 89,855 x 17,963: top-k per batch vs per-document loops"),
     Benchmark("bench_step_memory", "step-memory", "one step at K = 17,963, gamma = 30: peak RSS, faithful vs low-rank W5"),
+    Benchmark("bench_tfidf", "tfidf-fit", "the TF-IDF baseline's fit vs one-vs-rest LogisticRegression (needs data/reuters21578)"),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 
