@@ -54,6 +54,23 @@ def _mlflow_uris_restored():
 
 
 @pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A fresh sqlite tracking store in the test's folder (also the working folder), with no
+    parent run; yields its URI and ends any run the test left open."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("LCR_PARENT_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(uri)  # MLflow keeps the URI an earlier test set
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture
 def mirror() -> Path:
     """The offline dataset mirror; skips the test when there is none."""
     if MIRROR is None:

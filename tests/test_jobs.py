@@ -27,17 +27,8 @@ def toy(tmp_path_factory):
 
 
 @pytest.fixture
-def store_uri(tmp_path, monkeypatch):
-    import mlflow
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("LCR_PARENT_RUN_ID", raising=False)
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(uri)  # MLflow keeps the URI an earlier test set
-    yield uri
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
+def store_uri(mlflow_store):
+    return mlflow_store
 
 
 def _params(toy, **extra):

@@ -10,19 +10,8 @@ from lcr import tracking
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A fresh sqlite tracking store; MLflow's global state is reset afterwards."""
-    import mlflow
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv(tracking.TRACKING_ENV, uri)
-    monkeypatch.delenv(tracking.PARENT_ENV, raising=False)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(uri)  # MLflow keeps the URI an earlier test set
-    yield uri
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
+def store(mlflow_store):
+    return mlflow_store
 
 
 def test_tracking_uri_follows_the_environment_and_leaves_dvc_temp_copies(tmp_path, monkeypatch):
