@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+from lcr.errors import LcrError
 from lcr.models.variants import uses_gamma
 
 
@@ -94,8 +97,6 @@ def log_finished(tracker, folder: str | Path, result: dict, step: int) -> None:
 def write_results(folder: str | Path, result: dict) -> None:
     """Write a finished run's ``metrics.json`` (everything) and ``scores.json`` (the final
     metrics, flat), each atomically."""
-    import json
-
     from lcr.atomic import atomic_open
 
     folder = Path(folder)
@@ -107,8 +108,6 @@ def write_results(folder: str | Path, result: dict) -> None:
 
 def write_flat_scores(path: str | Path, evaluation: dict) -> None:
     """Write :func:`flat_scores` as a JSON file (a DVC metrics file, ``--scores``), atomically."""
-    import json
-
     from lcr.atomic import atomic_open
 
     path = Path(path)
@@ -123,10 +122,6 @@ def read_results(folder: str | Path, hint: str = "train the model first") -> dic
     Raises:
         LcrError: the file is missing (the message says ``hint``) or is not valid JSON.
     """
-    import json
-
-    from lcr.errors import LcrError
-
     path = Path(folder) / METRICS_FILE
     if not path.is_file():
         raise LcrError(f"{path} is missing: {hint}")
@@ -138,7 +133,115 @@ def read_results(folder: str | Path, hint: str = "train the model first") -> dic
 
 def mlflow_run_id(folder: str | Path) -> str | None:
     """The MLflow run id recorded in the folder, or None (an untracked run)."""
-    import json
-
     path = Path(folder) / MLFLOW_RUN_FILE
     return json.loads(path.read_text(encoding="utf-8")).get("run_id") if path.exists() else None
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the finished runs of a folder (the tables)
+
+#: Files that mark a run folder whose job has started but not finished (no metrics.json yet).
+STARTED_MARKERS = (MLFLOW_RUN_FILE, "checkpoint.pt")
+
+
+def scan_runs(runs_dir: str | Path) -> tuple[list[dict], list[str]]:
+    """Every finished run under ``runs_dir`` (a ``metrics.json``; hidden folders skipped) as a
+    checked record (:func:`read_run`), and the run folders that were started but hold no
+    ``metrics.json`` yet.
+
+    Raises:
+        LcrError: the folder does not exist, or a run file is unreadable (named).
+    """
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise LcrError(f"runs folder {root} does not exist: train something first (lcr train) "
+                       "or point --runs-dir at the folder that holds the runs")
+    records, finished_dirs = [], set()
+    for path in sorted(root.rglob(METRICS_FILE)):
+        if _hidden(path.parent, root) or not path.is_file():
+            continue
+        records.append(read_run(path, root))
+        finished_dirs.add(path.parent)
+    unfinished = sorted({
+        marker.parent.relative_to(root).as_posix()
+        for name in STARTED_MARKERS for marker in root.rglob(name)
+        if marker.parent not in finished_dirs and not _hidden(marker.parent, root)})
+    return records, unfinished
+
+
+def _hidden(folder: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in folder.relative_to(root).parts)
+
+
+def read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LcrError(f"{path}: cannot read {what} ({exc}); re-run the job that writes it "
+                       "or move the folder out of the runs folder") from exc
+    if not isinstance(data, dict):
+        raise LcrError(f"{path}: {what} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _optional_int(value, path: Path, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise LcrError(f"{path}: '{key}' must be a whole number or null, got {value!r}")
+    return int(value)
+
+
+def read_run(path: Path, root: Path) -> dict:
+    """One finished run: identity, metrics per subset, history and MLflow ids."""
+    data = read_json(path, "the run's metrics")
+    info = data.get("run")
+    if info is None:
+        # Older runs: identity from the job's config.json beside metrics.json.
+        config = path.parent / CONFIG_FILE
+        info = read_json(config, "the run's config") if config.is_file() else None
+        if info is None or "variant" not in info:
+            raise LcrError(f"{path}: no 'run' section (dataset, variant, seed, gamma); "
+                           "was it written by `lcr train` or `lcr oracle`?")
+    if not isinstance(info, dict):
+        raise LcrError(f"{path}: 'run' must be an object, got {type(info).__name__}")
+    for key in ("dataset", "variant"):
+        if not isinstance(info.get(key), str) or not info[key]:
+            raise LcrError(f"{path}: 'run.{key}' is missing or not a string")
+    evaluation = data.get("eval")
+    if not isinstance(evaluation, dict) or not isinstance(evaluation.get("full"), dict):
+        raise LcrError(f"{path}: no 'eval.full' metrics; the run did not finish its evaluation")
+    subsets = {}
+    for subset, values in evaluation.items():
+        if not isinstance(values, dict):
+            raise LcrError(f"{path}: 'eval.{subset}' must be an object of metrics")
+        bad = [k for k, v in values.items() if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))]
+        if bad:
+            raise LcrError(f"{path}: 'eval.{subset}' has non-numeric values for {', '.join(bad)}")
+        subsets[subset] = {k: (math.nan if v is None else float(v)) for k, v in values.items()}
+    history = data.get("history") or []
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise LcrError(f"{path}: 'history' must be a list of per-epoch objects")
+
+    mlflow = {}
+    mlflow_path = path.parent / MLFLOW_RUN_FILE
+    if mlflow_path.is_file():
+        mlflow = read_json(mlflow_path, "the MLflow run reference")
+    variant = info["variant"]
+    return {
+        "run": path.parent.relative_to(root).as_posix(),
+        "dataset": info["dataset"],
+        "variant": variant,
+        "seed": _optional_int(info.get("seed"), path, "run.seed"),
+        "gamma": _optional_int(info.get("gamma"), path, "run.gamma") if variant != "roberta" else None,
+        "eval_split": str(info.get("eval_split") or data.get("eval_split") or "test"),
+        "top": _optional_int(data.get("m"), path, "m") if variant == "roberta-oracle" else None,
+        "subsets": subsets,
+        "history": history,
+        "best_epoch": data.get("best_epoch"),
+        "run_id": str(mlflow.get("run_id") or ""),
+        "experiment_id": str(mlflow.get("experiment_id") or ""),
+        "tracking_uri": str(mlflow.get("tracking_uri") or ""),
+        "path": str(path.parent),
+        "mtime": path.stat().st_mtime,
+    }

@@ -296,13 +296,14 @@ def test_labelcorank_rows_show_the_first_prediction_beside_the_final(tmp_path):
 
 
 def test_long_tail_report_of_a_trained_run(registered, tmp_path):
-    from lcr.report.tables import _scan, long_tail_data, write_long_tail
+    from lcr.report.tables import long_tail_data, write_long_tail
+    from lcr.runs import scan_runs
 
     runs = tmp_path / "runs" / "toy"
     import shutil
 
     shutil.copytree(registered["root"] / "run", runs / "labelcorank-s0")
-    records, _ = _scan(tmp_path / "runs")
+    records, _ = scan_runs(tmp_path / "runs")
     frame = long_tail_data(records, registered["data"], n_buckets=3)
     assert list(frame["bucket"]) == [0, 1, 2] and set(frame["run"]) == {"toy/labelcorank-s0"}
     from lcr.datasets.store import read_vocab

@@ -39,7 +39,6 @@ knows nothing of MLflow, DVC or the command line.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ import pandas as pd
 from lcr.atomic import atomic_open
 from lcr.errors import LcrError
 from lcr.paper import PAPER_MAIN_GAMMA
-from lcr.runs import METRICS_FILE, MLFLOW_RUN_FILE
+from lcr.runs import read_json, scan_runs
 from lcr.models.variants import LABELCORANK_FAMILY, PAPER_ROWS
 
 #: The paper's metric columns, in its order.
@@ -103,8 +102,6 @@ _STATS_COLUMNS = (("N_trn", "N_trn", 0), ("N_dev", None, 0), ("N_tst", "N_tst", 
                   ("L", "L_labels", 0), ("L_avg", "L_avg", 4), ("W_avg", "W_avg", 2))
 _RUN_KEYS = ("run", "dataset", "variant", "seed", "gamma", "eval_split", "top")
 
-#: Files that mark a run folder whose job has started but not finished (no metrics.json yet).
-_STARTED_MARKERS = (MLFLOW_RUN_FILE, "checkpoint.pt")
 
 
 @dataclass
@@ -193,7 +190,7 @@ def collect_runs(runs_dir: str | Path) -> pd.DataFrame:
         LcrError: ``runs_dir`` does not exist, or a ``metrics.json`` / ``mlflow_run.json`` is
             unreadable or lacks what a finished run writes (the message names the file).
     """
-    records, unfinished = _scan(runs_dir)
+    records, unfinished = scan_runs(runs_dir)
     return _runs_frame(records, unfinished)
 
 
@@ -207,104 +204,8 @@ def collect_history(runs_dir: str | Path) -> pd.DataFrame:
     Raises:
         LcrError: as :func:`collect_runs`.
     """
-    records, _ = _scan(runs_dir)
+    records, _ = scan_runs(runs_dir)
     return _history_frame(records)
-
-
-def _scan(runs_dir: str | Path) -> tuple[list[dict], list[str]]:
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise LcrError(f"runs folder {root} does not exist: train something first (lcr train) "
-                       "or point --runs-dir at the folder that holds the runs")
-    records, finished_dirs = [], set()
-    for path in sorted(root.rglob(METRICS_FILE)):
-        if _hidden(path.parent, root) or not path.is_file():
-            continue
-        records.append(_read_run(path, root))
-        finished_dirs.add(path.parent)
-    unfinished = sorted({
-        marker.parent.relative_to(root).as_posix()
-        for name in _STARTED_MARKERS for marker in root.rglob(name)
-        if marker.parent not in finished_dirs and not _hidden(marker.parent, root)})
-    return records, unfinished
-
-
-def _hidden(folder: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in folder.relative_to(root).parts)
-
-
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LcrError(f"{path}: cannot read {what} ({exc}); re-run the job that writes it "
-                       "or move the folder out of the runs folder") from exc
-    if not isinstance(data, dict):
-        raise LcrError(f"{path}: {what} must hold a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _optional_int(value, path: Path, key: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise LcrError(f"{path}: '{key}' must be a whole number or null, got {value!r}")
-    return int(value)
-
-
-def _read_run(path: Path, root: Path) -> dict:
-    """One finished run: identity, metrics per subset, history and MLflow ids."""
-    data = _read_json(path, "the run's metrics")
-    info = data.get("run")
-    if info is None:
-        # Older runs: identity from the job's config.json beside metrics.json.
-        config = path.parent / "config.json"
-        info = _read_json(config, "the run's config") if config.is_file() else None
-        if info is None or "variant" not in info:
-            raise LcrError(f"{path}: no 'run' section (dataset, variant, seed, gamma); "
-                           "was it written by `lcr train` or `lcr oracle`?")
-    if not isinstance(info, dict):
-        raise LcrError(f"{path}: 'run' must be an object, got {type(info).__name__}")
-    for key in ("dataset", "variant"):
-        if not isinstance(info.get(key), str) or not info[key]:
-            raise LcrError(f"{path}: 'run.{key}' is missing or not a string")
-    evaluation = data.get("eval")
-    if not isinstance(evaluation, dict) or not isinstance(evaluation.get("full"), dict):
-        raise LcrError(f"{path}: no 'eval.full' metrics; the run did not finish its evaluation")
-    subsets = {}
-    for subset, values in evaluation.items():
-        if not isinstance(values, dict):
-            raise LcrError(f"{path}: 'eval.{subset}' must be an object of metrics")
-        bad = [k for k, v in values.items() if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))]
-        if bad:
-            raise LcrError(f"{path}: 'eval.{subset}' has non-numeric values for {', '.join(bad)}")
-        subsets[subset] = {k: (math.nan if v is None else float(v)) for k, v in values.items()}
-    history = data.get("history") or []
-    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
-        raise LcrError(f"{path}: 'history' must be a list of per-epoch objects")
-
-    mlflow = {}
-    mlflow_path = path.parent / MLFLOW_RUN_FILE
-    if mlflow_path.is_file():
-        mlflow = _read_json(mlflow_path, "the MLflow run reference")
-    variant = info["variant"]
-    return {
-        "run": path.parent.relative_to(root).as_posix(),
-        "dataset": info["dataset"],
-        "variant": variant,
-        "seed": _optional_int(info.get("seed"), path, "run.seed"),
-        "gamma": _optional_int(info.get("gamma"), path, "run.gamma") if variant != "roberta" else None,
-        "eval_split": str(info.get("eval_split") or data.get("eval_split") or "test"),
-        "top": _optional_int(data.get("m"), path, "m") if variant == "roberta-oracle" else None,
-        "subsets": subsets,
-        "history": history,
-        "best_epoch": data.get("best_epoch"),
-        "run_id": str(mlflow.get("run_id") or ""),
-        "experiment_id": str(mlflow.get("experiment_id") or ""),
-        "tracking_uri": str(mlflow.get("tracking_uri") or ""),
-        "path": str(path.parent),
-        "mtime": path.stat().st_mtime,
-    }
 
 
 def _runs_frame(records: list[dict], unfinished: Sequence[str] = ()) -> pd.DataFrame:
@@ -1025,7 +926,7 @@ def read_dataset_stats(data_dir: str | Path, datasets: Iterable[str]) -> dict[st
     for dataset in datasets:
         path = Path(data_dir) / dataset / "stats.json"
         if path.is_file():
-            found[dataset] = _read_json(path, "dataset statistics")
+            found[dataset] = read_json(path, "dataset statistics")
     return found
 
 
@@ -1050,7 +951,7 @@ def make_tables(runs_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
         LcrError: a missing runs folder, an unreadable ``metrics.json``, ``mlflow_run.json`` or
             ``stats.json``, or a bad ``aggregate`` value.
     """
-    records, unfinished = _scan(runs_dir)
+    records, unfinished = scan_runs(runs_dir)
     runs = _runs_frame(records, unfinished)
     if datasets is None:
         stored = sorted(p.parent.name for p in Path(data_dir).glob("*/stats.json")) if Path(data_dir).is_dir() else []
