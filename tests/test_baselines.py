@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from lcr.models.variants import BASELINE_VARIANTS, WORD_VARIANTS
+from lcr.models.variants import BASELINE_VARIANTS, LINEAR_VARIANTS, WORD_VARIANTS
 from lcr.models.baselines.common import BaselineConfig, build_baseline
 from lcr.models.baselines.words import build_word_tokenizer
 from lcr.config import VARIANTS, load_params, parse_params, train_params
@@ -163,7 +163,7 @@ def test_train_job_writes_a_model_folder_the_predictor_uses(variant, toy_store, 
 
 def test_params_yaml_gives_each_baseline_its_settings():
     params = load_params()  # the project's params.yaml
-    assert set(params.baselines) == set(BASELINE_VARIANTS) | {"tfidf"}
+    assert set(params.baselines) == set(BASELINE_VARIANTS) | set(LINEAR_VARIANTS)
     xml_cnn = params.train("reuters21578", variant="xml-cnn")
     assert xml_cnn.lr == 1e-3 and xml_cnn.cnn_windows == [2, 4, 8] and xml_cnn.dropout == 0.5
     assert params.train("reuters21578", variant="labelcorank").dropout == 0.1  # untouched
