@@ -59,7 +59,7 @@ def test_paper_graph_lists_every_stage(tmp_path):
     run(project, "-m", "lcr.cli", "profile", "paper")
     params = yaml.safe_load((project / "params.yaml").read_text())
     expected = paper_stages(params)
-    assert len(expected) == 3 + 3 + (3 * 13 + 2) * 3 + 12 + 9 + 3 + 1  # 154
+    assert len(expected) == 3 + 3 + (3 * 14 + 2) * 3 + 12 + 9 + 3 + 1  # 163 (14 variants, MATCH not on AAPD)
     assert {"train@mag-cs-match-2", "train@pubmed-match-0", "train@aapd-bertxml-1", "train@pubmed-tfidf-2",
             "train@aapd-no_rerank-0"} <= expected
 
