@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(REPO / "params.yaml").train(args.dataset, variant="tfidf",
                                                      settings={"max_train_docs": None, "tfidf_jobs": 1})
     vocab, _ = store.read_vocab(dataset_dir)
-    _, train_texts, train_gold = tfidf._split_texts(dataset_dir, "train", vocab, None)
-    _, test_texts, test_gold = tfidf._split_texts(dataset_dir, "test", vocab, None)
+    _, train_texts, train_gold = tfidf.split_texts(dataset_dir, "train", vocab, None)
+    _, test_texts, test_gold = tfidf.split_texts(dataset_dir, "test", vocab, None)
     started = time.perf_counter()
     vectorizer = tfidf.make_vectorizer(params)
     train_x = vectorizer.fit_transform(train_texts)

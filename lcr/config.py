@@ -148,8 +148,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             longest word n-gram and inverse regularisation strength (it also uses
             ``word_min_freq`` as the minimum document frequency). tfidf_jobs: processes fitting
             its per-label regressions (joblib's ``n_jobs``: -1 = every CPU, 1 = in-process).
-            tfidf_solver: scikit-learn's solver of each per-label fit: ``lbfgs`` (default; within
-            the time of a one-vs-rest LogisticRegression, bench/bench_tfidf.py) or ``liblinear``.
+            tfidf_solver: scikit-learn's solver of each per-label fit: ``lbfgs`` (default; 1.73x a
+            one-vs-rest LogisticRegression's fit on Reuters, bench/bench_tfidf.py) or ``liblinear``.
         tree_algorithm / tree_n_trees / tree_linear_c: the ``bonsai`` baseline's label trees
             (``bonsai``: wide shallow unbalanced trees; ``parabel``: balanced binary ones), their
             number and the C of their node classifiers (it uses the ``tfidf_*`` feature settings).

@@ -15,14 +15,10 @@ omikuji = pytest.importorskip("omikuji")
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    from lcr.datasets import store
-    from lcr.labels import prepare
-    from tests.toy_data import toy_documents
+    from tests.toy_data import write_toy_store
 
     root = tmp_path_factory.mktemp("bonsai")
-    store.write_store(root / "data" / "toy", {"train": toy_documents(120, 0), "dev": toy_documents(24, 1),
-                                              "test": toy_documents(24, 2)}, progress=False)
-    prepare(root / "data" / "toy", show_progress=False)
+    write_toy_store(root / "data" / "toy", (120, 24, 24))
     return root
 
 
@@ -48,10 +44,10 @@ def test_bonsai_learns_the_toy_topics_and_saves_its_tree(toy, algorithm):
 def test_bonsai_ranks_like_a_full_sort_of_its_scores(toy):
     from lcr.datasets import store
     from lcr.models.baselines.bonsai import fit_tree, rank_tree
-    from lcr.models.baselines.tfidf import _split_texts
+    from lcr.models.baselines.tfidf import split_texts
 
     vocab, _ = store.read_vocab(toy / "data" / "toy")
-    _, texts, gold = _split_texts(toy / "data" / "toy", "train", vocab, None)
+    _, texts, gold = split_texts(toy / "data" / "toy", "train", vocab, None)
     params = train_params({"variant": "bonsai", "word_min_freq": 1, "tfidf_jobs": 1})
     vectorizer, model = fit_tree(texts, gold, params, toy / "sorted")
     idx, scores = rank_tree(vectorizer, model, texts[:10], k=3)

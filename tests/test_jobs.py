@@ -14,15 +14,11 @@ from lcr.errors import LcrError
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     """A prepared toy dataset and a tiny encoder."""
-    from lcr.datasets import store
-    from lcr.labels import prepare
     from tests.tiny_encoder import make_tiny_encoder
-    from tests.toy_data import toy_documents
+    from tests.toy_data import write_toy_store
 
     root = tmp_path_factory.mktemp("jobs")
-    store.write_store(root / "data" / "toy", {"train": toy_documents(32, 0), "dev": toy_documents(8, 1),
-                                              "test": toy_documents(8, 2)}, progress=False)
-    prepare(root / "data" / "toy", show_progress=False)
+    write_toy_store(root / "data" / "toy")
     return {"root": root, "data": root / "data", "encoder": make_tiny_encoder(root / "encoder")}
 
 

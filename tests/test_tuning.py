@@ -12,19 +12,15 @@ from lcr.errors import LcrError
 def toy_config(tmp_path, monkeypatch):
     import mlflow
 
-    from lcr.datasets import store
-    from lcr.labels import prepare
     from tests.tiny_encoder import make_tiny_encoder
-    from tests.toy_data import toy_documents
+    from tests.toy_data import write_toy_store
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("LCR_PARENT_RUN_ID", raising=False)
     mlflow.set_tracking_uri(uri)
-    store.write_store(tmp_path / "data" / "toy", {"train": toy_documents(32, 0), "dev": toy_documents(8, 1),
-                                                  "test": toy_documents(8, 2)}, progress=False)
-    prepare(tmp_path / "data" / "toy", show_progress=False)
+    write_toy_store(tmp_path / "data" / "toy")
     encoder = make_tiny_encoder(tmp_path / "encoder")
     config = parse_params({
         "data_dir": str(tmp_path / "data"), "runs_dir": str(tmp_path / "runs"),

@@ -39,3 +39,16 @@ def write_toy_corpus(folder: str | Path, sizes: dict[str, int] | None = None) ->
             for doc in toy_documents(n, seed):
                 handle.write(json.dumps({"id": doc.id, "text": doc.text, "labels": list(doc.labels)}) + "\n")
     return folder
+
+
+def write_toy_store(folder: str | Path, sizes: tuple[int, int, int] = (32, 8, 8)) -> Path:
+    """A fetched and prepared toy dataset (train, dev, test of ``sizes`` documents) at ``folder``."""
+    from lcr.datasets import store
+    from lcr.labels import prepare
+
+    folder = Path(folder)
+    splits = dict(zip(("train", "dev", "test"), sizes))
+    store.write_store(folder, {split: toy_documents(n, seed) for seed, (split, n) in enumerate(splits.items())},
+                      progress=False)
+    prepare(folder, show_progress=False)
+    return folder

@@ -58,6 +58,7 @@ class Predictor:
 
         from lcr.datasets.store import read_vocab
         from lcr.models.factory import load_model
+        from lcr.serve.calibration import load_calibration
 
         folder = Path(folder)
         missing = [name for name in REQUIRED if not (folder / name).exists()]
@@ -67,8 +68,6 @@ class Predictor:
         labels, names = read_vocab(folder)
         model = load_model(folder / "model").to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
-        from lcr.serve.calibration import load_calibration
-
         return cls(model, tokenizer, list(labels), [n or l for l, n in zip(labels, names)],
                    int(info["max_length"]), info, load_calibration(folder))
 

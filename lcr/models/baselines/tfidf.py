@@ -25,7 +25,7 @@ from lcr.errors import LcrError
 CHUNK = 2048
 
 
-def _split_texts(dataset_dir: Path, split: str, vocab: list[str], keep: np.ndarray | None):
+def split_texts(dataset_dir: Path, split: str, vocab: list[str], keep: np.ndarray | None):
     from lcr.datasets import store
 
     table = store.read_split(dataset_dir, split, columns=["id", "text", "labels"])
@@ -162,7 +162,7 @@ def train_linear(dataset_dir: str | Path, output_dir: str | Path, params, *, fit
     vocab, _ = store.read_vocab(dataset_dir)
     artifacts = LabelArtifacts.load(dataset_dir / store.LABELS_DIR)
     n_train = store.split_length(dataset_dir, "train")
-    _, texts, gold = _split_texts(dataset_dir, "train", vocab, store.capped_indices(n_train, params.max_train_docs, params.seed))
+    _, texts, gold = split_texts(dataset_dir, "train", vocab, store.capped_indices(n_train, params.max_train_docs, params.seed))
     if gold.nnz == 0:
         raise LcrError(f"{dataset_dir.name}: the training split has no labels")
     if tracker is not None:
@@ -172,8 +172,8 @@ def train_linear(dataset_dir: str | Path, output_dir: str | Path, params, *, fit
 
     def evaluate(split: str, limit: int | None):
         n = store.split_length(dataset_dir, split)
-        ids, split_texts, split_gold = _split_texts(dataset_dir, split, vocab, store.capped_indices(n, limit, params.seed))
-        topk, scores = rank(model, split_texts, k)
+        ids, texts_of_split, split_gold = split_texts(dataset_dir, split, vocab, store.capped_indices(n, limit, params.seed))
+        topk, scores = rank(model, texts_of_split, k)
         return ids, split_gold, topk, scores
 
     dev, history = None, []
