@@ -50,12 +50,9 @@ STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2"
 
 def _settings(args: argparse.Namespace) -> dict:
     """``--set key=value`` as YAML values, plus this benchmark's own budget options."""
-    import yaml
+    from lcr.config import parse_settings
 
-    values = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        values[key.strip()] = yaml.safe_load(value)
+    values = parse_settings(args.set)
     # patience and the cap are set as given (None: no early stopping, every training document)
     values.setdefault("patience", None)
     values.setdefault("max_train_docs", args.max_train_docs)

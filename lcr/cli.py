@@ -221,14 +221,18 @@ def tune(
     settings: list[str] = typer.Option([], "--set", help="A fixed setting every trial shares: --set epochs=3."),
     output: Optional[Path] = typer.Option(None, "--output", help="The --set-ready file of the best settings "
                                           "(default: tune/<dataset>-<variant>.txt)."),
+    start_from: list[Path] = typer.Option([], "--start-from", help="A --set file (e.g. an earlier search's best) "
+                                          "whose settings are tried first; repeatable."),
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
 ):
     """Search the settings of params.yaml's tune block with Optuna (each trial a nested MLflow run, pruned on dev)."""
+    from lcr.config import read_settings_file
     from lcr.tuning import tune as run_tuning
 
     result = run_tuning(dataset, load_params(params), variant=variant, trials=trials, settings=_overrides(settings),
-                        output=output, data_dir=data_dir, progress=_progress())
+                        output=output, data_dir=data_dir, start_from=[read_settings_file(f) for f in start_from],
+                        progress=_progress())
     for record in result["trials"]:
         value = "-" if record["value"] is None else f"{record['value']:.4f}"
         typer.echo(f"trial {record['trial']}: {record['state']:8s} {value}  {record['settings']}")
@@ -243,6 +247,8 @@ def calibrate(
     from_run: Optional[Path] = typer.Option(None, "--from-run", help="A trained run folder (default: the labelcorank run of params.yaml's settings)."),
     per_label: bool = typer.Option(False, "--per-label/--global", help="Also fit a threshold per label (labels with few dev documents keep the global one)."),
     min_support: int = typer.Option(5, help="Dev documents a label needs for its own threshold."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the calibration to this .json file instead "
+                                          "of the model folder (then: lcr register --calibration FILE)."),
     track: bool = TrackOption,
     data_dir: Optional[Path] = DataDirOption,
     params: Optional[Path] = ParamsOption,
@@ -255,21 +261,15 @@ def calibrate(
     source = from_run or run_dir(config.runs_dir, dataset, config.train(dataset))
     result = calibrate_job(dataset, source, data_dir=data_dir or config.data_dir, per_label=per_label,
                            min_support=min_support, eval_split=config.dataset(dataset).eval_split,
-                           track=track, stage=stage)
+                           track=track, output=output, stage=stage)
     typer.echo(json.dumps(result, indent=2))
 
 
 def _overrides(settings: list[str]) -> dict:
     """``--set key=value`` pairs, values parsed as YAML (numbers, booleans, null)."""
-    import yaml
+    from lcr.config import parse_settings
 
-    values = {}
-    for item in settings:
-        if "=" not in item:
-            raise LcrError(f"--set {item}: expected key=value")
-        key, value = item.split("=", 1)
-        values[key.strip()] = yaml.safe_load(value)
-    return values
+    return parse_settings(settings)
 
 
 @app.command()
@@ -362,6 +362,8 @@ def register(
     from_run: Optional[Path] = typer.Option(None, "--from-run", help="A trained run folder (default: the labelcorank run of params.yaml's settings)."),
     name: Optional[str] = typer.Option(None, help="Registered model name (default: lcr-<dataset>)."),
     record: Optional[Path] = typer.Option(None, help="Also write the registration (name, version, URI, run ids) to this JSON file."),
+    calibration: Optional[Path] = typer.Option(None, help="A calibration file (lcr calibrate --output) the registered "
+                                               "model carries, in place of the model folder's own."),
     params: Optional[Path] = ParamsOption,
     stage: Optional[str] = StageOption,
 ):
@@ -370,7 +372,7 @@ def register(
 
     config = load_params(params)
     source = from_run or run_dir(config.runs_dir, dataset, config.train(dataset))
-    result = register_job(dataset, source, name=name, record=record, tags=_stage_tags(stage))
+    result = register_job(dataset, source, name=name, record=record, tags=_stage_tags(stage), calibration=calibration)
     typer.echo(json.dumps(result, indent=2))
 
 

@@ -281,6 +281,48 @@ def train_params(raw: dict | None = None, **overrides) -> TrainParams:
     return TrainParams.parse(values, "training").validate()
 
 
+def parse_settings(items: list[str], where: str = "--set") -> dict:
+    """``key=value`` items (``lcr train --set``, a ``lcr tune`` best-settings file) as a dict,
+    each value read as YAML (``5e-5`` a float, ``null`` None, ``true`` a bool).
+
+    Raises:
+        LcrError: an item without ``=``, named with ``where``.
+    """
+    import re
+
+    # YAML 1.1 reads 5e-5 (no dot) as a string; such words are numbers here.
+    exponent = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LcrError(f"{where} {item}: expected key=value")
+        parsed = yaml.safe_load(value)
+        values[key.strip()] = float(parsed) if isinstance(parsed, str) and exponent.fullmatch(parsed) else parsed
+    return values
+
+
+def read_settings_file(path: str | Path) -> dict:
+    """The settings of a ``--set key=value ...`` file, as ``lcr tune`` writes it.
+
+    Raises:
+        LcrError: the file is missing, or a word is neither ``--set`` nor ``key=value`` (with
+            its line number).
+    """
+    import shlex
+
+    path = Path(path)
+    if not path.is_file():
+        raise LcrError(f"{path}: no such settings file")
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        words = shlex.split(line, comments=True)  # (--set, key=value) pairs
+        if len(words) % 2 or any(w != "--set" for w in words[0::2]) or any("=" not in w for w in words[1::2]):
+            raise LcrError(f"{path}:{number}: expected '--set key=value ...', got {line.strip()!r}")
+        items += words[1::2]
+    return parse_settings(items, where=str(path))
+
+
 class SearchDimension(Settings):
     """One tuned setting: ``float`` or ``int`` between ``low`` and ``high`` (``log``: sampled on a
     log scale), or ``categorical`` among ``choices``."""

@@ -146,7 +146,8 @@ def stage_run(stage: str | None, dataset: str | None = None, data_dir: str | Pat
 
 
 def register_job(dataset: str, source_dir: str | Path, *, name: str | None = None,
-                 record: str | Path | None = None, tags: dict | None = None) -> dict:
+                 record: str | Path | None = None, tags: dict | None = None,
+                 calibration: str | Path | None = None) -> dict:
     """Log a trained run's model as an MLflow pyfunc model and register it (``lcr-<dataset>``).
 
     The new version gets the alias ``champion`` when its dev metric (the run's ``select_metric``,
@@ -155,7 +156,9 @@ def register_job(dataset: str, source_dir: str | Path, *, name: str | None = Non
 
     The registration is its own MLflow run (nested under the current parent, if any), tagged
     with the training run it comes from. ``record`` (e.g. ``models/<dataset>.json``) receives the
-    registered name, version, model URI and both run ids.
+    registered name, version, model URI and both run ids. ``calibration`` (a file written by
+    ``lcr calibrate --output``) goes into the registered model as its ``calibration.json``, in place
+    of the model folder's own; the run folder itself is left as it is.
     """
     from lcr import tracking
     from lcr.runs import BEST_DIR, flat_scores, mlflow_run_id, read_results
@@ -171,7 +174,8 @@ def register_job(dataset: str, source_dir: str | Path, *, name: str | None = Non
         tracker.log_params({"dataset": dataset, "source_run": str(source_dir), "registered_name": name,
                             **{f"run.{k}": v for k, v in source.get("run", {}).items()}})
         tracker.log_metrics(flat_scores(source["eval"]))
-        logged = log_model(source_dir / BEST_DIR, name)
+        with _model_folder_with(source_dir / BEST_DIR, calibration) as folder:
+            logged = log_model(folder, name)
         metric = source.get("run", {}).get("select_metric") or "nDCG@5"
         dev = (source.get("dev") or {}).get(metric)
         alias = set_alias(name, logged["version"], dev, metric)
@@ -182,6 +186,35 @@ def register_job(dataset: str, source_dir: str | Path, *, name: str | None = Non
     if record:
         write_model_record(record, result)
     return result
+
+
+@contextmanager
+def _model_folder_with(folder: Path, calibration: str | Path | None):
+    """``folder`` itself, or (with a calibration file) a temporary copy of it that holds that
+    calibration; files are hard-linked where the file system allows, so the copy is cheap."""
+    if calibration is None:
+        yield folder
+        return
+    import os
+    import shutil
+    import tempfile
+
+    from lcr.serve.calibration import load_calibration, save_calibration
+
+    chosen = load_calibration(calibration)  # refuses a missing or broken file before anything is logged
+
+    def link(source, target):
+        try:
+            os.link(source, target)
+        except OSError:  # another file system, or links not allowed
+            shutil.copy2(source, target)
+
+    with tempfile.TemporaryDirectory(prefix="lcr-register-") as tmp:
+        staged = Path(tmp) / folder.name
+        shutil.copytree(folder, staged, copy_function=link)
+        (staged / "calibration.json").unlink(missing_ok=True)  # a link: replace it, never write through it
+        save_calibration(staged, chosen)
+        yield staged
 
 
 def fetch_job(dataset: str, config, *, data_dir: str | Path | None = None, source: str | Path | None = None,
@@ -257,10 +290,11 @@ def tables_job(config, *, runs_dir: str | Path | None = None, data_dir: str | Pa
 def pipeline_job(dataset: str, config, *, variant: str = "labelcorank", settings: dict | None = None,
                  source: str | Path | None = None, register: bool = False, progress: bool = False) -> dict:
     """One dataset end to end, each step its own MLflow run: fetch, prepare, train and evaluate,
-    ``roberta-oracle`` after a ``roberta`` run, and registration when asked.
+    ``roberta-oracle`` after a ``roberta`` run, and, when asked to register, the label-set
+    calibration (into the model folder) and the registration.
 
     Returns:
-        ``{"stats", "train", "oracle" (or None), "register" (or None)}``.
+        ``{"stats", "train", "oracle" (or None), "calibrate" and "register" (or None)}``.
     """
     fetch_stats = fetch_job(dataset, config, source=source, stage=f"fetch@{dataset}", progress=progress)
     prepare_job(dataset, config, stage=f"prepare@{dataset}", progress=progress)
@@ -272,24 +306,29 @@ def pipeline_job(dataset: str, config, *, variant: str = "labelcorank", settings
     oracle = None
     if variant == "roberta":
         oracle = oracle_job(dataset, folder, data_dir=config.data_dir, tags={"dvc.stage": f"oracle@{dataset}"})
-    registered = None
+    calibrated = registered = None
     if register:
+        calibrated = calibrate_job(dataset, folder, data_dir=config.data_dir, eval_split=config.dataset(dataset).eval_split,
+                                   stage=f"calibrate@{dataset}")
         registered = register_job(dataset, folder, tags={"dvc.stage": f"register@{dataset}"})
-    return {"stats": fetch_stats, "train": trained, "oracle": oracle, "register": registered}
+    return {"stats": fetch_stats, "train": trained, "oracle": oracle, "calibrate": calibrated, "register": registered}
 
 
 def calibrate_job(dataset: str, source_dir: str | Path, *, data_dir: str | Path = "data", per_label: bool = False,
                   min_support: int = 5, eval_split: str = "test", k: int = 20, track: bool = True,
-                  stage: str | None = None) -> dict:
+                  output: str | Path | None = None, stage: str | None = None) -> dict:
     """Calibrate a trained run's model folder for label sets (:mod:`lcr.serve.calibration`).
 
     Ranks the dev split with the run's ``best_model``, chooses the threshold and label count
     (and per-label thresholds with ``per_label``) that maximise dev micro-F1, measures the
     micro-F1 of those sets on ``eval_split``, and writes ``calibration.json`` into the model
-    folder, so that a later ``lcr register`` carries it. An MLflow run of ``stage`` when tracked.
+    folder, so that a later ``lcr register`` carries it; or, with ``output``, to that file instead
+    (the DVC stage: a run folder is the train stage's output, so the ``calibrate`` stage writes
+    its own file and ``lcr register --calibration FILE`` adds it to the registered model). An
+    MLflow run of ``stage`` when tracked.
 
     Returns:
-        The calibration as a dict, with ``model_folder``.
+        The calibration as a dict, with ``model_folder`` and ``file``.
     """
     from dataclasses import asdict
 
@@ -325,13 +364,13 @@ def calibrate_job(dataset: str, source_dir: str | Path, *, data_dir: str | Path 
     with stage_run(stage if track else None, dataset, data_dir) as tracker:
         calibration = fit_calibration(*ranked("dev"), predictor.labels, per_label=per_label, min_support=min_support)
         calibration.test_micro_f1 = round(evaluate_calibration(calibration, *ranked(eval_split), predictor.labels), 6)
-        save_calibration(folder, calibration)
+        written = save_calibration(output or folder, calibration)
         if tracker is not None:
             tracker.log_params({"dataset": dataset, "source_run": str(source_dir), "per_label": per_label,
                                 "min_support": min_support, "threshold": calibration.threshold,
                                 "max_labels": calibration.max_labels})
             tracker.log_metrics({"dev_micro_F1": calibration.dev_micro_f1,
                                  f"{eval_split}_micro_F1": calibration.test_micro_f1})
-            tracker.log_artifact(folder / "calibration.json")
+            tracker.log_artifact(written)
     return {**asdict(calibration), "label_thresholds": len(calibration.label_thresholds), "model_folder": str(folder),
-            "eval_split": eval_split}
+            "file": str(written), "eval_split": eval_split}

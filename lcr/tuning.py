@@ -7,6 +7,8 @@ The search space, metric and budget come from the ``tune`` block of ``params.yam
 metric is reported to Optuna, and a trial that trails the median of the earlier trials after
 ``warmup_epochs`` is pruned (its run is tagged ``lcr.pruned``). The best trial's settings are
 written as a ``--set``-ready file, so that ``lcr train --dataset D $(cat FILE)`` trains with them.
+``start_from`` (``lcr tune --start-from FILE``) runs given settings first, e.g. an earlier
+search's best file or today's defaults, so that a new search starts from what is known.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def settings_line(settings: dict) -> str:
 
 def tune(dataset: str, config, *, variant: str = "labelcorank", trials: int | None = None,
          settings: dict | None = None, output: str | Path | None = None, data_dir: str | Path | None = None,
-         progress: bool = False) -> dict:
+         start_from: list[dict] | None = None, progress: bool = False) -> dict:
     """Run the search; returns ``{"best_value", "best_settings", "trials": [...], "file",
     "parent_run_id"}``.
 
@@ -65,9 +67,11 @@ def tune(dataset: str, config, *, variant: str = "labelcorank", trials: int | No
         config: the :class:`lcr.config.Params` (its ``tune`` block and training settings).
         settings: fixed ``--set`` values every trial shares (the sampled ones win).
         output: the ``--set``-ready file (default ``tune/<dataset>-<variant>.txt``).
+        start_from: settings of the search space to try first, one trial each, in this order
+            (settings outside the space are refused; missing ones are sampled).
 
     Raises:
-        LcrError: an empty search space, or no trial finished.
+        LcrError: an empty search space, a ``start_from`` setting outside it, or no trial finished.
     """
     import optuna
 
@@ -89,6 +93,12 @@ def tune(dataset: str, config, *, variant: str = "labelcorank", trials: int | No
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=spec.direction, sampler=optuna.samplers.TPESampler(seed=spec.seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=spec.warmup_epochs))
+    for number, fixed in enumerate(start_from or []):
+        unknown = sorted(set(fixed) - set(spec.space))
+        if unknown:
+            raise LcrError(f"tune --start-from #{number + 1}: {', '.join(unknown)} not in params.yaml's "
+                           f"tune.space ({', '.join(spec.space)}); pass fixed values with --set")
+        study.enqueue_trial(fixed, skip_if_exists=True)
     records = []
 
     def objective(trial) -> float:

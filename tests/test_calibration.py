@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -61,6 +62,11 @@ def test_save_and_load(tmp_path):
     (tmp_path / CALIBRATION_FILE).write_text("{}")
     with pytest.raises(LcrError, match="not a calibration file"):
         load_calibration(tmp_path)
+    # or a file of its own (the DVC stage's output), which must then exist
+    written = save_calibration(tmp_path / "calibrations" / "toy.json", saved)
+    assert written == tmp_path / "calibrations" / "toy.json" and load_calibration(written) == saved
+    with pytest.raises(LcrError, match="no such calibration file"):
+        load_calibration(tmp_path / "missing.json")
 
 
 def test_calibrate_a_trained_model_then_serve_sets(registered, tmp_path):
@@ -94,3 +100,33 @@ def test_calibrate_a_trained_model_then_serve_sets(registered, tmp_path):
     model.load_context(Context())
     frame = model.predict(None, texts, params={"mode": "set"})
     assert [list(ids) for ids in frame["label_ids"]] == [[r["label"] for r in row] for row in sets]
+
+
+def test_calibration_file_goes_into_the_registered_model_only(registered, tmp_path, mlflow_store):
+    """``lcr calibrate --output FILE`` leaves the run folder alone (a DVC output of the train
+    stage); ``lcr register --calibration FILE`` serves the registered model with that choice."""
+    import mlflow
+    import pandas as pd
+
+    from lcr.jobs import calibrate_job, register_job
+    from lcr.runs import METRICS_FILE, write_results
+
+    run = tmp_path / "run"
+    shutil.copytree(registered["folder"], run / "best_model")
+    before = sorted(p.name for p in (run / "best_model").iterdir())
+    target = tmp_path / "calibrations" / "toy.json"
+    result = calibrate_job("toy", run, data_dir=registered["data"], track=False, output=target)
+    assert result["file"] == str(target) and target.exists()
+    assert sorted(p.name for p in (run / "best_model").iterdir()) == before  # nothing written into the run
+    chosen = json.loads(target.read_text())
+    chosen["max_labels"] = 1  # a choice the model folder could not have made itself
+    target.write_text(json.dumps(chosen))
+    write_results(run, {"eval": {"full": {"nDCG@5": 0.5}}, "dev": {"nDCG@5": 0.5}, "run": {}})
+    assert (run / METRICS_FILE).exists()
+    record = register_job("toy", run, calibration=target)
+    model = mlflow.pyfunc.load_model(record["uri"])
+    frame = model.predict(pd.DataFrame({"text": ["wheat grain harvest", "oil crude opec"]}), params={"mode": "set"})
+    assert all(len(labels) <= 1 for labels in frame["labels"])
+    assert not (run / "best_model" / CALIBRATION_FILE).exists()
+    with pytest.raises(LcrError, match="no such calibration file"):
+        register_job("toy", run, calibration=tmp_path / "none.json")

@@ -1,7 +1,7 @@
 """The `paper` profile's DVC graph, checked here without a GPU or the paper's data.
 
 The paper profile wants roberta-base on a GPU and the AAPD, MAG-CS and PubMed releases
-(issue #4). Here its graph is checked as written in params.yaml (3 datasets x 14 variants x
+(issue #4). Here its graph is checked as written in params.yaml (3 datasets x 16 variants x
 3 seeds, MATCH on MAG-CS and PubMed only, the gamma sweeps, RoBERTa*, registration, tables):
 
 * `dvc dag` and `dvc status` name every stage and the edges between the stage types;
@@ -46,7 +46,7 @@ def paper_stages(params: dict) -> set[str]:
     restricted = profile.get("variant_datasets", {})
     stages = {"tables"}
     for ds in profile["datasets"]:
-        stages |= {f"fetch@{ds}", f"prepare@{ds}", f"register@{ds}"}
+        stages |= {f"fetch@{ds}", f"prepare@{ds}", f"calibrate@{ds}", f"register@{ds}"}
         stages |= {f"sweep@{ds}-g{g}" for g in profile["gammas"].get(ds, [])}
         for seed in profile["seeds"]:
             stages.add(f"oracle@{ds}-{seed}")
@@ -59,9 +59,9 @@ def test_paper_graph_lists_every_stage(tmp_path):
     run(project, "-m", "lcr.cli", "profile", "paper")
     params = yaml.safe_load((project / "params.yaml").read_text())
     expected = paper_stages(params)
-    assert len(expected) == 3 + 3 + (3 * 14 + 2) * 3 + 12 + 9 + 3 + 1  # 163 (14 variants, MATCH not on AAPD)
+    assert len(expected) == 3 + 3 + (3 * 16 + 2) * 3 + 12 + 9 + 3 + 3 + 1  # 184 (16 variants, MATCH not on AAPD)
     assert {"train@mag-cs-match-2", "train@pubmed-match-0", "train@aapd-bertxml-1", "train@pubmed-tfidf-2",
-            "train@aapd-no_rerank-0"} <= expected
+            "train@aapd-no_rerank-0", "train@pubmed-ligcn-2", "train@aapd-gudn-0", "train@mag-cs-gudn-1"} <= expected
 
     dot = run(project, "-m", "dvc", "dag", "--dot").stdout
     nodes = set(re.findall(r'^"([^"]+)";$', dot, flags=re.M))
@@ -70,7 +70,8 @@ def test_paper_graph_lists_every_stage(tmp_path):
     edges = set(re.findall(r'^"([^"]+)" -> "([^"]+)";$', dot, flags=re.M))
     for edge in [("fetch@mag-cs", "prepare@mag-cs"), ("prepare@mag-cs", "train@mag-cs-match-1"),
                  ("fetch@pubmed", "train@pubmed-xml-cnn-2"), ("prepare@aapd", "sweep@aapd-g15"),
-                 ("train@aapd-roberta-2", "oracle@aapd-2"), ("train@pubmed-labelcorank-0", "register@pubmed"),
+                 ("train@aapd-roberta-2", "oracle@aapd-2"), ("train@pubmed-labelcorank-0", "calibrate@pubmed"),
+                 ("calibrate@pubmed", "register@pubmed"),
                  ("train@pubmed-match-2", "tables"), ("oracle@mag-cs-1", "tables"), ("sweep@pubmed-g40", "tables")]:
         assert edge in edges, edge
     # The ASCII rendering of the whole graph works too.

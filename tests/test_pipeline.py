@@ -106,7 +106,8 @@ def test_dvc_graph_end_to_end_with_nested_mlflow_runs(toy_inputs, tmp_path):
                variants=("labelcorank", "roberta", "xml-cnn", "tfidf"))
     stages = run(project, "-m", "dvc", "stage", "list").stdout
     for name in ("fetch@toy", "prepare@toy", "train@toy-labelcorank-0", "train@toy-roberta-0", "sweep@toy-g2",
-                 "train@toy-xml-cnn-0", "train@toy-tfidf-0", "oracle@toy-0", "register@toy", "tables"):
+                 "train@toy-xml-cnn-0", "train@toy-tfidf-0", "oracle@toy-0", "calibrate@toy", "register@toy",
+                 "tables"):
         assert name in stages
 
     run(project, "-m", "lcr.cli", "repro")
@@ -135,7 +136,8 @@ def test_dvc_graph_end_to_end_with_nested_mlflow_runs(toy_inputs, tmp_path):
     assert len(parents) == 1 and parents[0].data.tags["lcr.command"] == "dvc repro"
     children = {r.data.tags.get("dvc.stage"): r for r in runs if r.data.tags.get("mlflow.parentRunId")}
     assert {"fetch@toy", "prepare@toy", "train@toy-labelcorank-0", "train@toy-roberta-0", "sweep@toy-g2",
-            "train@toy-xml-cnn-0", "train@toy-tfidf-0", "oracle@toy-0", "register@toy", "tables"} <= set(children)
+            "train@toy-xml-cnn-0", "train@toy-tfidf-0", "oracle@toy-0", "calibrate@toy", "register@toy",
+            "tables"} <= set(children)
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children.values())
     train = children["train@toy-labelcorank-0"]
     assert train.data.tags["mlflow.source.git.commit"] != "unknown"
@@ -152,6 +154,13 @@ def test_dvc_graph_end_to_end_with_nested_mlflow_runs(toy_inputs, tmp_path):
                         params={"top_k": 3})
     assert len(out) == 2 and all(len(labels) == 3 for labels in out["labels"])
     assert set(out["labels"][0]) <= {"grain", "oil", "money", "ship"}
+    # It carries the calibrate stage's label-set choice (the run folder stays as the train stage wrote it).
+    calibration = json.loads((project / "calibrations" / "toy.json").read_text())
+    assert {"threshold", "max_labels", "dev_micro_f1", "test_micro_f1"} <= set(calibration)
+    assert not (project / "runs" / "toy" / "labelcorank-s0" / "best_model" / "calibration.json").exists()
+    sets = model.predict(pd.DataFrame({"text": ["crude barrel opec oil prices"]}), params={"mode": "set"})
+    assert len(sets["labels"][0]) <= calibration["max_labels"]
+    assert all(score >= calibration["threshold"] for score in sets["scores"][0])
 
     # A second repro has nothing to do.
     assert "didn't change" in run(project, "-m", "dvc", "status").stdout or \
@@ -188,7 +197,7 @@ def test_mlflow_run_local_env_manager(toy_inputs, tmp_path):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1, [r.data.tags.get("mlflow.runName") for r in parents]
     stages = {r.data.tags.get("dvc.stage") for r in runs if r.data.tags.get("mlflow.parentRunId")}
-    assert {"fetch@toy", "prepare@toy", "train@toy-labelcorank", "register@toy"} <= stages
+    assert {"fetch@toy", "prepare@toy", "train@toy-labelcorank", "calibrate@toy", "register@toy"} <= stages
     assert mlflow.MlflowClient().get_registered_model("lcr-toy").latest_versions
 
 

@@ -52,11 +52,57 @@ def test_two_trials_nest_under_one_parent_and_write_the_best_settings(toy_config
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 2 and {r.data.tags["lcr.tune.trial"] for r in children} == {"0", "1"}
     assert float(parent.data.params["best.gamma"]) == best["gamma"]
-    # the file is what `lcr train` takes
-    from lcr.cli import _overrides
+    # the file is what `lcr train` takes, and what `lcr tune --start-from` reads back
+    from lcr.config import read_settings_file
 
-    values = _overrides([item.split(" ", 1)[1] for item in line.replace(" --set ", "\n--set ").splitlines()])
+    values = read_settings_file(tmp_path / "best.txt")
+    assert set(values) == set(best) and values["lr"] == pytest.approx(best["lr"], rel=1e-5)  # 6 digits written
     assert toy_config.train("toy", settings=values).gamma == best["gamma"]
+
+
+def test_a_hopeless_trial_is_pruned_after_the_warmup_epoch(toy_config, tmp_path):
+    """Trial 0 learns (large rates), trial 1 cannot move (rates of 1e-9): after the warm-up epoch
+    its dev metric trails trial 0's, so the median pruner stops it; its run ends KILLED and tagged."""
+    import mlflow
+
+    from lcr.tracking import metric_key
+    from lcr.tuning import tune
+
+    config = toy_config.model_copy(update={"tune": toy_config.tune.model_copy(update={"space": {
+        "lr": toy_config.tune.space["lr"].model_copy(update={"low": 1e-9}),
+        "head_lr": toy_config.tune.space["lr"].model_copy(update={"low": 1e-9, "high": 1e-1})}})})
+    result = tune("toy", config, trials=2, output=tmp_path / "best.txt", settings={"epochs": 4},
+                  start_from=[{"lr": 1e-2, "head_lr": 5e-2}, {"lr": 1e-9, "head_lr": 1e-9}])
+    states = {r["trial"]: r["state"] for r in result["trials"]}
+    assert states == {0: "complete", 1: "pruned"}, result["trials"]
+    assert result["best_settings"] == {"lr": 1e-2, "head_lr": 5e-2}
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    pruned = [r for r in runs if r.data.tags.get("lcr.tune.trial") == "1"]
+    assert len(pruned) == 1 and pruned[0].info.status == "KILLED" and pruned[0].data.tags["lcr.pruned"] == "true"
+    # it stopped early: fewer dev epochs logged than the complete trial's four
+    history = mlflow.MlflowClient().get_metric_history(pruned[0].info.run_id, "dev_" + metric_key("nDCG@5"))
+    assert 1 <= len(history) < 4
+
+
+def test_start_from_settings_outside_the_space_are_refused(toy_config, tmp_path):
+    from lcr.tuning import tune
+
+    with pytest.raises(LcrError, match=r"tune --start-from #1: beta not in params.yaml's tune.space"):
+        tune("toy", toy_config, trials=1, output=tmp_path / "best.txt", start_from=[{"beta": 0.5}])
+
+
+def test_settings_files_are_read_back_with_line_numbers(tmp_path):
+    from lcr.config import read_settings_file
+
+    good = tmp_path / "best.txt"
+    good.write_text("--set lr=5e-05 --set final_head=dense\n--set max_train_docs=null\n")
+    assert read_settings_file(good) == {"lr": 5e-05, "final_head": "dense", "max_train_docs": None}
+    bad = tmp_path / "bad.txt"
+    bad.write_text("--set lr=5e-05\n--set gamma\n")
+    with pytest.raises(LcrError, match=r"bad.txt:2: expected '--set key=value"):
+        read_settings_file(bad)
+    with pytest.raises(LcrError, match="no such settings file"):
+        read_settings_file(tmp_path / "missing.txt")
 
 
 def test_bad_search_spaces_are_named():

@@ -149,24 +149,35 @@ def evaluate_calibration(calibration: Calibration, gold_rows: list[set[int]], to
     return set_micro_f1(_hits(gold_rows, topk), chosen, sum(len(g) for g in gold_rows))
 
 
-def save_calibration(folder: str | Path, calibration: Calibration) -> Path:
-    """Write ``calibration.json`` into a model folder, atomically."""
+def calibration_path(target: str | Path) -> Path:
+    """The calibration file of ``target``: a model folder's ``calibration.json``, or ``target``
+    itself when it names a ``.json`` file (``lcr calibrate --output``, the DVC stage's output)."""
+    target = Path(target)
+    return target if target.suffix == ".json" else target / CALIBRATION_FILE
+
+
+def save_calibration(target: str | Path, calibration: Calibration) -> Path:
+    """Write the calibration into a model folder (``calibration.json``) or to a ``.json`` file,
+    atomically; returns the path written."""
     from lcr.atomic import atomic_open
 
-    path = Path(folder) / CALIBRATION_FILE
+    path = calibration_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(asdict(calibration), handle, indent=2)
     return path
 
 
-def load_calibration(folder: str | Path) -> Calibration | None:
-    """The model folder's calibration, or None when it has none.
+def load_calibration(target: str | Path) -> Calibration | None:
+    """The calibration of a model folder (None when it has none) or of a ``.json`` file.
 
     Raises:
-        LcrError: the file exists but is not a calibration.
+        LcrError: a named ``.json`` file is missing, or the file is not a calibration.
     """
-    path = Path(folder) / CALIBRATION_FILE
+    path = calibration_path(target)
     if not path.exists():
+        if Path(target).suffix == ".json":
+            raise LcrError(f"{path}: no such calibration file (write it with `lcr calibrate --output {path}`)")
         return None
     try:
         return Calibration(**json.loads(path.read_text(encoding="utf-8")))
