@@ -87,6 +87,11 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("bench_evaluation", "evaluation", "evaluation of 89,855 x 17,963: top-k per batch vs per-document loops"),
     Benchmark("bench_step_memory", "step-memory", "one step at K = 17,963, gamma = 30: peak RSS, faithful vs low-rank W5"),
     Benchmark("bench_tfidf", "tfidf-fit", "the TF-IDF baseline's fit vs one-vs-rest LogisticRegression (needs data/reuters21578)"),
+    Benchmark("bench_label_baselines_memory", "label-baselines-memory",
+              "RoBERTa-LiGCN and GUDN: one step's memory at small K, extrapolated to PubMed's K"),
+    Benchmark("bench_variants", "variants-reuters21578",
+              "every variant a few hundred steps on all of Reuters (time, peak RSS; needs data/reuters21578; ~45 min)",
+              quick=("--steps", "2", "--variants", "xml-cnn", "tfidf", "--runs-dir", OUTPUT, "--no-report")),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 

@@ -79,7 +79,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             ``no_rerank``), the ``roberta`` baseline ([CLS] + linear layer) or one of the
             paper's other baselines (:mod:`lcr.models.baselines`): ``xml-cnn``, ``attentionxml``,
             ``transformer``, ``meshprobenet``, ``star-transformer`` (word-level, trained from
-            scratch) and ``bertxml`` (on the encoder). Their settings below; ``params.yaml``'s
+            scratch), ``match`` (also the metadata), and ``bertxml``, ``ligcn`` (RoBERTa-LiGCN)
+            and ``gudn`` (on the encoder; the last two read the label names too). Their
+            settings below; ``params.yaml``'s
             ``baselines.<variant>`` block overrides the training settings for one of them.
         alpha: threshold on the first prediction S1 that selects S2 (paper: 0.3).
         beta: weight of the first loss, L = beta L1 + (1 - beta) L2 (paper: 0.3 MAG-CS/PubMed,
@@ -98,7 +100,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             and process.
         head_lr: learning rate of the layers that start from random on top of a pretrained
             encoder (W1/W2, M_f, M_pos, the eq. 12 FFN, the attention projections, W5; the
-            heads of ``roberta`` and ``bertxml``); None = ``lr`` (the paper: one rate).
+            heads and label layers of ``roberta``, ``bertxml``, ``ligcn`` and ``gudn``); None =
+            ``lr`` (the paper: one rate).
         weight_decay: AdamW's decoupled weight decay, applied to every weight matrix but not
             to biases, LayerNorm weights and embedding tables of LayerNorm'd models (see
             :func:`lcr.train.loop.parameter_groups`).

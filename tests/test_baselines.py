@@ -23,12 +23,12 @@ LABELS = sorted(TOPICS)
 # Tiny sizes: every model has a few thousand weights and trains in well under a second.
 TINY = dict(max_length=32, embed_dim=16, hidden_dim=16, num_layers=1, num_heads=2, dropout=0.0,
             cnn_windows=[2, 3], cnn_filters=8, cnn_pool_chunks=2, bottleneck_dim=16, num_probes=2,
-            num_cls_tokens=3)
+            num_cls_tokens=3, cls_layers=2, label_neighbours=2)
 
 
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
-    """A tiny random RoBERTa with dropout off (bertxml's encoder)."""
+    """A tiny random RoBERTa with dropout off (the encoder baselines' encoder)."""
     from tests.tiny_encoder import make_tiny_encoder
 
     folder = make_tiny_encoder(tmp_path_factory.mktemp("encoder") / "tiny")
@@ -62,7 +62,8 @@ def _model(variant, texts, encoder_dir):
 
     encoder, tokenizer = load_encoder(encoder_dir)
     config = BaselineConfig(num_labels=len(LABELS), **TINY)
-    return build_model(variant, config, encoder, tokenizer=tokenizer), tokenizer
+    # The toy labels' ids are words: RoBERTa-LiGCN and GUDN read them as the label texts.
+    return build_model(variant, config, encoder, tokenizer=tokenizer, label_texts=LABELS), tokenizer
 
 
 @pytest.mark.parametrize("variant", BASELINE_VARIANTS)
@@ -125,7 +126,7 @@ def toy_store(tmp_path_factory):
     return data
 
 
-@pytest.mark.parametrize("variant", ["meshprobenet", "bertxml"])
+@pytest.mark.parametrize("variant", ["meshprobenet", "bertxml", "ligcn", "gudn"])
 def test_train_job_writes_a_model_folder_the_predictor_uses(variant, toy_store, encoder_dir, tmp_path,
                                                             monkeypatch):
     import mlflow
@@ -136,9 +137,10 @@ def test_train_job_writes_a_model_folder_the_predictor_uses(variant, toy_store, 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     lr = 3e-2 if variant in WORD_VARIANTS else 3e-3
+    # label_text=ids: the toy store has no label names (its ids are words, "grain", "oil"...).
     params = train_params(dict(TINY, variant=variant, encoder=encoder_dir, word_min_freq=1, batch_size=8,
                                epochs=3, lr=lr, patience=None, device="cpu", eval_batch_size=16,
-                               log_every=1, gamma=99))  # gamma > K: the baselines have no gamma
+                               log_every=1, gamma=99, label_text="ids"))  # gamma > K: the baselines have no gamma
     result = train_job("toy", params, data_dir=toy_store, output_dir=tmp_path / "run", progress=False)
     assert result["run"]["variant"] == variant and result["run"]["gamma"] is None
     assert result["steps"] == 18 and set(result["eval"]) == {"full", "head", "tail"}
@@ -201,6 +203,85 @@ def test_bad_settings_are_named(encoder_dir):
         build_baseline("star-transformer", BaselineConfig(num_labels=4, **TINY))
     with pytest.raises(LcrError, match="pass its word tokenizer"):
         build_model(train_params({"variant": "xml-cnn"}), None, freq_rank=[0, 1, 2, 3])
+    with pytest.raises(LcrError, match="gudn: cls_layers must be at least 1"):
+        train_params({"variant": "gudn", "cls_layers": 0})
+    with pytest.raises(LcrError, match="ligcn: label_neighbours must be at least 1"):
+        train_params({"variant": "ligcn", "label_neighbours": 0})
+    with pytest.raises(LcrError, match="cls_layers = 9 exceeds the encoder's 2 layers"):
+        build_baseline("gudn", BaselineConfig(num_labels=4, **dict(TINY, cls_layers=9)), encoder)
+    with pytest.raises(LcrError, match="ligcn reads a text per label: pass label_texts"):
+        build_model("ligcn", BaselineConfig(num_labels=4, **TINY), encoder, tokenizer=tokenizer)
+
+
+# --------------------------------------------------------------------------------------------
+# RoBERTa-LiGCN and GUDN: the baselines that read label texts
+
+
+def test_label_texts_need_names_unless_the_ids_stand_for_them(tmp_path):
+    from lcr.models.baselines.label_text import label_texts
+
+    path = tmp_path / "label_vocab.tsv"
+    named = label_texts(["D1", "D2", "m_1"], ["Neoplasms", "D2", "batch_file"], "names", vocab_path=path,
+                        variant="gudn")
+    assert named == ["Neoplasms", "D2", "batch file"]  # a missing name keeps the id; _ joins words
+    assert label_texts(["cs.ai", "math_co"], ["cs.ai", "math_co"], "ids", vocab_path=path,
+                       variant="gudn") == ["cs.ai", "math co"]
+    with pytest.raises(LcrError, match=r"gudn reads the labels' names, but .*label_vocab.tsv has none "
+                                       r"\(every name equals its label id\).*--set label_text=ids"):
+        label_texts(["cs.ai", "cs.lg"], ["cs.ai", " cs.lg "], "names", vocab_path=path, variant="gudn")
+    with pytest.raises(LcrError, match="label_text = 'words'"):
+        label_texts(["a"], ["A"], "words", vocab_path=path, variant="ligcn")
+    with pytest.raises(LcrError, match=r"label_text = 'words' is not a valid one of 'names', 'ids'"):
+        train_params({"variant": "gudn", "label_text": "words"})
+
+
+@pytest.mark.parametrize("variant", ["ligcn", "gudn"])
+def test_a_store_without_label_names_is_refused_before_any_work(variant, toy_store, encoder_dir, tmp_path,
+                                                                  monkeypatch):
+    from lcr.jobs import train_job
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = train_params(dict(TINY, variant=variant, encoder=encoder_dir, device="cpu", epochs=1))
+    vocab = toy_store / "toy" / store.VOCAB_FILE  # written without names: every name is its id
+    with pytest.raises(LcrError, match=rf"{variant} reads the labels' names, but {vocab} has none"):
+        train_job("toy", params, data_dir=toy_store, output_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_gudn_guide_inputs_put_the_gold_label_texts_after_the_first_token(encoder_dir):
+    texts = ["crude oil prices", "wheat"]
+    model, tokenizer = _model("gudn", texts, encoder_dir)
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    labels = torch.tensor([[0.0, 0.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]])  # oil + ship; grain
+    ids, mask = model.guide_inputs(enc["input_ids"], enc["attention_mask"], labels)
+    first = tokenizer.decode(ids[0][mask[0].bool()])
+    assert first == "<s> oil; ship;crude oil prices</s>"  # label-reinforced: the texts, then the document
+    assert tokenizer.decode(ids[1][mask[1].bool()]) == "<s> grain;wheat</s>"
+    model.config.label_reinforcement = False
+    ids, mask = model.guide_inputs(enc["input_ids"], enc["attention_mask"], labels)
+    assert tokenizer.decode(ids[0][mask[0].bool()]) == "<s> oil; ship;</s>"  # the label texts alone
+    # The label texts' tokens are buffers: saved with the model, so loading it needs no store.
+    assert {"label_tokens", "label_lengths"} <= set(model.state_dict())
+    assert model.label_tokens.shape == (4, model.config.label_name_length)
+
+
+def test_ligcn_label_graph_is_sparse_cosine_neighbours_with_a_self_loop(encoder_dir):
+    from lcr.models.baselines.ligcn import cosine_neighbours
+
+    vectors = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]])
+    index, weight = cosine_neighbours(vectors, k=1, block=2)  # blocks of 2 rows: no K x K matrix
+    assert index[:, 0].tolist() == [0, 1, 2, 3] and index[:, 1].tolist() == [1, 0, 1, 2]
+    assert torch.allclose(weight.sum(1), torch.ones(4))
+    assert weight[3, 1] == 0.0 and weight[3, 0] == 1.0  # label 3's nearest is dissimilar: no edge
+    model, tokenizer = _model("ligcn", ["oil"], encoder_dir)
+    assert model.neighbours.shape == (4, 3) and (model.neighbours[:, 0] == torch.arange(4)).all()
+    enc = tokenizer(["crude oil", "wheat corn harvest"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model.encoder(**enc).last_hidden_state
+        edges = model.token_label_edges(hidden, enc["attention_mask"])  # (B, K, T): the interpretable edges
+    assert edges.shape == (2, 4, enc["input_ids"].shape[1])
+    assert torch.allclose(edges.sum(-1), torch.ones(2, 4))
+    assert (edges[0][:, enc["attention_mask"][0] == 0] == 0).all()  # padding has no edge
 
 
 def test_baseline_runs_become_rows_beside_the_papers_numbers(tmp_path):
@@ -213,6 +294,8 @@ def test_baseline_runs_become_rows_beside_the_papers_numbers(tmp_path):
     write_run(root, "reuters21578/bertxml-s0", "reuters21578", "bertxml", full=scores(0.90))
     write_run(root, "reuters21578/labelcorank-g20-s0", "reuters21578", "labelcorank", gamma=20, full=scores(0.88))
     write_run(root, "mag-cs/match-s0", "mag-cs", "match", full=scores(0.90), split="dev")
+    write_run(root, "aapd/gudn-s0", "aapd", "gudn", full=scores(0.83))
+    write_run(root, "reuters21578/ligcn-s0", "reuters21578", "ligcn", full=scores(0.89))
     tables = build_tables(collect_runs(root), main_gamma={"reuters21578": 20},
                           datasets=["aapd", "mag-cs", "reuters21578"])
 
@@ -220,8 +303,11 @@ def test_baseline_runs_become_rows_beside_the_papers_numbers(tmp_path):
     assert aapd.loc["XML-CNN", "status"] == "measured" and aapd.loc["XML-CNN", "P@1"] == pytest.approx(0.80)
     assert aapd.loc["XML-CNN", "P@1 paper"] == 0.814  # Table 4's XML-CNN row
     assert aapd.loc["BERTXML", "status"] == NOT_RUN and aapd.loc["MATCH", "status"] == NOT_RUN
+    assert aapd.loc["GUDN", "status"] == "measured" and aapd.loc["GUDN", "P@1 paper"] == 0.826  # Table 4
+    assert aapd.loc["RoBERTa-LiGCN", "status"] == NOT_RUN and aapd.loc["RoBERTa-LiGCN", "P@1 paper"] == 0.825
     notes = " ".join(tables["table02_mag-cs_main"].notes)
-    assert "RoBERTa-LiGCN and GUDN are not part of lcr" in notes and "XML-CNN" not in notes
+    assert "not part of lcr" not in notes and "XML-CNN" not in notes  # every system of the paper is built
+    assert {"RoBERTa-LiGCN", "GUDN"} <= set(tables["table02_mag-cs_main"].frame["row"])
     assert "MATCH" not in notes  # built: a measured row beside Table 2's MATCH row
     mag = tables["table02_mag-cs_main"].frame.set_index("row")
     assert mag.loc["MATCH", "status"] == "measured" and mag.loc["MATCH", "P@1"] == pytest.approx(0.90)
@@ -229,9 +315,10 @@ def test_baseline_runs_become_rows_beside_the_papers_numbers(tmp_path):
 
     # A dataset outside the paper shows the baselines that were run, in the paper's row order.
     reuters = tables["reuters21578_main"].frame
-    assert list(reuters["row"]) == ["RoBERTa", "BERTXML", "LabelCoRank"]
+    assert list(reuters["row"]) == ["RoBERTa", "BERTXML", "RoBERTa-LiGCN", "LabelCoRank"]
     assert reuters.set_index("row").loc["BERTXML", "P@1"] == pytest.approx(0.90)
-    assert list(tables["reuters21578_head-tail"].frame["row"]) == ["RoBERTa", "BERTXML", "LabelCoRank"] * 2
+    assert list(tables["reuters21578_head-tail"].frame["row"]) == ["RoBERTa", "BERTXML", "RoBERTa-LiGCN",
+                                                                   "LabelCoRank"] * 2
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from lcr.models.baselines.common import BaselineConfig, build_baseline, load_bas
 from lcr.errors import LcrError
 from lcr.models.labelcorank import LabelCoRank, LabelCoRankConfig, RobertaBaseline
 from lcr.models.base import CONFIG_NAME, FORMAT, WEIGHTS_NAME
-from lcr.models.variants import BASELINE_VARIANTS, MODEL_VARIANTS, VARIANT_FLAGS, WORD_VARIANTS
+from lcr.models.variants import (BASELINE_VARIANTS, LABEL_TEXT_VARIANTS, MODEL_VARIANTS, VARIANT_FLAGS,
+                                 WORD_VARIANTS)
 
 
 def _num_labels(cooc, freq_rank) -> int | None:
@@ -41,7 +42,8 @@ def _baseline_config(params, num_labels: int, tokenizer):
                                       pad_token_id=tokenizer.pad_token_id)
 
 
-def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, tokenizer=None) -> nn.Module:
+def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, tokenizer=None,
+                label_texts: list[str] | None = None) -> nn.Module:
     """Build a model variant around an encoder.
 
     Two call forms:
@@ -61,11 +63,15 @@ def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, t
         cooc: the co-occurrence matrix M (K x K).
         freq_rank: label -> training-frequency rank (K,), 0 = most frequent.
         tokenizer: the tokenizer; the word-level baselines take their vocabulary size from it
-            (params form), ``bertxml`` its [CLS] id. Unused by LabelCoRank and ``roberta``.
+            (params form), ``bertxml`` its [CLS] id, ``ligcn`` and ``gudn`` tokenise the label
+            texts with it. Unused by LabelCoRank and ``roberta``.
+        label_texts: one text per label, in label-index order (the store's label names:
+            :func:`lcr.models.baselines.label_text.label_texts`); needed by ``ligcn`` (its label
+            nodes and label-label edges) and ``gudn`` (its guide inputs), ignored by the others.
 
     Raises:
         LcrError: unknown variant, gamma > K, missing label statistics, num_heads not dividing
-            the hidden size, bad baseline settings.
+            the hidden size, bad baseline settings, a label-text baseline without its texts.
     """
     if not isinstance(variant, str):  # build_model(train_params, encoder, cooc=..., freq_rank=...)
         params = variant
@@ -84,6 +90,11 @@ def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, t
         model = build_baseline(variant, config, encoder)
         if variant == "bertxml" and tokenizer is not None and tokenizer.cls_token_id is not None:
             model.init_extra_from(tokenizer.cls_token_id)
+        if variant in LABEL_TEXT_VARIANTS:
+            if label_texts is None or tokenizer is None:
+                raise LcrError(f"build_model: {variant} reads a text per label: pass label_texts and the "
+                               "tokenizer (lcr.models.baselines.label_text.label_texts)")
+            model.set_label_texts(tokenizer, list(label_texts))
         return model
     if encoder is None:
         raise LcrError("build_model: an encoder is needed")

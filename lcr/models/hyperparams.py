@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import types
 import typing
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -103,7 +104,21 @@ class LabelCoRankSettings(SharedModelSettings):
 
 
 class BaselineSettings(SharedModelSettings):
-    """The neural baselines' hyper-parameters (see :class:`lcr.models.baselines.common.BaselineConfig`)."""
+    """The neural baselines' hyper-parameters (see :class:`lcr.models.baselines.common.BaselineConfig`).
+
+    The settings of the two label-text baselines (declared here only):
+
+    Attributes:
+        label_text: ``ligcn`` and ``gudn``: what text stands for a label: ``names`` (the store's
+            label names; a store without names is refused) or ``ids`` (the label ids as text).
+        label_name_length: ``ligcn`` and ``gudn``: tokens kept per label text (longer names are cut).
+        label_neighbours: ``ligcn``: label-label edges per label (its most cosine-similar labels).
+        cls_layers: ``gudn``: the [CLS] states of the encoder's last n layers, concatenated.
+        guide_weight: ``gudn``: weight of the guide terms (the guide input's BCE and the pull of
+            the text's features towards the guide's) in the loss.
+        label_reinforcement: ``gudn``: the guide input is the gold label texts followed by the
+            document (True), or the gold label texts alone (False).
+    """
 
     max_length: int = 512
     embed_dim: int = 256
@@ -115,6 +130,12 @@ class BaselineSettings(SharedModelSettings):
     bottleneck_dim: int = 512
     num_probes: int = 8
     num_cls_tokens: int = 4
+    label_text: Literal["names", "ids"] = "names"
+    label_name_length: int = 16
+    label_neighbours: int = 10
+    cls_layers: int = 1
+    guide_weight: float = 1.0
+    label_reinforcement: bool = True
 
 
 def pick(settings: BaseModel, group: type[BaseModel]) -> dict:

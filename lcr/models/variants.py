@@ -6,7 +6,8 @@ Families:
 * the LabelCoRank family (the model and its ablations, Tables 8-10): one model with flags
   (:data:`VARIANT_FLAGS`), a label sequence S of length gamma;
 * ``roberta``: the paper's RoBERTa row, LabelCoRank's first prediction alone;
-* encoder baselines (``bertxml``): the paper's neural baselines on the same pretrained encoder;
+* encoder baselines (``bertxml``, ``ligcn``, ``gudn``): the paper's neural baselines on the same
+  pretrained encoder; ``ligcn`` and ``gudn`` also read the labels' texts (:data:`LABEL_TEXT_VARIANTS`);
 * word-level baselines (:data:`WORD_VARIANTS`): words of a vocabulary counted on the training
   split, embeddings trained from scratch; ``match`` also reads the documents' metadata;
 * linear (``tfidf``, ``bonsai``): TF-IDF features with one-vs-rest logistic regression, or with a
@@ -30,7 +31,10 @@ WORD_VARIANTS = ("xml-cnn", "attentionxml", "transformer", "meshprobenet", "star
 #: Variants that read the documents' metadata (the store's ``meta`` column) with their text.
 METADATA_VARIANTS = ("match",)
 #: Baselines built on the pretrained encoder (the ``encoder`` setting), like LabelCoRank.
-ENCODER_VARIANTS = ("bertxml",)
+ENCODER_VARIANTS = ("bertxml", "ligcn", "gudn")
+#: Variants that read a text for every label (the store's label names, or the ids as text: the
+#: ``label_text`` setting), from the store's ``label_vocab.tsv`` when they are built.
+LABEL_TEXT_VARIANTS = ("ligcn", "gudn")
 #: The neural baselines of :mod:`lcr.models.baselines` (trained by the same loop as LabelCoRank).
 BASELINE_VARIANTS = WORD_VARIANTS + ENCODER_VARIANTS
 #: Baselines that are not neural models of the training loop (:mod:`lcr.models.baselines.tfidf`,
@@ -50,6 +54,8 @@ BASELINE_MODULES = {
     "star-transformer": "lcr.models.baselines.star_transformer",
     "bertxml": "lcr.models.baselines.bertxml",
     "match": "lcr.models.baselines.match",
+    "ligcn": "lcr.models.baselines.ligcn",
+    "gudn": "lcr.models.baselines.gudn",
 }
 
 #: Variant -> the paper's row name (``roberta-oracle``: Table 7's reranking of RoBERTa's top 10).
@@ -61,6 +67,8 @@ PAPER_ROWS = {
     "star-transformer": "Star-Transformer",
     "bertxml": "BERTXML",
     "match": "MATCH",
+    "ligcn": "RoBERTa-LiGCN",
+    "gudn": "GUDN",
     "tfidf": "TF-IDF + LR",
     "bonsai": "Bonsai (omikuji)",
     "roberta": "RoBERTa",

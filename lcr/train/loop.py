@@ -42,7 +42,7 @@ from lcr.datasets import store
 from lcr.errors import LcrError
 from lcr.report.predictions import write_predictions
 from lcr.runs import BEST_DIR, SETTINGS_FILE
-from lcr.models.variants import LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level, uses_gamma
+from lcr.models.variants import LABEL_TEXT_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level, uses_gamma
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -175,6 +175,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def label_texts_of(dataset_dir: str | Path, params: TrainParams) -> list[str] | None:
+    """The text of every label that a label-text baseline (``ligcn``, ``gudn``) reads, from the
+    store's ``label_vocab.tsv`` as the ``label_text`` setting says; None for the other variants.
+
+    Raises:
+        LcrError: ``label_text: names`` on a store without label names.
+    """
+    if params.variant not in LABEL_TEXT_VARIANTS:
+        return None
+    from lcr.models.baselines.label_text import label_texts
+
+    ids, names = store.read_vocab(dataset_dir)
+    return label_texts(ids, names, params.label_text, vocab_path=Path(dataset_dir) / store.VOCAB_FILE,
+                       variant=params.variant)
+
+
 def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str = "test"):
     """Validate everything a training job needs before any long work starts.
 
@@ -183,7 +199,8 @@ def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str =
 
     Raises:
         LcrError: unknown variant, a dataset that was not fetched or prepared, gamma larger than
-            the number of labels, an encoder path that does not exist, an unknown split.
+            the number of labels, an encoder path that does not exist, an unknown split, a
+            label-text baseline on a store without label names.
     """
     from lcr.models.encoder import check_encoder
     from lcr.labels import LabelArtifacts
@@ -198,6 +215,7 @@ def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str =
     store.split_path(dataset_dir, eval_split)  # rejects an unknown split name
     if params.variant in METADATA_VARIANTS:
         check_metadata(dataset_dir, "train")
+    label_texts_of(dataset_dir, params)  # RoBERTa-LiGCN and GUDN: the store has label names
     if uses_gamma(params.variant) and params.gamma > len(vocab):
         raise LcrError(f"gamma = {params.gamma} is larger than the number of labels K = {len(vocab)}")
     if not is_word_level(params.variant) and params.variant not in LINEAR_VARIANTS:  # no encoder there
@@ -486,7 +504,11 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     else:
         encoder, tokenizer = load_encoder(params.encoder)
     cooc = artifacts.cooc if params.cooccurrence == "counts" else artifacts.cooc_conditional
-    model = build_model(params, encoder, cooc=cooc, freq_rank=artifacts.rank, tokenizer=tokenizer).to(device)
+    texts = label_texts_of(dataset_dir, params)
+    if texts is not None:  # RoBERTa-LiGCN encodes its K label texts while it is built: on the device
+        encoder = encoder.to(device)
+    model = build_model(params, encoder, cooc=cooc, freq_rank=artifacts.rank, tokenizer=tokenizer,
+                        label_texts=texts).to(device)
     if state is None:  # a fresh model: its label layers start from the training statistics
         init_heads(model, label_freq=artifacts.freq if params.bias_init == "log_odds" else None,
                    n_docs=artifacts.n_train, from_pooler=params.pooler_init)

@@ -14,13 +14,19 @@ MLflow serving treat them exactly like LabelCoRank.
   as LabelCoRank.
 * ``match`` (:mod:`lcr.models.baselines.match`): Zhang et al. 2021, text with its metadata (venue,
   authors, references) as tokens; MAG-CS and PubMed only.
+* ``ligcn`` (:mod:`lcr.models.baselines.ligcn`): RoBERTa-LiGCN, Li et al. 2022, tokens and labels as
+  nodes of one graph on the same pretrained encoder.
+* ``gudn`` (:mod:`lcr.models.baselines.gudn`): Wang et al. 2023, the label names as a guide while
+  fine-tuning the same pretrained encoder.
 * ``tfidf`` (:mod:`lcr.models.baselines.tfidf`): not in the paper; TF-IDF with one-vs-rest logistic
   regression (scikit-learn), fitted by its own job rather than the training loop.
 
 The first five and ``match`` are *word-level*: they read words of a vocabulary built from the training split
 (:mod:`lcr.models.baselines.words`) through word embeddings that are initialised at random and trained
 with the model (no pretrained word vectors: nothing is downloaded). For them the ``encoder``
-setting is ignored. ``bertxml`` uses the encoder and its tokenizer like LabelCoRank.
+setting is ignored. ``bertxml``, ``ligcn`` and ``gudn`` use the encoder and its tokenizer like
+LabelCoRank; ``ligcn`` and ``gudn`` also read one text per label (the store's label names:
+:mod:`lcr.models.baselines.label_text`).
 
 The variants' names and families are in :mod:`lcr.models.variants`; the models live in
 :mod:`lcr.models.baselines.common` and the per-model modules, and :mod:`lcr.models.factory` builds and loads

@@ -1,7 +1,8 @@
 """What the baselines share: their config, base class, factory, loader and a few tensor helpers.
 
 Every baseline is a :class:`Baseline`: an ``nn.Module`` with a ``variant`` name, a
-:class:`BaselineConfig` and, for ``bertxml`` only, a Hugging Face ``encoder``. It saves itself
+:class:`BaselineConfig` and, for the encoder baselines (``bertxml``, ``ligcn``, ``gudn``), a
+Hugging Face ``encoder``. It saves itself
 the way LabelCoRank does (``config.json`` + ``model.safetensors``, no pickle; see
 :class:`lcr.models.base.SaveLoad`), and :func:`load_baseline` rebuilds it from those two files.
 """
@@ -49,6 +50,10 @@ class BaselineConfig(BaselineSettings):
             per-label output network.
         num_probes: MeSHProbeNet's self-attentive probes.
         num_cls_tokens: BERTXML's and MATCH's [CLS]-like tokens at the start of the input.
+        label_text, label_name_length, label_neighbours, cls_layers, guide_weight,
+            label_reinforcement: the label-text baselines' settings (RoBERTa-LiGCN, GUDN; see
+            :class:`lcr.models.hyperparams.BaselineSettings`). ``num_layers`` is also
+            RoBERTa-LiGCN's rounds of graph convolution.
     """
 
     num_labels: int
@@ -88,6 +93,14 @@ class BaselineConfig(BaselineSettings):
             checks.append((self.num_probes >= 1, "meshprobenet: num_probes must be at least 1"))
         if variant in ("bertxml", "match"):
             checks.append((self.num_cls_tokens >= 1, f"{variant}: num_cls_tokens must be at least 1"))
+        if variant in ("ligcn", "gudn"):
+            # GUDN closes each label text with a separator token: at least one token of text remains.
+            checks.append((self.label_name_length >= 2, f"{variant}: label_name_length must be at least 2"))
+        if variant == "ligcn":
+            checks.append((self.label_neighbours >= 1, "ligcn: label_neighbours must be at least 1"))
+        if variant == "gudn":
+            checks += [(self.cls_layers >= 1, "gudn: cls_layers must be at least 1"),
+                       (self.guide_weight >= 0.0, "gudn: guide_weight must be >= 0")]
         for ok, message in checks:
             if not ok:
                 raise LcrError(f"baseline config: {message}")
@@ -136,7 +149,7 @@ class Baseline(SaveLoad, nn.Module):
         return out
 
     def encoder_for_loading(self):
-        """The encoder's Hugging Face config (bertxml), or None: word-level models rebuild
+        """The encoder's Hugging Face config (the encoder baselines), or None: word-level models rebuild
         everything from their own config."""
         return self.encoder.config if self.encoder is not None else None
 
@@ -154,7 +167,8 @@ def build_baseline(variant: str, config: BaselineConfig | dict, encoder: nn.Modu
     Args:
         variant: one of :data:`lcr.models.variants.BASELINE_VARIANTS`.
         config: its settings (or a dict of them).
-        encoder: the Hugging Face encoder; needed by ``bertxml``, refused by the word-level models.
+        encoder: the Hugging Face encoder; needed by the encoder baselines, refused by the
+            word-level models.
 
     Raises:
         LcrError: unknown variant, bad settings, a missing or unexpected encoder.
