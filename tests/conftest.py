@@ -65,6 +65,7 @@ def mlflow_store(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(uri)  # MLflow keeps the URI an earlier test set
+    mlflow.set_registry_uri(uri)  # and the registry URI: a session fixture's registry would answer otherwise
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()

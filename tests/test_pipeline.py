@@ -131,6 +131,7 @@ def test_dvc_graph_end_to_end_with_nested_mlflow_runs(toy_inputs, tmp_path):
 
     # One parent run; every stage run is nested under it and tagged with its DVC stage.
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{project / 'mlflow.db'}")  # an earlier test's registry may still be set
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].data.tags["lcr.command"] == "dvc repro"
@@ -193,6 +194,7 @@ def test_mlflow_run_local_env_manager(toy_inputs, tmp_path):
         "-P", f"encoder={toy_inputs['encoder']}", "-P", "epochs=1", "-P", "max_length=32",
         "--env-manager", "local", "--experiment-name", "lcr", env=env)
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    mlflow.set_registry_uri(env["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1, [r.data.tags.get("mlflow.runName") for r in parents]
