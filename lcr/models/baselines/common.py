@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lcr.models.variants import BASELINE_MODULES as MODULES, BASELINE_VARIANTS, WORD_VARIANTS
+from lcr.models.variants import (BASELINE_MODULES as MODULES, BASELINE_VARIANTS, LABEL_TEXT_VARIANTS,
+                                 WORD_VARIANTS)
 from lcr.errors import LcrError
 from lcr.models.hyperparams import BaselineSettings, pick
 from lcr.models.base import ModelOutput, SaveLoad, bce
@@ -93,7 +94,7 @@ class BaselineConfig(BaselineSettings):
             checks.append((self.num_probes >= 1, "meshprobenet: num_probes must be at least 1"))
         if variant in ("bertxml", "match"):
             checks.append((self.num_cls_tokens >= 1, f"{variant}: num_cls_tokens must be at least 1"))
-        if variant in ("ligcn", "gudn"):
+        if variant in LABEL_TEXT_VARIANTS:
             # GUDN closes each label text with a separator token: at least one token of text remains.
             checks.append((self.label_name_length >= 2, f"{variant}: label_name_length must be at least 2"))
         if variant == "ligcn":

@@ -22,7 +22,15 @@ from pathlib import Path
 
 from lcr.errors import LcrError
 
-LABEL_TEXT_CHOICES = ("names", "ids")
+def _choices() -> tuple[str, ...]:
+    from typing import get_args
+
+    from lcr.models.hyperparams import BaselineSettings
+
+    return get_args(BaselineSettings.model_fields["label_text"].annotation)  # declared once, there
+
+
+LABEL_TEXT_CHOICES = _choices()
 
 
 def has_names(ids: list[str], names: list[str]) -> bool:
