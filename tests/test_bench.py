@@ -195,3 +195,41 @@ def test_update_section_replaces_and_appends(tmp_path):
     assert "first" not in text and text.count("<!-- begin a -->") == 1
     assert text.index("third") < text.index("second")  # replaced in place, b kept after it
     assert text.startswith("# Benchmarks")
+
+
+# --------------------------------------------------------------------------------------------
+# bench/demo_report.py
+
+
+def test_demo_report_reads_the_stage_times_and_the_tables_of_a_finished_demo(tmp_path):
+    import csv
+
+    import mlflow
+
+    from bench import demo_report
+
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for command in (["git", "init", "-q"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                                             "--allow-empty", "-m", "x"]):
+        subprocess.run(command, cwd=clone, check=True)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{clone / 'mlflow.db'}")
+    experiment = client.create_experiment("demo")
+    for name, start, end in (("dvc repro", 1_000, 9_000), ("reuters21578-labelcorank", 2_000, 5_500)):
+        run = client.create_run(experiment, start_time=start, run_name=name)
+        client.set_terminated(run.info.run_id, end_time=end)
+    (clone / "tables").mkdir()
+    columns = ["row", "status", *demo_report.METRICS, "s1_P@1", "s1_nDCG@5"]
+    with (clone / "tables" / "reuters21578_main.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerow({"row": "LabelCoRank", "status": "measured", **dict.fromkeys(demo_report.METRICS, "0.8"),
+                         "s1_P@1": "0.7", "s1_nDCG@5": "0.75"})
+        writer.writerow({"row": "MATCH", "status": "not run", **dict.fromkeys(demo_report.METRICS, "")})
+    out = tmp_path / "make-demo.md"
+    assert demo_report.main([str(clone), "--seconds", "1106.5", "--rc", "0", "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "1,106 s (18.4 min)" in text and "exit status 0" in text and "1 stages logged" in text
+    assert "| reuters21578-labelcorank | 1 s | 4 s | FINISHED |" in text
+    assert "| LabelCoRank | 0.8 | 0.8 | 0.8 | 0.8 | 0.8 | 0.7 | 0.75 |" in text and "MATCH" not in text
+    assert demo_report.main([str(tmp_path / "nothing"), "--seconds", "1", "--rc", "0", "--output", str(out)]) == 2
