@@ -143,7 +143,8 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
         if p["variant"] in FAMILY:
             record.update({k: full.get(k) for k in ("s1_P@1", "s_gold_coverage", "s_distinct_share")})
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
-                      epochs=p["epochs"], train_docs=train_docs, commit=revision, run_id=result.get("run_id"))
+                      epochs=p["epochs"], schedule=p["schedule"], train_docs=train_docs, commit=revision,
+                      run_id=result.get("run_id"))
         out.append(record)
     return out
 
@@ -154,11 +155,17 @@ def records_path(dataset: str) -> Path:
 
 
 def write_records(new: list[dict], path: Path) -> list[dict]:
-    """Merge ``new`` into the records file (a rerun of dataset, variant, seed replaces its record)."""
+    """Merge ``new`` into the records file.
+
+    A rerun under the same budget (dataset, variant, seed, epochs, tokens, schedule) replaces its
+    record; a run under another budget is added beside it (records written before the schedule
+    was recorded ran at the constant rate).
+    """
     from lcr.atomic import atomic_open
 
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-    key = lambda r: (r["dataset"], r["variant"], r["seed"])  # noqa: E731
+    key = lambda r: (r["dataset"], r["variant"], r["seed"], r["epochs"], r["max_length"],  # noqa: E731
+                     r.get("schedule", "constant"))
     replaced = {key(r) for r in new}
     merged = [r for r in old if key(r) not in replaced] + new
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -147,12 +147,16 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     assert keys | {"s1_P@1", "s_gold_coverage", "s_distinct_share"} <= set(records[0])
     assert keys <= set(records[1]) and "s1_P@1" not in records[1]
     assert records[0]["train_minutes"] == 10.0 and records[0]["subset"] == "full" and records[0]["train_docs"] == 6993
+    assert records[0]["schedule"] == "constant"
     path = tmp_path / "reuters-recipe.json"
     bench_reuters.write_records(records, path)
     rerun = [{**records[0], "P@1": 0.95}]
     merged = bench_reuters.write_records(rerun, path)
     assert len(merged) == 2 and [r["P@1"] for r in merged if r["variant"] == "labelcorank"] == [0.95]
     assert json.loads(path.read_text()) == merged
+    other_budget = [{**records[0], "epochs": 3, "schedule": "linear", "P@1": 0.96}]
+    merged = bench_reuters.write_records(other_budget, path)
+    assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.95, 0.96]
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
     assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
     assert bench_reuters.records_path("reuters21578").name == "reuters-recipe.json"
