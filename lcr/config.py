@@ -68,7 +68,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     """Model and training settings (``lcr train``); the paper's values where it gives them.
 
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
-    attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head;
+    attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
+    detach_first, summary_tokens;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
     Attributes:
@@ -122,6 +123,10 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             rescored from its own attended feature; see :class:`lcr.models.labelcorank.LabelCoRankConfig`).
         detach_first: L2 does not train the S1 logits that the final prediction adds (S1 learns
             from L1 alone; the reranking stage learns corrections); see the model config.
+        summary_tokens: how many summary states the first prediction reads (LabelCoRank, its
+            ablations and ``roberta``): 1 = h_cls (eq. 2); n > 1 inserts n - 1 learned
+            [CLS]-like tokens after [CLS], as BERTXML does, and W2 reads the n pooled states
+            side by side (an extension; needs ``pooling: cls``).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser
@@ -222,6 +227,10 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.bias_init in ("log_odds", "zero"), "bias_init must be 'log_odds' or 'zero'"),
             (self.pooling in ("auto", "cls", "mean"), "pooling must be 'auto', 'cls' or 'mean'"),
             (self.first_stage_steps >= 0, "first_stage_steps must be >= 0"),
+            (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
+            (self.summary_tokens == 1 or self.resolved_pooling == "cls",
+             f"summary_tokens = {self.summary_tokens} needs pooling cls (the summary states are pooled, not the "
+             f"mean of the tokens); pooling is {self.pooling!r}"),
             (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
             (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),

@@ -625,3 +625,44 @@ def test_detach_first_keeps_l2_out_of_the_first_prediction(tiny, head):
         grads[detach] = model.classifier1.weight.grad
     assert grads[False] is not None and grads[False].abs().sum() > 0  # L2 trains S1's head ...
     assert grads[True] is None or grads[True].abs().sum() == 0  # ... unless detached
+
+
+def test_summary_tokens_feed_the_first_prediction_and_the_attention(tiny, tmp_path):
+    from lcr.models.summary import SummaryTokens
+
+    ids, attn = _batch(tiny)
+    encoder, tokenizer = load_encoder(tiny)
+    # n = 1 builds exactly the paper's layers, with the same random numbers as before the option.
+    plain, one = _model(tiny), _model(tiny, summary_tokens=1)
+    assert one.summary is None and all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(),
+                                                                          one.state_dict().values()))
+    for variant in ("labelcorank", "roberta"):
+        torch.manual_seed(0)
+        model = build_model(variant, LabelCoRankConfig(num_labels=K, gamma=4, num_heads=2, dropout=0.0,
+                                                       summary_tokens=3),
+                            load_encoder(tiny)[0], sp.csr_matrix(M), FREQ_RANK, tokenizer=tokenizer).eval()
+        assert isinstance(model.summary, SummaryTokens) and model.summary.extra.shape == (2, 32)
+        assert model.classifier1.weight.shape == (K, 3 * 32)  # W2 reads the 3 pooled summary states
+        cls = model.encoder.get_input_embeddings().weight[tokenizer.cls_token_id]
+        assert (model.summary.extra - cls).abs().max() < 0.2  # started from [CLS] (plus noise)
+        hidden, mask, logits1 = model.first_prediction(ids, attn)
+        assert hidden.shape[1] == ids.shape[1] + 2 and mask.shape == hidden.shape[:2]
+        assert torch.equal(mask[:, 1:3], torch.ones(len(TEXTS), 2, dtype=mask.dtype))  # real tokens
+        assert torch.equal(mask[:, 3:], attn[:, 1:])  # the text keeps its padding mask
+        # eq. 2 on each summary state with one W1, then W2 over the three side by side
+        pooled = torch.tanh(model.pool(hidden[:, :3])).flatten(1)
+        assert torch.allclose(logits1, model.classifier1(pooled), atol=1e-6)
+        out = model(ids, attn, labels=torch.ones(len(TEXTS), K))
+        out.loss.backward()
+        assert model.summary.extra.grad is not None and model.summary.extra.grad.abs().sum() > 0
+        model.zero_grad()
+        model.save_pretrained(tmp_path / variant)
+        again = load_model(tmp_path / variant).eval()
+        assert torch.equal(again(ids, attn).logits, model(ids, attn).logits)
+    # The summary states are pooled, so mean pooling cannot use them: refused, naming both.
+    with pytest.raises(LcrError, match="summary_tokens"):
+        LabelCoRankConfig(num_labels=K, summary_tokens=2, pooling="mean").validate()
+    with pytest.raises(LcrError, match="summary_tokens = 2 needs pooling cls"):
+        train_params({"summary_tokens": 2, "pooling": "mean"})
+    with pytest.raises(LcrError, match="summary_tokens must be at least 1"):
+        train_params({"summary_tokens": 0})

@@ -63,8 +63,8 @@ def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, t
         cooc: the co-occurrence matrix M (K x K).
         freq_rank: label -> training-frequency rank (K,), 0 = most frequent.
         tokenizer: the tokenizer; the word-level baselines take their vocabulary size from it
-            (params form), ``bertxml`` its [CLS] id, ``ligcn`` and ``gudn`` tokenise the label
-            texts with it. Unused by LabelCoRank and ``roberta``.
+            (params form), ``bertxml`` its [CLS] id (and so do LabelCoRank and ``roberta`` with
+            ``summary_tokens`` > 1), ``ligcn`` and ``gudn`` tokenise the label texts with it.
         label_texts: one text per label, in label-index order (the store's label names:
             :func:`lcr.models.baselines.label_text.label_texts`); needed by ``ligcn`` (its label
             nodes and label-label edges) and ``gudn`` (its guide inputs), ignored by the others.
@@ -101,10 +101,14 @@ def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, t
     if isinstance(config, dict):
         config = LabelCoRankConfig(**config)
     if variant == "roberta":
-        return RobertaBaseline(config, encoder)
-    use_cooc, use_rank, use_pos = VARIANT_FLAGS[variant]
-    config = config.model_copy(update={"use_cooc": use_cooc, "use_rank": use_rank, "use_pos": use_pos})
-    return LabelCoRank(config, encoder, cooc=cooc, freq_rank=freq_rank, variant=variant)
+        model = RobertaBaseline(config, encoder)
+    else:
+        use_cooc, use_rank, use_pos = VARIANT_FLAGS[variant]
+        config = config.model_copy(update={"use_cooc": use_cooc, "use_rank": use_rank, "use_pos": use_pos})
+        model = LabelCoRank(config, encoder, cooc=cooc, freq_rank=freq_rank, variant=variant)
+    if tokenizer is not None and tokenizer.cls_token_id is not None:
+        model.init_summary_from(tokenizer.cls_token_id)  # the extra summary tokens, if any
+    return model
 
 
 def load_model(directory: str | Path, encoder=None) -> nn.Module:

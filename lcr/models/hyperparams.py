@@ -101,6 +101,7 @@ class LabelCoRankSettings(SharedModelSettings):
     residual: bool = False
     final_head: str = "dense"
     detach_first: bool = False
+    summary_tokens: int = 1
 
 
 class BaselineSettings(SharedModelSettings):

@@ -17,6 +17,7 @@ gamma = length of the label sequence, delta = encoder hidden size, eta = attenti
 Extensions, each a config field that defaults to the paper: ``pooling="mean"`` (the mean of the
 real tokens instead of h_cls in eq. 2, for checkpoints trained with mean pooling),
 ``residual=True`` (Y = sigmoid(z1 + f_cat W5 + b5), W5 and b5 starting at zero) and
+``summary_tokens=n`` (BERTXML's n summary tokens for the first prediction: :class:`FirstPrediction`),
 ``final_head="per_label"`` (step 5 rescores each label of S from its own attention output with
 a per-label vector, instead of the dense W5 over all labels; the other labels keep S1's logit).
 :func:`init_heads` starts W1 from the encoder's pooler and the label biases at the training
@@ -45,6 +46,7 @@ from torch import nn
 from lcr.errors import LcrError
 from lcr.models.hyperparams import LabelCoRankSettings, pick
 from lcr.models.base import ModelOutput, SaveLoad, bce
+from lcr.models.summary import SummaryTokens
 
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -97,6 +99,8 @@ class LabelCoRankConfig(LabelCoRankSettings):
             with ``dense``), L2's gradient does not flow into them: S1 is trained by L1 alone,
             and the reranking stage learns what to change in a first prediction it cannot move
             (boosting rather than a second copy of the same head; an extension).
+        summary_tokens: n summary states for the first prediction (1 = h_cls, eq. 2; n > 1:
+            BERTXML's n - 1 extra [CLS]-like tokens, see :class:`FirstPrediction`; an extension).
     """
 
     num_labels: int
@@ -123,6 +127,8 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be None or >= 1"),
             (self.pooling in ("cls", "mean"), "pooling must be 'cls' or 'mean'"),
             (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
+            (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
+            (self.summary_tokens == 1 or self.pooling == "cls", "summary_tokens > 1 needs pooling 'cls'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -461,7 +467,46 @@ class LabelTextAttention(nn.Module):
         return out.transpose(1, 2).reshape(batch, n_queries, dim)  # (B, gamma, delta) concat heads
 
 
-class LabelCoRank(SaveLoad, nn.Module):
+class FirstPrediction:
+    """Step 1 of the pipeline (eqs. 1-3), shared by :class:`LabelCoRank` and :class:`RobertaBaseline`.
+
+    With ``summary_tokens`` n > 1 (an extension, BERTXML's idea: :mod:`lcr.models.summary`)
+    the encoder reads n - 1 learned [CLS]-like tokens after [CLS]; eq. 2 pools each of the n
+    summary states with the same W1, and W2 reads the n results side by side (n delta -> K).
+    n = 1 is the paper's h_cls and builds exactly the layers (and draws exactly the random
+    numbers) it did before the option existed.
+    """
+
+    def build_first_prediction(self, config: LabelCoRankConfig, encoder: nn.Module) -> None:
+        dim, n = encoder.config.hidden_size, config.summary_tokens
+        self.summary = SummaryTokens(n, encoder) if n > 1 else None
+        self.pool = nn.Linear(dim, dim)  # W1
+        self.classifier1 = nn.Linear(n * dim, config.num_labels)  # W2
+
+    def init_summary_from(self, cls_token_id: int) -> None:
+        """Start the extra summary tokens from the [CLS] embedding (nothing to do for n = 1)."""
+        if self.summary is not None:
+            self.summary.init_from(self.encoder, cls_token_id)
+
+    def first_prediction(self, input_ids: torch.Tensor,
+                         attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """H, its mask and S1's logits.
+
+        Returns:
+            ``(hidden, mask, logits1)``: B x T' x delta, B x T' (T' = T + n - 1: the summary
+            tokens are states the label attention can read too) and B x K.
+        """
+        if self.summary is None:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta) H
+            pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, self.config.pooling)))  # (B, delta) P
+            return hidden, attention_mask, self.classifier1(pooled)  # ..., (B, K)
+        n = self.summary.count
+        hidden, attention_mask = self.summary(self.encoder, input_ids, attention_mask)  # (B, T + n - 1, delta), (B, T + n - 1)
+        pooled = torch.tanh(self.pool(hidden[:, :n])).flatten(1)  # (B, n delta) eq. 2 on each summary state
+        return hidden, attention_mask, self.classifier1(pooled)  # ..., (B, K)
+
+
+class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
     """LabelCoRank: first prediction, label reranking, label-to-text attention, final prediction.
 
     Args:
@@ -502,8 +547,7 @@ class LabelCoRank(SaveLoad, nn.Module):
         self.register_buffer("freq_rank", rank)  # (K,) 0 = most frequent
 
         # Step 1: P = tanh(h_cls W1 + b1) (eq. 2), S1 = sigmoid(P W2 + b2) (eq. 3).
-        self.pool = nn.Linear(dim, dim)  # W1
-        self.classifier1 = nn.Linear(dim, num_labels)  # W2
+        self.build_first_prediction(config, encoder)  # W1, W2 (and the summary tokens)
         # Step 3: M_f (K + 1 rows, the last for PAD) and M_pos (gamma x delta); eq. 12's FFN.
         self.label_embedding = nn.Embedding(num_labels + 1, dim, padding_idx=num_labels)  # M_f
         self.position_embedding = nn.Embedding(gamma, dim) if config.use_pos else None  # M_pos
@@ -597,9 +641,7 @@ class LabelCoRank(SaveLoad, nn.Module):
         """
         cfg = self.config
         # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta) H
-        pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, cfg.pooling)))  # (B, delta) P
-        logits1 = self.classifier1(pooled)  # (B, K) S1 before the sigmoid
+        hidden, attention_mask, logits1 = self.first_prediction(input_ids, attention_mask)  # (B, T, delta) H, (B, T), (B, K)
         if first_stage_only:
             out = ModelOutput(logits=logits1, logits1=logits1)
             if labels is not None:
@@ -644,7 +686,7 @@ class LabelCoRank(SaveLoad, nn.Module):
         return out
 
 
-class RobertaBaseline(SaveLoad, nn.Module):
+class RobertaBaseline(FirstPrediction, SaveLoad, nn.Module):
     """The paper's "RoBERTa" row: P = tanh(h_cls W1 + b1), scores = P W2 + b2, BCE.
 
     Exactly LabelCoRank's first prediction (eqs. 1-4) on its own, so the two differ only by the
@@ -660,16 +702,12 @@ class RobertaBaseline(SaveLoad, nn.Module):
         self.config = config.validate()
         self.variant = variant
         self.encoder = encoder
-        dim = encoder.config.hidden_size
-        self.pool = nn.Linear(dim, dim)  # W1
-        self.classifier1 = nn.Linear(dim, config.num_labels)  # W2
+        self.build_first_prediction(config, encoder)  # W1, W2 (and the summary tokens)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor | None = None) -> ModelOutput:
         """Same arguments and output as :meth:`LabelCoRank.forward` (``logits`` = ``logits1``)."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta)
-        pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, self.config.pooling)))  # (B, delta) P
-        logits = self.classifier1(pooled)  # (B, K)
+        _, _, logits = self.first_prediction(input_ids, attention_mask)  # (B, K)
         out = ModelOutput(logits=logits, logits1=logits)
         if labels is not None:
             out.loss = bce(logits, labels)

@@ -21,19 +21,7 @@ import torch
 from torch import nn
 
 from lcr.models.baselines.common import Baseline, BaselineConfig
-
-# Encoders whose position ids start after the padding index (RoBERTa: positions 2..513 of 514).
-_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
-
-
-def max_tokens(encoder_config) -> int | None:
-    """The longest input an encoder's position table allows (None when it has none)."""
-    positions = getattr(encoder_config, "max_position_embeddings", None)
-    if positions is None:
-        return None
-    if getattr(encoder_config, "model_type", "") in _OFFSET_POSITIONS:
-        positions -= (getattr(encoder_config, "pad_token_id", 1) or 0) + 1
-    return positions
+from lcr.models.summary import SummaryTokens
 
 
 class Model(Baseline):
@@ -49,33 +37,24 @@ class Model(Baseline):
     def __init__(self, config: BaselineConfig, encoder: nn.Module):
         super().__init__(config, encoder)
         n, dim = config.num_cls_tokens, encoder.config.hidden_size
-        self.limit = max_tokens(encoder.config)
-        # The n - 1 extra summary tokens (the tokenizer's [CLS] is the first).
-        self.extra_cls = nn.Parameter(torch.randn(n - 1, dim) * 0.02)
+        self.summary = SummaryTokens(n, encoder)  # the n - 1 extra summary tokens
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(n * dim, config.num_labels)
+        self._register_load_state_dict_pre_hook(_rename_old_weights)
 
     def init_extra_from(self, cls_token_id: int) -> None:
-        """Start the extra tokens from the [CLS] token's pretrained embedding (plus a little
-        noise, so that they are not n copies of one token)."""
-        with torch.no_grad():
-            cls = self.encoder.get_input_embeddings().weight[cls_token_id]  # (delta,)
-            noise = torch.randn_like(self.extra_cls) * 0.02  # (n - 1, delta)
-            self.extra_cls.copy_(cls[None] + noise)
+        """Start the extra tokens from the [CLS] token's pretrained embedding."""
+        self.summary.init_from(self.encoder, cls_token_id)
 
     def scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         n = self.config.num_cls_tokens
-        if self.limit is not None and input_ids.size(1) + n - 1 > self.limit:
-            keep = self.limit - (n - 1)  # room for the inserted tokens: cut the text's end
-            input_ids, attention_mask = input_ids[:, :keep], attention_mask[:, :keep]
-        words = self.encoder.get_input_embeddings()(input_ids)  # (B, T, delta) word embeddings only
-        batch = words.size(0)
-        extra = self.extra_cls.to(words.dtype)[None].expand(batch, -1, -1)  # (B, n - 1, delta)
-        # [CLS], the n - 1 extra summary tokens, then the rest of the text.
-        embeds = torch.cat([words[:, :1], extra, words[:, 1:]], dim=1)  # (B, T + n - 1, delta)
-        ones = attention_mask.new_ones(batch, n - 1)  # (B, n - 1)
-        mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)  # (B, T + n - 1)
-        # The encoder adds its position (and token type) embeddings to inputs_embeds itself.
-        hidden = self.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (B, T + n - 1, delta)
+        hidden, _ = self.summary(self.encoder, input_ids, attention_mask)  # (B, T + n - 1, delta)
         summary = hidden[:, :n].flatten(1)  # (B, n * delta) the n summary outputs, concatenated
         return self.output(self.dropout(summary))  # (B, K)
+
+
+def _rename_old_weights(state_dict, prefix, *args) -> None:
+    """Models saved before the summary tokens had their own module named them ``extra_cls``."""
+    old = prefix + "extra_cls"
+    if old in state_dict:
+        state_dict[prefix + "summary.extra"] = state_dict.pop(old)

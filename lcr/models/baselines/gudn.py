@@ -47,7 +47,7 @@ from torch import nn
 
 from lcr.errors import LcrError
 from lcr.models.base import ModelOutput, bce
-from lcr.models.baselines.bertxml import max_tokens
+from lcr.models.summary import max_tokens
 from lcr.models.baselines.common import Baseline, BaselineConfig
 
 #: Closes each label text in the guide input.

@@ -1,0 +1,83 @@
+"""Several summary tokens at the start of the input (BERTXML's idea), shared by the models.
+
+A single [CLS] state has to summarise a whole document for every label. BERTXML (Xun et al.,
+KDD 2020) inserts n - 1 learned [CLS]-like embeddings right after the tokenizer's own [CLS], so
+that the encoder produces n summary states instead of one. :class:`SummaryTokens` holds those
+n - 1 embeddings and runs the encoder on the lengthened input; ``bertxml`` uses it for its
+classifier, and LabelCoRank's first prediction (and the ``roberta`` row, which is that first
+prediction alone) can use it too (the ``summary_tokens`` setting; 1 = the paper's h_cls).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Encoders whose position ids start after the padding index (RoBERTa: positions 2..513 of 514).
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
+
+
+def max_tokens(encoder_config) -> int | None:
+    """The longest input an encoder's position table allows (None when it has none)."""
+    positions = getattr(encoder_config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    if getattr(encoder_config, "model_type", "") in _OFFSET_POSITIONS:
+        positions -= (getattr(encoder_config, "pad_token_id", 1) or 0) + 1
+    return positions
+
+
+class SummaryTokens(nn.Module):
+    """n - 1 learned summary embeddings inserted after the first token, and the encoder run.
+
+    Args:
+        count: n, the summary tokens in all (the tokenizer's [CLS] is the first); 1 inserts
+            nothing and runs the encoder as it is.
+        encoder: the Hugging Face encoder they feed (only read for its sizes here).
+    """
+
+    def __init__(self, count: int, encoder: nn.Module):
+        super().__init__()
+        self.count = count
+        self.limit = max_tokens(encoder.config)
+        self.extra = nn.Parameter(torch.randn(count - 1, encoder.config.hidden_size) * 0.02)  # (n - 1, delta)
+
+    def init_from(self, encoder: nn.Module, cls_token_id: int) -> None:
+        """Start the extra tokens from the [CLS] token's pretrained embedding (plus a little
+        noise, so that they are not n copies of one token)."""
+        with torch.no_grad():
+            cls = encoder.get_input_embeddings().weight[cls_token_id]  # (delta,)
+            noise = torch.randn_like(self.extra) * 0.02  # (n - 1, delta)
+            self.extra.copy_(cls[None] + noise)
+
+    def forward(self, encoder: nn.Module, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode ``[CLS], the n - 1 summary tokens, the rest of the text``.
+
+        Text tokens that would overflow the encoder's position table once the n - 1 tokens are
+        inserted are cut from the end.
+
+        Args:
+            encoder: the Hugging Face encoder.
+            input_ids: token ids (B x T), the tokenizer's [CLS] first.
+            attention_mask: 1 on real tokens, 0 on padding (B x T).
+
+        Returns:
+            ``(hidden, mask)``: the encoder's states (B x T' x delta, the n summary states
+            first, T' = T + n - 1 or the position limit) and their mask (B x T').
+        """
+        n = self.count
+        if n == 1:
+            return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask
+        if self.limit is not None and input_ids.size(1) + n - 1 > self.limit:
+            keep = self.limit - (n - 1)  # room for the inserted tokens: cut the text's end
+            input_ids, attention_mask = input_ids[:, :keep], attention_mask[:, :keep]
+        words = encoder.get_input_embeddings()(input_ids)  # (B, T, delta) word embeddings only
+        batch = words.size(0)
+        extra = self.extra.to(words.dtype)[None].expand(batch, -1, -1)  # (B, n - 1, delta)
+        embeds = torch.cat([words[:, :1], extra, words[:, 1:]], dim=1)  # (B, T + n - 1, delta)
+        ones = attention_mask.new_ones(batch, n - 1)  # (B, n - 1) the summary tokens are real
+        mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)  # (B, T + n - 1)
+        # The encoder adds its position (and token type) embeddings to inputs_embeds itself.
+        hidden = encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (B, T + n - 1, delta)
+        return hidden, mask
