@@ -63,3 +63,27 @@ def test_bonsai_ranks_like_a_full_sort_of_its_scores(toy):
 def test_bad_tree_settings_are_named():
     with pytest.raises(LcrError, match="bonsai needs tree_algorithm bonsai or parabel"):
         train_params({"variant": "bonsai", "tree_algorithm": "fasttext"})
+
+
+def test_native_progress_bars_reach_a_log_file_as_one_line_each(toy, capfd):
+    import os
+
+    from lcr.datasets import store
+    from lcr.models.baselines.bonsai import fit_tree, progress_bars_collapsed, redraws_collapsed
+    from lcr.models.baselines.tfidf import split_texts
+
+    bar = "Examples {} / 3 [{}] 33.33 % 10.0/s"
+    redraws = "".join("\r" + bar.format(i, "=" * i + ">") for i in (1, 2, 3)) + "\n"
+    assert redraws_collapsed(redraws + "plain line\n" + redraws.replace("\r", "\n")
+                             + "\n1 / 2 [>-]\r2 / 2 [==]\n") == f"{bar.format(3, '===>')}\nplain line\n" \
+        f"{bar.format(3, '===>')}\n2 / 2 [==]\n"
+    capfd.readouterr()
+    with progress_bars_collapsed():  # pytest's capture is a file, as a log file is: not a terminal
+        os.write(2, b"bar 1 / 2 [>-]\rbar 2 / 2 [==]\rnative error text\n")
+    assert capfd.readouterr().err == "bar 2 / 2 [==]\nnative error text\n"  # what is not a redraw is kept
+    vocab, _ = store.read_vocab(toy / "data" / "toy")
+    _, texts, gold = split_texts(toy / "data" / "toy", "train", vocab, None)
+    fit_tree(texts, gold, train_params({"variant": "bonsai", "word_min_freq": 1, "tfidf_jobs": 1}), toy / "quiet")
+    err = capfd.readouterr().err
+    assert "\r" not in err and "Examples" in err  # each bar's last state, once
+    assert err.count("Examples") <= 3 * 10  # one final state per bar, not one redraw per example

@@ -19,7 +19,11 @@ vocabulary and idf weights as JSON / ``.npy``; like ``tfidf`` it is scored for t
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +60,55 @@ def write_xc_file(path: Path, features, gold) -> None:
             handle.write(f"{labels} {pairs}\n")
 
 
+_BAR = re.compile(r"^(?P<name>.*?)\s*\d+ / (?P<total>\d+) \[[=>\- ]*\]")  # "Examples 3 / 200 [==>--] ..."
+
+
+def redraws_collapsed(text: str) -> str:
+    """What a log file should keep of terminal progress bars: the last state of each.
+
+    omikuji's native code draws its progress bars on stderr and redraws them after every
+    example, separated by carriage returns or newlines (thousands of redraws: about 1 MB for
+    Reuters' 6,930 documents). A redraw followed by another of the same bar (same name, same
+    total) is dropped; every other piece of text is kept, one per line.
+    """
+    pieces = [piece.strip() for piece in re.split(r"[\r\n]+", text)]
+    pieces = [piece for piece in pieces if piece]
+    kept = []
+    for piece, after in zip(pieces, pieces[1:] + [""]):
+        bar, next_bar = _BAR.match(piece), _BAR.match(after)
+        if bar and next_bar and (bar["name"], bar["total"]) == (next_bar["name"], next_bar["total"]):
+            continue  # redrawn right after: only the last state matters
+        kept.append(piece)
+    return "".join(piece + "\n" for piece in kept)
+
+
+@contextmanager
+def progress_bars_collapsed():
+    """While it runs, the process's stderr (file descriptor 2, where native code writes) goes to
+    a temporary file; afterwards what it caught reaches the real stderr through
+    :func:`redraws_collapsed`. A terminal keeps its live bars: nothing is caught there."""
+    if os.isatty(2):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                caught.seek(0)
+                text = redraws_collapsed(caught.read().decode("utf-8", errors="replace"))
+                if text:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+    finally:
+        os.close(saved)
+
+
 def fit_tree(texts: list[str], gold, params, output_dir: Path):
     """Fit the vectorizer and the label tree; save both under ``output_dir / bonsai_model``."""
     try:
@@ -70,8 +123,9 @@ def fit_tree(texts: list[str], gold, params, output_dir: Path):
     with tempfile.TemporaryDirectory(prefix="lcr-bonsai-") as tmp:
         data = Path(tmp) / "train.txt"
         write_xc_file(data, features, gold)
-        model = omikuji.Model.train_on_data(str(data), hyper_params(params), n_threads=max(1, params.tfidf_jobs)
-                                            if params.tfidf_jobs > 0 else None)
+        with progress_bars_collapsed():  # one line per bar in a log file, not one redraw per example
+            model = omikuji.Model.train_on_data(str(data), hyper_params(params), n_threads=max(1, params.tfidf_jobs)
+                                                if params.tfidf_jobs > 0 else None)
     with atomic_dir(output_dir / MODEL_DIR) as folder:
         model.save(str(folder / "tree"))
         vocabulary = {term: int(index) for term, index in vectorizer.vocabulary_.items()}
