@@ -157,6 +157,10 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     other_budget = [{**records[0], "epochs": 3, "schedule": "linear", "P@1": 0.96}]
     merged = bench_reuters.write_records(other_budget, path)
     assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.95, 0.96]
+    summary = [{**other_budget[0], "summary_tokens": 4, "P@1": 0.97}]  # another first stage: beside it
+    merged = bench_reuters.write_records(summary, path)
+    assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.95, 0.96, 0.97]
+    assert records[0]["summary_tokens"] == 1
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
     assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
     assert bench_reuters.records_path("reuters21578").name == "reuters-recipe.json"
