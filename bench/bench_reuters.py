@@ -88,7 +88,7 @@ def _with_settings(result: dict, params) -> dict:
     result["params"] = {k: getattr(params, k) for k in (
         "variant", "seed", "gamma", "beta", "alpha", "lr", "head_lr", "pooling", "schedule", "warmup_ratio",
         "first_stage_steps", "bias_init", "pooler_init", "weight_decay", "max_length", "epochs",
-        "max_train_docs", "summary_tokens", "final_head")}
+        "max_train_docs", "summary_tokens", "final_head", "query_confidence")}
     result["params"]["pooling"] = params.resolved_pooling
     return result
 
@@ -144,6 +144,7 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
             record.update({k: full.get(k) for k in ("s1_P@1", "s_gold_coverage", "s_distinct_share")})
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
                       epochs=p["epochs"], schedule=p["schedule"], summary_tokens=p.get("summary_tokens", 1),
+                      **({"query_confidence": True} if p.get("query_confidence") else {}),
                       train_docs=train_docs, commit=revision,
                       run_id=result.get("run_id"))
         out.append(record)
@@ -159,7 +160,7 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     """Merge ``new`` into the records file.
 
     A rerun under the same budget and recipe (dataset, variant, seed, epochs, tokens, schedule,
-    summary tokens) replaces its record; any other run is added beside it (records written before
+    summary tokens, query confidence) replaces its record; any other run is added beside it (records written before
     the schedule or the summary tokens were recorded ran at the constant rate, with one summary
     token).
     """
@@ -167,7 +168,7 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
 
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     key = lambda r: (r["dataset"], r["variant"], r["seed"], r["epochs"], r["max_length"],  # noqa: E731
-                     r.get("schedule", "constant"), r.get("summary_tokens", 1))
+                     r.get("schedule", "constant"), r.get("summary_tokens", 1), r.get("query_confidence", False))
     replaced = {key(r) for r in new}
     merged = [r for r in old if key(r) not in replaced] + new
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +209,7 @@ def markdown(results: list[dict], args: argparse.Namespace, command: str, revisi
         f"- Recipe: pooling {first['pooling']}, bias_init {first['bias_init']}, pooler_init {first['pooler_init']}, "
         f"weight_decay {first['weight_decay']}, schedule {first['schedule']} (warmup_ratio {first['warmup_ratio']}), "
         f"first_stage_steps {first['first_stage_steps']}, summary_tokens {first.get('summary_tokens', 1)}, "
-        f"final_head {first.get('final_head', '-')}; "
+        f"final_head {first.get('final_head', '-')}, query_confidence {first.get('query_confidence', False)}; "
         f"LabelCoRank gamma {first['gamma']}, beta {first['beta']}, "
         f"alpha {first['alpha']}",
         *([f"- Extra settings: {', '.join(f'`{s}`' for s in args.set)}"] if args.set else []),

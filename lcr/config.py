@@ -69,7 +69,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
 
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
-    detach_first, summary_tokens;
+    detach_first, summary_tokens, query_confidence;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
     Attributes:
@@ -127,6 +127,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             ablations and ``roberta``): 1 = h_cls (eq. 2); n > 1 inserts n - 1 learned
             [CLS]-like tokens after [CLS], as BERTXML does, and W2 reads the n pooled states
             side by side (an extension; needs ``pooling: cls``).
+        query_confidence: each label query of the reranking stage also carries S1's confidence
+            in that label (F, the input of eq. 12; see the model config; an extension).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser

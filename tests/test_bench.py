@@ -161,6 +161,10 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     merged = bench_reuters.write_records(summary, path)
     assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.95, 0.96, 0.97]
     assert records[0]["summary_tokens"] == 1
+    confident = [{**other_budget[0], "query_confidence": True, "P@1": 0.98}]  # another second stage: beside it
+    merged = bench_reuters.write_records(confident, path)
+    assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.95, 0.96, 0.97, 0.98]
+    assert "query_confidence" not in records[0]
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
     assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
     assert bench_reuters.records_path("reuters21578").name == "reuters-recipe.json"

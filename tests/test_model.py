@@ -666,3 +666,26 @@ def test_summary_tokens_feed_the_first_prediction_and_the_attention(tiny, tmp_pa
         train_params({"summary_tokens": 2, "pooling": "mean"})
     with pytest.raises(LcrError, match="summary_tokens must be at least 1"):
         train_params({"summary_tokens": 0})
+
+
+def test_query_confidence_adds_s1_confidence_to_each_label_feature(tiny):
+    ids, attn = _batch(tiny)
+    # off (the default) builds exactly the paper's layers, with the same random numbers
+    plain, off = _model(tiny), _model(tiny, query_confidence=False)
+    assert off.confidence_embedding is None and all(
+        torch.equal(a, b) for a, b in zip(plain.state_dict().values(), off.state_dict().values()))
+    model = _model(tiny, query_confidence=True)
+    seen = {}
+    model.ffn_in.register_forward_hook(lambda module, args, output: seen.setdefault("F", args[0]))
+    out = model(ids, attn)
+    # F = M_f[S] + M_pos + S1[S] c, with S1 = 0 on PAD
+    s1 = torch.cat([torch.sigmoid(out.logits1), torch.zeros(len(TEXTS), 1)], dim=1).gather(1, out.selected)
+    expected = (model.label_embedding(out.selected) + model.position_embedding.weight
+                + s1[:, :, None] * model.confidence_embedding)
+    assert torch.allclose(seen["F"], expected, atol=1e-6)
+    assert (s1 > 0).any() and (s1 < 1).all()
+    model.train()
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    model(ids, attn, labels=labels).loss2.backward()
+    assert model.confidence_embedding.grad is not None and model.confidence_embedding.grad.abs().sum() > 0

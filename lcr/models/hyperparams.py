@@ -102,6 +102,7 @@ class LabelCoRankSettings(SharedModelSettings):
     final_head: str = "dense"
     detach_first: bool = False
     summary_tokens: int = 1
+    query_confidence: bool = False
 
 
 class BaselineSettings(SharedModelSettings):

@@ -101,6 +101,10 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (boosting rather than a second copy of the same head; an extension).
         summary_tokens: n summary states for the first prediction (1 = h_cls, eq. 2; n > 1:
             BERTXML's n - 1 extra [CLS]-like tokens, see :class:`FirstPrediction`; an extension).
+        query_confidence: each label feature of step 3 also carries how sure the first
+            prediction is of that label, F = M_f[S] + M_pos + S1[S] c with a learned vector c
+            (an extension: F tells the queries which labels S holds and where, not which of
+            them S1 doubts, which is what a reranker must know to move them).
     """
 
     num_labels: int
@@ -557,6 +561,8 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             nn.init.normal_(self.position_embedding.weight, std=std)
         with torch.no_grad():
             self.label_embedding.weight[num_labels].zero_()  # PAD: its outputs are masked anyway
+        # c: S1's confidence in each label of S, as a direction of the label feature
+        self.confidence_embedding = nn.Parameter(torch.randn(dim) * std) if config.query_confidence else None
         ffn_dim = config.ffn_dim or dim
         self.ffn_in = nn.Linear(dim, ffn_dim)  # W3
         self.ffn_drop = nn.Dropout(config.dropout)  # Drop
@@ -655,6 +661,10 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         feats = self.label_embedding(selected)  # (B, gamma, delta) M_f[S]
         if self.position_embedding is not None:
             feats = feats + self.position_embedding.weight  # (B, gamma, delta) F = M_f[S] + M_pos
+        if self.confidence_embedding is not None:
+            probs = F.pad(torch.sigmoid(logits1.detach()), (0, 1))  # (B, K + 1) PAD's column 0
+            confidence = probs.gather(1, selected)  # (B, gamma) S1[S]; a feature, no gradient into S1
+            feats = feats + confidence[:, :, None].to(feats.dtype) * self.confidence_embedding  # (B, gamma, delta)
         queries = self.ffn_out(F.relu(self.ffn_drop(self.ffn_in(feats))))  # (B, gamma, delta) F_hat
 
         # Step 4: each label query gathers the text features relevant to it.
