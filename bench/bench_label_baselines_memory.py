@@ -199,7 +199,7 @@ def markdown(results: list[dict], fit: dict, command: str) -> str:
     """The ``label-baselines-memory`` section of BENCHMARKS.md."""
     from bench import report
 
-    lines = [f"## RoBERTa-LiGCN and GUDN: memory of one training step, extrapolated to PubMed's K", "",
+    lines = ["## RoBERTa-LiGCN and GUDN: memory of one training step, extrapolated to PubMed's K", "",
              f"- Command: `{command}`", f"- Date: {report.today()}", f"- Machine: {report.machine()}",
              "- Setting: encoder of roberta-base's width (768 hidden, 12 heads, FFN 3,072), 2 layers, 8,000-token "
              "vocabulary, random; batch 16 x T random tokens, 8 gold labels each; float32, 1 thread; one "
