@@ -45,6 +45,9 @@ RECORD_NAMES = {"reuters21578": "reuters"}
 VARIANTS = ("labelcorank", "roberta")
 FAMILY = LABELCORANK_FAMILY
 COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
+# Second-stage extensions (off by default): a record names those a run turned on, and a run with
+# another value of one of them is another recipe (kept beside, not replacing).
+SECOND_STAGE = {"query_confidence": False, "rank_loss_weight": 0.0}
 STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2", "mean_S3")
 
 
@@ -88,7 +91,7 @@ def _with_settings(result: dict, params) -> dict:
     result["params"] = {k: getattr(params, k) for k in (
         "variant", "seed", "gamma", "beta", "alpha", "lr", "head_lr", "pooling", "schedule", "warmup_ratio",
         "first_stage_steps", "bias_init", "pooler_init", "weight_decay", "max_length", "epochs",
-        "max_train_docs", "summary_tokens", "final_head", "query_confidence")}
+        "max_train_docs", "summary_tokens", "final_head", *SECOND_STAGE)}
     result["params"]["pooling"] = params.resolved_pooling
     return result
 
@@ -144,7 +147,7 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
             record.update({k: full.get(k) for k in ("s1_P@1", "s_gold_coverage", "s_distinct_share")})
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
                       epochs=p["epochs"], schedule=p["schedule"], summary_tokens=p.get("summary_tokens", 1),
-                      **({"query_confidence": True} if p.get("query_confidence") else {}),
+                      **{k: p[k] for k, off in SECOND_STAGE.items() if p.get(k, off) != off},
                       train_docs=train_docs, commit=revision,
                       run_id=result.get("run_id"))
         out.append(record)
@@ -160,7 +163,7 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     """Merge ``new`` into the records file.
 
     A rerun under the same budget and recipe (dataset, variant, seed, epochs, tokens, schedule,
-    summary tokens, query confidence) replaces its record; any other run is added beside it (records written before
+    summary tokens, the :data:`SECOND_STAGE` settings) replaces its record; any other run is added beside it (records written before
     the schedule or the summary tokens were recorded ran at the constant rate, with one summary
     token).
     """
@@ -168,7 +171,8 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
 
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     key = lambda r: (r["dataset"], r["variant"], r["seed"], r["epochs"], r["max_length"],  # noqa: E731
-                     r.get("schedule", "constant"), r.get("summary_tokens", 1), r.get("query_confidence", False))
+                     r.get("schedule", "constant"), r.get("summary_tokens", 1),
+                     *(r.get(k, off) for k, off in SECOND_STAGE.items()))
     replaced = {key(r) for r in new}
     merged = [r for r in old if key(r) not in replaced] + new
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +213,8 @@ def markdown(results: list[dict], args: argparse.Namespace, command: str, revisi
         f"- Recipe: pooling {first['pooling']}, bias_init {first['bias_init']}, pooler_init {first['pooler_init']}, "
         f"weight_decay {first['weight_decay']}, schedule {first['schedule']} (warmup_ratio {first['warmup_ratio']}), "
         f"first_stage_steps {first['first_stage_steps']}, summary_tokens {first.get('summary_tokens', 1)}, "
-        f"final_head {first.get('final_head', '-')}, query_confidence {first.get('query_confidence', False)}; "
+        f"final_head {first.get('final_head', '-')}, "
+        + ", ".join(f"{k} {first.get(k, off)}" for k, off in SECOND_STAGE.items()) + "; "
         f"LabelCoRank gamma {first['gamma']}, beta {first['beta']}, "
         f"alpha {first['alpha']}",
         *([f"- Extra settings: {', '.join(f'`{s}`' for s in args.set)}"] if args.set else []),

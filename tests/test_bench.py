@@ -164,9 +164,15 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     confident = [{**other_budget[0], "query_confidence": True, "P@1": 0.98}]  # another second stage: beside it
     merged = bench_reuters.write_records(confident, path)
     assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.95, 0.96, 0.97, 0.98]
-    assert "query_confidence" not in records[0]
+    ranked = [{**other_budget[0], "rank_loss_weight": 0.1, "P@1": 0.99}]
+    merged = bench_reuters.write_records(ranked, path)
+    assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.95, 0.96, 0.97, 0.98, 0.99]
+    assert "query_confidence" not in records[0] and "rank_loss_weight" not in records[0]
+    turned_on = [{**results[0], "params": {**results[0]["params"], "rank_loss_weight": 0.1}}]
+    assert bench_reuters.records(turned_on, args, "abc1234")[0]["rank_loss_weight"] == 0.1
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
     assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
+    assert "query_confidence False, rank_loss_weight 0.0; LabelCoRank gamma 20" in text
     assert bench_reuters.records_path("reuters21578").name == "reuters-recipe.json"
 
 

@@ -3,6 +3,7 @@ ablation flags, gradient paths, padding, overfitting a toy set, save/load, the o
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -689,3 +690,29 @@ def test_query_confidence_adds_s1_confidence_to_each_label_feature(tiny):
     labels[:, 2] = 1
     model(ids, attn, labels=labels).loss2.backward()
     assert model.confidence_embedding.grad is not None and model.confidence_embedding.grad.abs().sum() > 0
+
+
+def test_pairwise_rank_loss_equals_a_hand_computation_and_trains_the_reranker(tiny):
+    from lcr.models.labelcorank import pairwise_rank_loss
+
+    # two documents, K = 4 (PAD = 4), S of length 3
+    logits = torch.tensor([[2.0, 0.0, -1.0, 1.0], [0.5, 0.5, 0.5, 0.5]])
+    labels = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    selected = torch.tensor([[0, 2, 3], [3, 4, 4]])  # doc 2: one label, then PAD
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    # doc 1: gold {0, 2} vs other {3}: pairs (0, 3), (2, 3); doc 2: no non-gold label in S, no pair
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    expected = (softplus(1.0 - 2.0) + softplus(1.0 - (-1.0))) / 2
+    assert abs(pairwise_rank_loss(logits, labels, selected, mask).item() - expected) < 1e-6
+    none = pairwise_rank_loss(logits, labels[:, [1, 1, 1, 1]] * 0, selected, mask)  # no gold at all
+    assert none.item() == 0.0
+
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    plain, ranked = _model(tiny).train(), _model(tiny, rank_loss_weight=0.5).train()
+    a, b = plain(ids, attn, labels=labels), ranked(ids, attn, labels=labels)
+    term = pairwise_rank_loss(b.logits2, labels, b.selected, b.selected_mask)
+    assert term.item() > 0 and torch.allclose(b.loss2, a.loss2 + 0.5 * term)
+    with pytest.raises(LcrError, match="rank_loss_weight must be at least 0"):
+        train_params({"rank_loss_weight": -1})

@@ -103,6 +103,7 @@ class LabelCoRankSettings(SharedModelSettings):
     detach_first: bool = False
     summary_tokens: int = 1
     query_confidence: bool = False
+    rank_loss_weight: float = 0.0
 
 
 class BaselineSettings(SharedModelSettings):

@@ -105,6 +105,10 @@ class LabelCoRankConfig(LabelCoRankSettings):
             prediction is of that label, F = M_f[S] + M_pos + S1[S] c with a learned vector c
             (an extension: F tells the queries which labels S holds and where, not which of
             them S1 doubts, which is what a reranker must know to move them).
+        rank_loss_weight: L2 becomes BCE + w R, R a pairwise ranking loss over the labels of S,
+            the mean of log(1 + exp(y_neg - y_pos)) over each document's (gold, non-gold) pairs
+            in S (an extension: eq. 7's BCE scores each label on its own, while P@k and nDCG@k
+            only ask that the gold labels of S outrank the others; 0 = off, the paper).
     """
 
     num_labels: int
@@ -133,6 +137,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
             (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
             (self.summary_tokens == 1 or self.pooling == "cls", "summary_tokens > 1 needs pooling 'cls'"),
+            (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -692,8 +697,33 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         if labels is not None:
             out.loss1 = bce(logits1, labels)  # L1, eq. 4
             out.loss2 = bce(logits2, labels)  # L2, eq. 7
+            if cfg.rank_loss_weight > 0:  # the reranker's own objective: gold labels of S first
+                out.loss2 = out.loss2 + cfg.rank_loss_weight * pairwise_rank_loss(logits2, labels, selected, selected_mask)
             out.loss = cfg.beta * out.loss1 + (1.0 - cfg.beta) * out.loss2  # L, eq. 8
         return out
+
+
+def pairwise_rank_loss(logits: torch.Tensor, labels: torch.Tensor, selected: torch.Tensor,
+                       selected_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of log(1 + exp(z_neg - z_pos)) over every (gold, non-gold) pair of labels in S.
+
+    Args:
+        logits: final scores before the sigmoid (B x K).
+        labels: multi-hot gold labels (B x K).
+        selected: S, label ids with PAD = K (B x gamma).
+        selected_mask: True on the real labels of S (B x gamma).
+
+    Returns:
+        A scalar; 0 (with a gradient path) when no document has both kinds of label in S.
+    """
+    pad = lambda x: F.pad(x, (0, 1))  # noqa: E731  column K = PAD
+    z = pad(logits.float()).gather(1, selected)  # (B, gamma) scores of S
+    gold = pad(labels.float()).gather(1, selected).bool() & selected_mask  # (B, gamma)
+    other = ~gold & selected_mask  # (B, gamma)
+    pairs = gold[:, :, None] & other[:, None, :]  # (B, gamma, gamma) pos i, neg j
+    margins = z[:, None, :] - z[:, :, None]  # (B, gamma, gamma) z_j - z_i
+    losses = F.softplus(margins) * pairs  # (B, gamma, gamma)
+    return losses.sum() / pairs.sum().clamp(min=1)
 
 
 class RobertaBaseline(FirstPrediction, SaveLoad, nn.Module):
