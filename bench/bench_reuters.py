@@ -163,9 +163,9 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     """Merge ``new`` into the records file.
 
     A rerun under the same budget and recipe (dataset, variant, seed, epochs, tokens, schedule,
-    summary tokens, the :data:`SECOND_STAGE` settings) replaces its record; any other run is added beside it (records written before
-    the schedule or the summary tokens were recorded ran at the constant rate, with one summary
-    token).
+    summary tokens, the :data:`SECOND_STAGE` settings) replaces its record; any other run is
+    added beside it (records written before the schedule or the summary tokens were recorded ran
+    at the constant rate, with one summary token; before the second-stage settings, with them off).
     """
     from lcr.atomic import atomic_open
 

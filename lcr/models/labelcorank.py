@@ -106,7 +106,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (an extension: F tells the queries which labels S holds and where, not which of
             them S1 doubts, which is what a reranker must know to move them).
         rank_loss_weight: L2 becomes BCE + w R, R a pairwise ranking loss over the labels of S,
-            the mean of log(1 + exp(y_neg - y_pos)) over each document's (gold, non-gold) pairs
+            the mean of log(1 + exp(z_neg - z_pos)) over each document's (gold, non-gold) pairs
             in S (an extension: eq. 7's BCE scores each label on its own, while P@k and nDCG@k
             only ask that the gold labels of S outrank the others; 0 = off, the paper).
     """
@@ -667,8 +667,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         if self.position_embedding is not None:
             feats = feats + self.position_embedding.weight  # (B, gamma, delta) F = M_f[S] + M_pos
         if self.confidence_embedding is not None:
-            probs = F.pad(torch.sigmoid(logits1.detach()), (0, 1))  # (B, K + 1) PAD's column 0
-            confidence = probs.gather(1, selected)  # (B, gamma) S1[S]; a feature, no gradient into S1
+            confidence = at_selected(torch.sigmoid(logits1.detach()), selected)  # (B, gamma) S1[S]; no gradient into S1
             feats = feats + confidence[:, :, None].to(feats.dtype) * self.confidence_embedding  # (B, gamma, delta)
         queries = self.ffn_out(F.relu(self.ffn_drop(self.ffn_in(feats))))  # (B, gamma, delta) F_hat
 
@@ -703,6 +702,11 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         return out
 
 
+def at_selected(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    """The columns of ``values`` (B x K) named by S (B x gamma, PAD = K), 0 at PAD."""
+    return F.pad(values, (0, 1)).gather(1, selected)  # (B, gamma)
+
+
 def pairwise_rank_loss(logits: torch.Tensor, labels: torch.Tensor, selected: torch.Tensor,
                        selected_mask: torch.Tensor) -> torch.Tensor:
     """Mean of log(1 + exp(z_neg - z_pos)) over every (gold, non-gold) pair of labels in S.
@@ -716,9 +720,8 @@ def pairwise_rank_loss(logits: torch.Tensor, labels: torch.Tensor, selected: tor
     Returns:
         A scalar; 0 (with a gradient path) when no document has both kinds of label in S.
     """
-    pad = lambda x: F.pad(x, (0, 1))  # noqa: E731  column K = PAD
-    z = pad(logits.float()).gather(1, selected)  # (B, gamma) scores of S
-    gold = pad(labels.float()).gather(1, selected).bool() & selected_mask  # (B, gamma)
+    z = at_selected(logits.float(), selected)  # (B, gamma) scores of S
+    gold = at_selected(labels.float(), selected).bool() & selected_mask  # (B, gamma)
     other = ~gold & selected_mask  # (B, gamma)
     pairs = gold[:, :, None] & other[:, None, :]  # (B, gamma, gamma) pos i, neg j
     margins = z[:, None, :] - z[:, :, None]  # (B, gamma, gamma) z_j - z_i
