@@ -69,7 +69,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
 
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
-    detach_first, summary_tokens, query_confidence, rank_loss_weight;
+    detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
     Attributes:
@@ -131,6 +131,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             in that label (F, the input of eq. 12; see the model config; an extension).
         rank_loss_weight: weight of a pairwise ranking loss on the final scores of the labels in
             S, added to L2 (0 = off, the paper; see the model config).
+        rerank_noise: sigma of the Gaussian noise added, in training only, to the S1 logits that
+            the selection and the final prediction start from (0 = off, the paper; see the model config).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser
@@ -237,6 +239,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
              f"mean of the tokens); pooling is {self.pooling!r}"),
             (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
+            (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
             (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be null or >= 1"),

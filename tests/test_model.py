@@ -716,3 +716,28 @@ def test_pairwise_rank_loss_equals_a_hand_computation_and_trains_the_reranker(ti
     assert term.item() > 0 and torch.allclose(b.loss2, a.loss2 + 0.5 * term)
     with pytest.raises(LcrError, match="rank_loss_weight must be at least 0"):
         train_params({"rank_loss_weight": -1})
+
+
+def test_rerank_noise_perturbs_what_the_reranking_stage_starts_from_in_training_only(tiny):
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    plain, noisy = _model(tiny, final_head="per_label"), _model(tiny, final_head="per_label", rerank_noise=2.0)
+    # evaluation: the setting changes nothing
+    a, b = plain.eval()(ids, attn, labels=labels), noisy.eval()(ids, attn, labels=labels)
+    assert torch.equal(a.logits2, b.logits2) and torch.equal(a.selected, b.selected)
+    # training: S1 and L1 are the clean ones; the per-label head starts at zero, so the final
+    # logits are exactly the perturbed S1 that the selection also read
+    a, b = plain.train()(ids, attn, labels=labels), noisy.train()(ids, attn, labels=labels)
+    assert torch.equal(a.logits1, b.logits1) and torch.equal(a.loss1, b.loss1)
+    assert torch.equal(a.logits2, a.logits1)
+    noise = (b.logits2 - b.logits1).detach()  # (B, K)
+    assert 1.0 < noise.std().item() < 3.0 and noise.abs().min() > 0
+    selected, mask = noisy.select(b.logits2)
+    assert torch.equal(selected, b.selected) and torch.equal(mask, b.selected_mask)
+    b.loss.backward()
+    assert noisy.label_scorer.weight.grad.abs().sum() > 0
+    with pytest.raises(LcrError, match="rerank_noise must be at least 0"):
+        train_params({"rerank_noise": -0.5})
+    with pytest.raises(LcrError, match="rerank_noise must be at least 0"):
+        LabelCoRankConfig(num_labels=K, rerank_noise=-0.5).validate()

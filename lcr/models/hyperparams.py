@@ -104,6 +104,7 @@ class LabelCoRankSettings(SharedModelSettings):
     summary_tokens: int = 1
     query_confidence: bool = False
     rank_loss_weight: float = 0.0
+    rerank_noise: float = 0.0
 
 
 class BaselineSettings(SharedModelSettings):

@@ -109,6 +109,11 @@ class LabelCoRankConfig(LabelCoRankSettings):
             the mean of log(1 + exp(z_neg - z_pos)) over each document's (gold, non-gold) pairs
             in S (an extension: eq. 7's BCE scores each label on its own, while P@k and nDCG@k
             only ask that the gold labels of S outrank the others; 0 = off, the paper).
+        rerank_noise: in training only, the first prediction that steps 2 and 5 start from is
+            z1 + sigma eps, eps ~ N(0, 1) per document and label (L1 still scores the clean z1).
+            An extension against a stacking trap: on its own training documents S1 is already
+            right, so a reranking stage fit on them learns to change nothing; with sigma > 0 it
+            is fit on a first prediction that errs, as S1 does on unseen text (0 = off, the paper).
     """
 
     num_labels: int
@@ -138,6 +143,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
             (self.summary_tokens == 1 or self.pooling == "cls", "summary_tokens > 1 needs pooling 'cls'"),
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
+            (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -659,15 +665,20 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                 out.loss = out.loss1 = bce(logits1, labels)  # L = L1 during the warm-up
             return out
 
+        # What steps 2 and 5 start from: S1, or in training (rerank_noise) an S1 that errs.
+        first = logits1
+        if self.training and cfg.rerank_noise > 0:
+            first = logits1 + cfg.rerank_noise * torch.randn_like(logits1)  # (B, K); the noise has no gradient
+
         # Step 2: label reranking; a discrete choice, so no gradient flows through it.
-        selected, selected_mask = self.select(logits1)  # (B, gamma), (B, gamma)
+        selected, selected_mask = self.select(first)  # (B, gamma), (B, gamma)
 
         # Step 3: label features; the same label gets a different feature at another position.
         feats = self.label_embedding(selected)  # (B, gamma, delta) M_f[S]
         if self.position_embedding is not None:
             feats = feats + self.position_embedding.weight  # (B, gamma, delta) F = M_f[S] + M_pos
         if self.confidence_embedding is not None:
-            confidence = at_selected(torch.sigmoid(logits1.detach()), selected)  # (B, gamma) S1[S]; no gradient into S1
+            confidence = at_selected(torch.sigmoid(first.detach()), selected)  # (B, gamma) S1[S]; no gradient into S1
             feats = feats + confidence[:, :, None].to(feats.dtype) * self.confidence_embedding  # (B, gamma, delta)
         queries = self.ffn_out(F.relu(self.ffn_drop(self.ffn_in(feats))))  # (B, gamma, delta) F_hat
 
@@ -683,13 +694,13 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             change = (change + self.label_offset(selected).squeeze(-1)) * selected_mask  # (B, gamma) 0 on PAD
             moved = logits1.new_zeros(logits1.size(0), cfg.num_labels + 1)  # (B, K + 1) column K = PAD
             moved = moved.scatter_add(1, selected, change.to(moved.dtype))  # (B, K + 1)
-            base = logits1.detach() if cfg.detach_first else logits1  # (B, K) what the stage corrects
+            base = first.detach() if cfg.detach_first else first  # (B, K) what the stage corrects
             logits2 = base + moved[:, :-1]  # (B, K) Y before the sigmoid
         else:
             f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
             logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
             if cfg.residual:  # (B, K) the reranking stage corrects S1 instead of starting over
-                logits2 = logits2 + (logits1.detach() if cfg.detach_first else logits1)
+                logits2 = logits2 + (first.detach() if cfg.detach_first else first)
 
         out = ModelOutput(logits=logits2, logits1=logits1, logits2=logits2, selected=selected,
                           selected_mask=selected_mask)
