@@ -69,7 +69,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
 
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
-    detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise;
+    detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, label_init;
+    label_text, label_name_length;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
     Attributes:
@@ -133,6 +134,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             S, added to L2 (0 = off, the paper; see the model config).
         rerank_noise: sigma of the Gaussian noise added, in training only, to the S1 logits that
             the selection and the final prediction start from (0 = off, the paper; see the model config).
+        label_init: how LabelCoRank's label embedding M_f starts: ``random`` (the paper) or
+            ``names`` (from the encoder's embedding of each label's text, as ``label_text`` says;
+            a store without label names is refused; see the model config).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser

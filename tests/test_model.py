@@ -741,3 +741,48 @@ def test_rerank_noise_perturbs_what_the_reranking_stage_starts_from_in_training_
         train_params({"rerank_noise": -0.5})
     with pytest.raises(LcrError, match="rerank_noise must be at least 0"):
         LabelCoRankConfig(num_labels=K, rerank_noise=-0.5).validate()
+
+
+NAMES = ["grain", "wheat", "crude oil", "oil", "money supply", "interest rates", "trade", "shipping"]  # K = 8
+
+
+def test_label_init_names_starts_the_label_embedding_from_the_encoders_reading_of_each_name(tiny, tmp_path):
+    from lcr.models.encoder import embed_texts
+
+    encoder, tokenizer = load_encoder(tiny)
+    config = LabelCoRankConfig(num_labels=K, gamma=4, num_heads=2, dropout=0.0, label_init="names")
+    torch.manual_seed(0)
+    named = build_model("labelcorank", config, encoder, sp.csr_matrix(M), FREQ_RANK, tokenizer=tokenizer,
+                        label_texts=NAMES)
+    # by hand: the mean of each name's output states, centred over the labels, at the init's std
+    enc = tokenizer(NAMES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = encoder.eval()(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    weights = enc["attention_mask"][..., None].float()  # (K, L, 1)
+    vectors = (states * weights).sum(1) / weights.sum(1)  # (K, delta)
+    assert torch.allclose(embed_texts(encoder, tokenizer, NAMES, 16), vectors, atol=1e-6)
+    centred = vectors - vectors.mean(0)
+    expected = centred * (encoder.config.initializer_range / centred.std())
+    rows = named.label_embedding.weight
+    assert torch.allclose(rows[:K], expected, atol=1e-6)
+    assert abs(rows[:K].std().item() - encoder.config.initializer_range) < 1e-6
+    assert rows[K].abs().sum() == 0  # PAD
+    # everything else is what the paper's random init builds from the same seed
+    torch.manual_seed(0)
+    plain = build_model("labelcorank", config.model_copy(update={"label_init": "random"}), load_encoder(tiny)[0],
+                        sp.csr_matrix(M), FREQ_RANK)
+    named_state, plain_state = named.state_dict(), plain.state_dict()
+    assert set(named_state) == set(plain_state)
+    for name, value in plain_state.items():
+        same = torch.equal(named_state[name], value)
+        assert same == (name != "label_embedding.weight"), name
+    with pytest.raises(LcrError, match="label_init names starts its label embedding from a text per label"):
+        build_model("labelcorank", config, load_encoder(tiny)[0], sp.csr_matrix(M), FREQ_RANK, tokenizer=tokenizer)
+    with pytest.raises(LcrError, match="label_init names: 3 label texts for K = 8"):
+        named.init_labels_from_texts(tokenizer, NAMES[:3])
+    with pytest.raises(LcrError, match=r"label_init = 'words' is not a valid one of 'random', 'names'"):
+        train_params({"label_init": "words"})
+    # a saved model loads its trained M_f and needs no texts
+    named.save_pretrained(tmp_path / "named")
+    loaded = load_model(tmp_path / "named")
+    assert loaded.config.label_init == "names" and torch.equal(loaded.label_embedding.weight, rows)

@@ -188,6 +188,7 @@ def test_two_process_ddp_matches_one_process(toy, tmp_path):
     ({"variant": "labelcorank-xl"}, "unknown variant"),
     ({"gamma": 99}, "larger than the number of labels"),
     ({"encoder": "/nonexistent/encoder"}, "/nonexistent/encoder"),
+    ({"label_init": "names"}, r"labelcorank with label_init: names reads the labels' names, but .*label_vocab.tsv has none"),
 ])
 def test_bad_settings_fail_before_long_work(toy, tmp_path, overrides, message):
     start = time.time()
@@ -314,6 +315,18 @@ def test_first_stage_warm_up_and_diagnostics_in_a_run(toy, tmp_path):
     roberta = train_job("toy", settings(toy, variant="roberta", epochs=1), data_dir=toy["data"],
                         output_dir=tmp_path / "roberta", track=False, progress=False)
     assert "s1_P@1" not in roberta["eval"]["full"] and "s1_P@1" not in roberta["history"][0]
+
+
+def test_label_init_names_trains_from_the_label_texts_of_the_store(toy, tmp_path):
+    """The toy store has no label names: its ids stand for them (label_text ids); M_f starts
+    from them, and the run trains and evaluates like the default one."""
+    from lcr.models.factory import load_model
+
+    result = train_job("toy", settings(toy, label_init="names", label_text="ids", epochs=1), data_dir=toy["data"],
+                       output_dir=tmp_path / "run", track=False, progress=False)
+    assert result["steps"] == 6 and 0.0 <= result["eval"]["full"]["P@1"] <= 1.0
+    model = load_model(tmp_path / "run" / "best_model" / "model")
+    assert model.config.label_init == "names" and model.config.label_text == "ids"
 
 
 def test_without_a_terminal_progress_shows_as_plain_lines(toy, tmp_path, monkeypatch, capsys):

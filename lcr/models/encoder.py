@@ -90,3 +90,37 @@ def load_encoder(name_or_path: str | None):
     except (OSError, ValueError) as exc:
         raise LcrError(f"could not load encoder '{name_or_path}': {exc}") from exc
     return model, tokenizer
+
+
+def embed_texts(encoder, tokenizer, texts: list[str], max_length: int, batch_size: int = 256):
+    """Each text's vector: the mean of the encoder's output states over its tokens (special
+    tokens included), with the encoder in eval mode and no gradient; what the label-text
+    models start their label vectors from (:mod:`lcr.models.baselines.ligcn`,
+    ``label_init: names`` of :class:`lcr.models.labelcorank.LabelCoRank`).
+
+    Args:
+        encoder: a Hugging Face encoder (its ``last_hidden_state``); it may sit on any device.
+        tokenizer: its tokenizer.
+        texts: the texts (one per label).
+        max_length: tokens kept per text (longer ones are cut).
+        batch_size: texts per forward pass.
+
+    Returns:
+        A float tensor (len(texts) x delta) on the encoder's device.
+    """
+    import torch
+
+    device = next(encoder.parameters()).device
+    was_training = encoder.training
+    encoder.eval()
+    vectors = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length,
+                            padding=True, return_tensors="pt")
+            mask = enc["attention_mask"].to(device)  # (b, L)
+            states = encoder(input_ids=enc["input_ids"].to(device), attention_mask=mask).last_hidden_state  # (b, L, delta)
+            weights = mask[..., None].to(states.dtype)  # (b, L, 1)
+            vectors.append((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))  # (b, delta)
+    encoder.train(was_training)
+    return torch.cat(vectors)  # (n, delta)

@@ -19,7 +19,7 @@ from lcr.errors import LcrError
 from lcr.models.labelcorank import LabelCoRank, LabelCoRankConfig, RobertaBaseline
 from lcr.models.base import CONFIG_NAME, FORMAT, WEIGHTS_NAME
 from lcr.models.variants import (BASELINE_VARIANTS, LABEL_TEXT_VARIANTS, MODEL_VARIANTS, VARIANT_FLAGS,
-                                 WORD_VARIANTS)
+                                 WORD_VARIANTS, reads_label_texts)
 
 
 def _num_labels(cooc, freq_rank) -> int | None:
@@ -67,7 +67,8 @@ def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, t
             ``summary_tokens`` > 1), ``ligcn`` and ``gudn`` tokenise the label texts with it.
         label_texts: one text per label, in label-index order (the store's label names:
             :func:`lcr.models.baselines.label_text.label_texts`); needed by ``ligcn`` (its label
-            nodes and label-label edges) and ``gudn`` (its guide inputs), ignored by the others.
+            nodes and label-label edges), ``gudn`` (its guide inputs) and the LabelCoRank family
+            with ``label_init: names`` (its label embedding M_f); ignored by the others.
 
     Raises:
         LcrError: unknown variant, gamma > K, missing label statistics, num_heads not dividing
@@ -106,6 +107,12 @@ def build_model(variant, config=None, encoder=None, cooc=None, freq_rank=None, t
         use_cooc, use_rank, use_pos = VARIANT_FLAGS[variant]
         config = config.model_copy(update={"use_cooc": use_cooc, "use_rank": use_rank, "use_pos": use_pos})
         model = LabelCoRank(config, encoder, cooc=cooc, freq_rank=freq_rank, variant=variant)
+        if reads_label_texts(variant, config.label_init):
+            if label_texts is None or tokenizer is None:
+                raise LcrError(f"build_model: {variant} with label_init names starts its label embedding from "
+                               "a text per label: pass label_texts and the tokenizer "
+                               "(lcr.models.baselines.label_text.label_texts)")
+            model.init_labels_from_texts(tokenizer, list(label_texts))
     if tokenizer is not None and tokenizer.cls_token_id is not None:
         model.init_summary_from(tokenizer.cls_token_id)  # the extra summary tokens, if any
     return model

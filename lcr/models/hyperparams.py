@@ -81,10 +81,16 @@ class SharedModelSettings(Settings):
         num_heads: attention heads (LabelCoRank's eta; the Transformer, MATCH and the
             Star-Transformer).
         dropout: the dropout of eq. 12 (LabelCoRank); the baselines' embedding and output dropout.
+        label_text: what text stands for a label, for the models that read one (``ligcn``,
+            ``gudn``, and LabelCoRank with ``label_init: names``): ``names`` (the store's label
+            names; a store without names is refused) or ``ids`` (the label ids as text).
+        label_name_length: tokens kept per label text (longer names are cut).
     """
 
     num_heads: int = 8
     dropout: float = 0.1
+    label_text: Literal["names", "ids"] = "names"
+    label_name_length: int = 16
 
 
 class LabelCoRankSettings(SharedModelSettings):
@@ -105,17 +111,16 @@ class LabelCoRankSettings(SharedModelSettings):
     query_confidence: bool = False
     rank_loss_weight: float = 0.0
     rerank_noise: float = 0.0
+    label_init: Literal["random", "names"] = "random"
 
 
 class BaselineSettings(SharedModelSettings):
     """The neural baselines' hyper-parameters (see :class:`lcr.models.baselines.common.BaselineConfig`).
 
-    The settings of the two label-text baselines (declared here only):
+    The settings of the two label-text baselines (declared here only; ``label_text`` and
+    ``label_name_length`` are shared: :class:`SharedModelSettings`):
 
     Attributes:
-        label_text: ``ligcn`` and ``gudn``: what text stands for a label: ``names`` (the store's
-            label names; a store without names is refused) or ``ids`` (the label ids as text).
-        label_name_length: ``ligcn`` and ``gudn``: tokens kept per label text (longer names are cut).
         label_neighbours: ``ligcn``: label-label edges per label (its most cosine-similar labels).
         cls_layers: ``gudn``: the [CLS] states of the encoder's last n layers, concatenated.
         guide_weight: ``gudn``: weight of the guide terms (the guide input's BCE and the pull of
@@ -134,8 +139,6 @@ class BaselineSettings(SharedModelSettings):
     bottleneck_dim: int = 512
     num_probes: int = 8
     num_cls_tokens: int = 4
-    label_text: Literal["names", "ids"] = "names"
-    label_name_length: int = 16
     label_neighbours: int = 10
     cls_layers: int = 1
     guide_weight: float = 1.0

@@ -114,6 +114,13 @@ class LabelCoRankConfig(LabelCoRankSettings):
             An extension against a stacking trap: on its own training documents S1 is already
             right, so a reranking stage fit on them learns to change nothing; with sigma > 0 it
             is fit on a first prediction that errs, as S1 does on unseen text (0 = off, the paper).
+        label_init: how M_f (the label embedding of step 3) starts: ``random`` (the paper) or
+            ``names``: row l is the encoder's own embedding of label l's text (the mean of its
+            output states over the name's tokens, :func:`lcr.models.encoder.embed_texts`),
+            centred over the labels and scaled to the random init's standard deviation, so that
+            labels whose names mean similar things start with similar queries, and a tail label
+            seen a few times in training starts from what the pretrained encoder knows of its
+            name rather than from noise (an extension; see :meth:`LabelCoRank.init_labels_from_texts`).
     """
 
     num_labels: int
@@ -599,6 +606,37 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             last = self.classifier2[-1] if isinstance(self.classifier2, nn.Sequential) else self.classifier2
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
+
+    @torch.no_grad()
+    def init_labels_from_texts(self, tokenizer, texts: list[str]) -> None:
+        """``label_init: names``: start M_f's K label rows from the encoder's embedding of each
+        label's text (the PAD row stays zero).
+
+        The mean over the labels is removed first: the mean-pooled states of a pretrained encoder
+        share one large common direction, which would make every query alike. The rows are then
+        scaled to the standard deviation of the random init (``initializer_range``), so the
+        embedding keeps its scale beside M_pos and only its directions carry the names' meaning.
+        Called once on a freshly built model; a saved model loads its trained M_f instead.
+
+        Args:
+            tokenizer: the encoder's tokenizer.
+            texts: one text per label, in label-index order
+                (:func:`lcr.models.baselines.label_text.label_texts`).
+
+        Raises:
+            LcrError: not one text per label.
+        """
+        from lcr.models.encoder import embed_texts
+
+        num_labels = self.config.num_labels
+        if len(texts) != num_labels:
+            raise LcrError(f"label_init names: {len(texts)} label texts for K = {num_labels} labels")
+        vectors = embed_texts(self.encoder, tokenizer, list(texts), self.config.label_name_length).float()  # (K, delta)
+        if num_labels > 1:
+            vectors = vectors - vectors.mean(dim=0, keepdim=True)  # (K, delta) without the common direction
+        std = getattr(self.encoder.config, "initializer_range", 0.02)
+        vectors = vectors * (std / vectors.std().clamp(min=1e-12))  # (K, delta) the random init's scale
+        self.label_embedding.weight[:num_labels] = vectors.to(self.label_embedding.weight)
 
     @property
     def cooc_t(self) -> torch.Tensor:

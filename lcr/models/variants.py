@@ -113,3 +113,9 @@ def family(variant: str) -> str:
     if variant in LINEAR_VARIANTS:
         return "linear"
     raise KeyError(variant)
+
+
+def reads_label_texts(variant: str, label_init: str = "random") -> bool:
+    """Whether a variant is built from a text per label: ``ligcn`` and ``gudn`` always, the
+    LabelCoRank family with ``label_init: names`` (its label embedding starts from them)."""
+    return variant in LABEL_TEXT_VARIANTS or (variant in LABELCORANK_FAMILY and label_init == "names")

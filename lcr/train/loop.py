@@ -42,7 +42,8 @@ from lcr.datasets import store
 from lcr.errors import LcrError
 from lcr.report.predictions import write_predictions
 from lcr.runs import BEST_DIR, SETTINGS_FILE
-from lcr.models.variants import LABEL_TEXT_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level, uses_gamma
+from lcr.models.variants import (LABEL_TEXT_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level, reads_label_texts,
+                                 uses_gamma)
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -176,19 +177,20 @@ def seed_everything(seed: int) -> None:
 
 
 def label_texts_of(dataset_dir: str | Path, params: TrainParams) -> list[str] | None:
-    """The text of every label that a label-text baseline (``ligcn``, ``gudn``) reads, from the
-    store's ``label_vocab.tsv`` as the ``label_text`` setting says; None for the other variants.
+    """The text of every label that a label-text baseline (``ligcn``, ``gudn``) or LabelCoRank
+    with ``label_init: names`` reads, from the store's ``label_vocab.tsv`` as the ``label_text``
+    setting says; None for the other variants.
 
     Raises:
         LcrError: ``label_text: names`` on a store without label names.
     """
-    if params.variant not in LABEL_TEXT_VARIANTS:
+    if not reads_label_texts(params.variant, params.label_init):
         return None
     from lcr.models.baselines.label_text import label_texts
 
     ids, names = store.read_vocab(dataset_dir)
-    return label_texts(ids, names, params.label_text, vocab_path=Path(dataset_dir) / store.VOCAB_FILE,
-                       variant=params.variant)
+    who = params.variant if params.variant in LABEL_TEXT_VARIANTS else f"{params.variant} with label_init: names"
+    return label_texts(ids, names, params.label_text, vocab_path=Path(dataset_dir) / store.VOCAB_FILE, variant=who)
 
 
 def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str = "test"):
@@ -215,7 +217,7 @@ def check_inputs(dataset_dir: str | Path, params: TrainParams, eval_split: str =
     store.split_path(dataset_dir, eval_split)  # rejects an unknown split name
     if params.variant in METADATA_VARIANTS:
         check_metadata(dataset_dir, "train")
-    label_texts_of(dataset_dir, params)  # RoBERTa-LiGCN and GUDN: the store has label names
+    label_texts_of(dataset_dir, params)  # RoBERTa-LiGCN, GUDN, label_init names: the store has label names
     if uses_gamma(params.variant) and params.gamma > len(vocab):
         raise LcrError(f"gamma = {params.gamma} is larger than the number of labels K = {len(vocab)}")
     if not is_word_level(params.variant) and params.variant not in LINEAR_VARIANTS:  # no encoder there
@@ -505,7 +507,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         encoder, tokenizer = load_encoder(params.encoder)
     cooc = artifacts.cooc if params.cooccurrence == "counts" else artifacts.cooc_conditional
     texts = label_texts_of(dataset_dir, params)
-    if texts is not None:  # RoBERTa-LiGCN encodes its K label texts while it is built: on the device
+    if texts is not None:  # the K label texts are encoded while the model is built: on the device
         encoder = encoder.to(device)
     model = build_model(params, encoder, cooc=cooc, freq_rank=artifacts.rank, tokenizer=tokenizer,
                         label_texts=texts).to(device)

@@ -51,6 +51,7 @@ from torch import nn
 
 from lcr.errors import LcrError
 from lcr.models.baselines.common import Baseline, BaselineConfig
+from lcr.models.encoder import embed_texts
 
 
 def cosine_neighbours(vectors: torch.Tensor, k: int, block: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,19 +117,7 @@ class Model(Baseline):
         from the cosine similarity of those embeddings."""
         if len(texts) != self.config.num_labels:
             raise LcrError(f"ligcn: {len(texts)} label texts for K = {self.config.num_labels} labels")
-        device = next(self.encoder.parameters()).device  # the encoder may already sit on the GPU
-        was_training = self.encoder.training
-        self.encoder.eval()
-        vectors = []
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=self.config.label_name_length,
-                            padding=True, return_tensors="pt")
-            mask = enc["attention_mask"].to(device)  # (b, L)
-            states = self.encoder(input_ids=enc["input_ids"].to(device), attention_mask=mask).last_hidden_state  # (b, L, delta)
-            weights = mask[..., None].to(states.dtype)  # (b, L, 1)
-            vectors.append((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))  # (b, delta)
-        self.encoder.train(was_training)
-        vectors = torch.cat(vectors)  # (K, delta)
+        vectors = embed_texts(self.encoder, tokenizer, texts, self.config.label_name_length, batch_size)  # (K, delta)
         self.label_embedding.copy_(vectors)
         index, weight = cosine_neighbours(vectors, self.k)
         self.neighbours.copy_(index)
