@@ -13,7 +13,8 @@ warm-up; a baseline's own ``baselines`` block) and the options given here. It wr
 * the records of ``bench/results/<dataset>-recipe.json`` (one per run, replaced by a rerun of
   the same dataset, variant and seed): ``dataset, variant, seed, subset, P@1, P@3, P@5,
   nDCG@3, nDCG@5, s1_P@1, s_gold_coverage, s_distinct_share, train_minutes, max_length, epochs,
-  train_docs`` (the ``s_`` keys only on LabelCoRank-family rows) plus the commit.
+  train_docs`` (the ``s_`` keys only on LabelCoRank-family rows) plus the commit the run was
+  trained at (with ``--reuse``: its MLflow run's git tag, where the store still has it).
 
 Usage::
 
@@ -110,10 +111,30 @@ def reuse(args: argparse.Namespace) -> list[dict]:
             result = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
             run_file = folder / "mlflow_run.json"
             if run_file.exists():
-                result["run_id"] = json.loads(run_file.read_text(encoding="utf-8"))["run_id"]
+                run_info = json.loads(run_file.read_text(encoding="utf-8"))
+                result["run_id"] = run_info["run_id"]
+                result["commit"] = trained_commit(run_info)
             result["output_dir"] = str(folder)
             results.append(_with_settings(result, params))
     return results
+
+
+def trained_commit(run_info: dict) -> str | None:
+    """The commit a reused run was trained at (short form): the ``mlflow.source.git.commit`` tag
+    of its MLflow run, read from the store named in its ``mlflow_run.json``; None when that store
+    file or the run is gone (the report then names only the commit it was written at)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = run_info.get("tracking_uri") or ""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return None  # opening a missing sqlite store would create an empty one
+    try:
+        tags = mlflow.MlflowClient(tracking_uri=uri).get_run(run_info["run_id"]).data.tags
+    except (MlflowException, OSError, KeyError):
+        return None
+    sha = tags.get("mlflow.source.git.commit")
+    return sha[:7] if sha and sha != "unknown" else None
 
 
 def _train_docs(args: argparse.Namespace) -> int:
@@ -148,7 +169,7 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
                       epochs=p["epochs"], schedule=p["schedule"], summary_tokens=p.get("summary_tokens", 1),
                       **{k: p[k] for k, off in SECOND_STAGE.items() if p.get(k, off) != off},
-                      train_docs=train_docs, commit=revision,
+                      train_docs=train_docs, commit=result.get("commit") or revision,
                       run_id=result.get("run_id"))
         out.append(record)
     return out
@@ -190,6 +211,14 @@ def _mean_rows(results: list[dict]) -> list[tuple[str, dict, int]]:
              len(runs)) for variant, runs in by_variant.items()]
 
 
+def _commit_line(results: list[dict], revision: str) -> str:
+    """The commit of a section: the one the runs were trained at, and the one that wrote it when they differ."""
+    trained = list(dict.fromkeys(r["commit"] for r in results if r.get("commit")))
+    if not trained or trained == [revision]:
+        return revision
+    return f"runs trained at {', '.join(trained)}; section written at {revision}"
+
+
 def markdown(results: list[dict], args: argparse.Namespace, command: str, revision: str) -> str:
     """The benchmark's section of RESULTS.md."""
     variants = list(dict.fromkeys(r["params"]["variant"] for r in results))
@@ -205,7 +234,7 @@ def markdown(results: list[dict], args: argparse.Namespace, command: str, revisi
          else "- Trained by: earlier runs of this script with the same settings" if args.reuse
          else f"- Command: `{command}`"),
         *([f"- This section was rewritten from their saved results by `{command}`"] if args.reuse else []),
-        f"- Commit: {revision}; date: {report.today()}",
+        f"- Commit: {_commit_line(results, revision)}; date: {report.today()}",
         f"- Machine: {report.machine()}",
         f"- Budget: encoder offline-default (all-MiniLM-L6-v2), max_length {args.max_length}, batch {args.batch_size}, "
         f"{args.epochs} epochs, train docs {_train_docs(args):,}, seeds {', '.join(map(str, args.seeds))}; "

@@ -174,6 +174,27 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
     assert "query_confidence False, rank_loss_weight 0.0, rerank_noise 0.0, label_init random; LabelCoRank gamma 20" in text
     assert bench_reuters.records_path("reuters21578").name == "reuters-recipe.json"
+    reused = [{**r, "commit": "d3a86b5"} for r in results]  # trained at another commit than the report's
+    assert {r["commit"] for r in bench_reuters.records(reused, args, "abc1234")} == {"d3a86b5"}
+    assert "- Commit: runs trained at d3a86b5; section written at abc1234;" in bench_reuters.markdown(
+        reused, args, "python -m bench.bench_reuters", "abc1234")
+    assert "- Commit: abc1234;" in text
+
+
+def test_reused_run_reports_the_commit_its_mlflow_run_was_trained_at(tmp_path):
+    import mlflow
+
+    from bench import bench_reuters
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run = client.create_run(client.create_experiment("bench"),
+                            tags={"mlflow.source.git.commit": "d3a86b5ac691d591a119ea3cf71c12529be777a4"})
+    assert bench_reuters.trained_commit({"run_id": run.info.run_id, "tracking_uri": uri}) == "d3a86b5"
+    assert bench_reuters.trained_commit({"run_id": "0" * 32, "tracking_uri": uri}) is None  # run gone
+    missing = tmp_path / "gone" / "mlflow.db"
+    assert bench_reuters.trained_commit({"run_id": run.info.run_id, "tracking_uri": f"sqlite:///{missing}"}) is None
+    assert not missing.exists()  # a moved store is not recreated empty
 
 
 # --------------------------------------------------------------------------------------------
