@@ -145,11 +145,13 @@ def _train_docs(args: argparse.Namespace) -> int:
 
 
 def commit() -> str:
-    """The checked-out commit (with ``+dirty`` when the tree has uncommitted changes)."""
+    """The checked-out commit (with ``+dirty`` when the tree has uncommitted changes other than
+    the reports this script writes, so that rewriting two sections in a row stays clean)."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!bench/RESULTS.md", ":!bench/results"], cwd=REPO,
                                capture_output=True, text=True, check=True).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
