@@ -69,7 +69,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
 
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
-    detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, label_init;
+    detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, label_init,
+    final_blend;
     label_text, label_name_length;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
@@ -137,6 +138,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         label_init: how LabelCoRank's label embedding M_f starts: ``random`` (the paper) or
             ``names`` (from the encoder's embedding of each label's text, as ``label_text`` says;
             a store without label names is refused; see the model config).
+        final_blend: w in [0, 1]: LabelCoRank ranks with (1 - w) z2 + w z1, its final logits
+            moved a share w back towards the first prediction's (0 = the final prediction, the
+            paper; training is the same whatever w; see the model config).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser
@@ -244,6 +248,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
+            (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
             (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be null or >= 1"),

@@ -172,7 +172,8 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     assert bench_reuters.records(turned_on, args, "abc1234")[0]["rank_loss_weight"] == 0.1
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
     assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
-    assert "query_confidence False, rank_loss_weight 0.0, rerank_noise 0.0, label_init random; LabelCoRank gamma 20" in text
+    assert ("query_confidence False, rank_loss_weight 0.0, rerank_noise 0.0, label_init random, final_blend 0.0; "
+            "LabelCoRank gamma 20") in text
     assert bench_reuters.records_path("reuters21578").name == "reuters-recipe.json"
     reused = [{**r, "commit": "d3a86b5"} for r in results]  # trained at another commit than the report's
     assert {r["commit"] for r in bench_reuters.records(reused, args, "abc1234")} == {"d3a86b5"}
@@ -199,6 +200,33 @@ def test_reused_run_reports_the_commit_its_mlflow_run_was_trained_at(tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # bench/synthetic.py and bench/report.py
+
+
+def test_blend_scores_a_trained_run_at_each_weight_and_picks_the_weight_on_dev(registered, tmp_path, monkeypatch):
+    from bench import bench_blend, bench_reuters
+
+    run = registered["root"] / "run"
+    rows = bench_blend.blend_rows(run, [0.0, 0.5, 1.0], data_dir=registered["data"])
+    final = json.loads((run / "metrics.json").read_text())["eval"]["full"]
+    # w = 0 is the run's own final evaluation; w = 1 ranks with S1 alone (its diagnostics)
+    assert all(abs(rows[0]["test"][c] - final[c]) < 1e-9 for c in bench_reuters.COLUMNS)
+    assert abs(rows[2]["test"]["P@1"] - final["s1_P@1"]) < 1e-9
+    assert abs(rows[2]["test"]["nDCG@5"] - final["s1_nDCG@5"]) < 1e-9
+    assert [r["final_blend"] for r in rows] == [0.0, 0.5, 1.0] and set(rows[1]) == {"final_blend", "dev", "test"}
+    dev = lambda w, v: {"final_blend": w, "dev": {"nDCG@5": v}}  # noqa: E731
+    assert bench_blend.chosen_weight([dev(0.0, 0.5), dev(0.5, 0.7), dev(1.0, 0.7)]) == 0.5  # tie: the smaller
+    assert bench_blend.chosen_weight([dev(0.0, 0.9), dev(0.5, 0.7)]) == 0.0
+
+    monkeypatch.setattr(bench_blend, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(bench_blend, "RECORDS_DIR", tmp_path / "results")
+    monkeypatch.setattr(bench_reuters, "RECORDS_DIR", tmp_path / "results")
+    argv = ["--runs", str(run), "--weights", "0", "1", "--data-dir", str(registered["data"])]
+    assert bench_blend.main(argv) == 0 and bench_blend.main(argv) == 0  # scored again: replaced, not added
+    records = json.loads((tmp_path / "results" / "toy-blend.json").read_text())
+    assert [(r["final_blend"], r["seed"]) for r in records] == [(0.0, 0), (1.0, 0)]
+    assert sum(r["chosen"] for r in records) == 1 and abs(records[0]["P@1"] - final["P@1"]) < 1e-9
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- begin toy-blend -->" in text and "| labelcorank | 0 | 0" in text and "**chosen**" in text
 
 
 def test_synthetic_label_model_shape():

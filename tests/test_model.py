@@ -743,6 +743,30 @@ def test_rerank_noise_perturbs_what_the_reranking_stage_starts_from_in_training_
         LabelCoRankConfig(num_labels=K, rerank_noise=-0.5).validate()
 
 
+def test_final_blend_ranks_with_a_mix_of_the_two_predictions_and_leaves_the_losses_alone(tiny):
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    plain, blended = _model(tiny), _model(tiny, final_blend=0.25)  # same seed: the same weights
+    for mode in ("eval", "train"):
+        torch.manual_seed(0)
+        a = getattr(plain, mode)()(ids, attn, labels=labels)
+        torch.manual_seed(0)
+        b = getattr(blended, mode)()(ids, attn, labels=labels)
+        assert torch.equal(a.logits, a.logits2)  # w = 0: the paper's Y
+        assert torch.equal(a.logits1, b.logits1) and torch.equal(a.logits2, b.logits2)
+        assert torch.equal(a.loss, b.loss)  # training does not depend on w
+        assert torch.allclose(b.logits, 0.75 * b.logits2 + 0.25 * b.logits1, atol=1e-6)
+        assert not torch.allclose(b.logits, b.logits2)
+    whole = _model(tiny, final_blend=1.0).eval()(ids, attn)
+    assert torch.allclose(whole.logits, whole.logits1)  # w = 1: S1 alone
+    for bad in (-0.1, 1.5):
+        with pytest.raises(LcrError, match="final_blend must be in \\[0, 1\\]"):
+            train_params({"final_blend": bad})
+        with pytest.raises(LcrError, match="final_blend must be in \\[0, 1\\]"):
+            LabelCoRankConfig(num_labels=K, final_blend=bad).validate()
+
+
 NAMES = ["grain", "wheat", "crude oil", "oil", "money supply", "interest rates", "trade", "shipping"]  # K = 8
 
 

@@ -121,6 +121,12 @@ class LabelCoRankConfig(LabelCoRankSettings):
             labels whose names mean similar things start with similar queries, and a tail label
             seen a few times in training starts from what the pretrained encoder knows of its
             name rather than from noise (an extension; see :meth:`LabelCoRank.init_labels_from_texts`).
+        final_blend: w in [0, 1]: what the model ranks with (``ModelOutput.logits``: prediction,
+            evaluation, serving) is (1 - w) z2 + w z1, the final logits moved a share w back
+            towards the first prediction's; the losses are untouched, so training is the same
+            whatever w. An extension (0 = the paper's Y): an ensemble of the two heads that the
+            model already has; with ``final_head: per_label`` it scales the reranking stage's
+            corrections by 1 - w.
     """
 
     num_labels: int
@@ -151,6 +157,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.summary_tokens == 1 or self.pooling == "cls", "summary_tokens > 1 needs pooling 'cls'"),
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
+            (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -740,7 +747,9 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             if cfg.residual:  # (B, K) the reranking stage corrects S1 instead of starting over
                 logits2 = logits2 + (first.detach() if cfg.detach_first else first)
 
-        out = ModelOutput(logits=logits2, logits1=logits1, logits2=logits2, selected=selected,
+        # What the model ranks with: Y, or (final_blend w > 0) Y's logits moved a share w back to S1's.
+        ranked = logits2 if cfg.final_blend == 0 else torch.lerp(logits2, logits1, cfg.final_blend)  # (B, K)
+        out = ModelOutput(logits=ranked, logits1=logits1, logits2=logits2, selected=selected,
                           selected_mask=selected_mask)
         if labels is not None:
             out.loss1 = bce(logits1, labels)  # L1, eq. 4

@@ -1,0 +1,180 @@
+"""LabelCoRank ranking with its final logits blended with the first prediction's (``final_blend``).
+
+``final_blend`` w changes only what a LabelCoRank model ranks with, (1 - w) z2 + w z1, not how it
+is trained, so one trained model answers for every w. For each run folder that
+``python -m bench.bench_reuters`` trained, this script loads the best model, sets w on it, scores
+the dev and the test split through the same ``predict`` that training's evaluation uses, and
+picks per run the w with the best dev nDCG@5 (ties: the smaller w), the choice a user can make
+without looking at the test split. Beside them it shows, where ``bench/results/<dataset>-recipe.json``
+holds one, the plain fine-tune (``roberta``) of the same seed, epochs and tokens.
+
+Usage::
+
+    python -m bench.bench_blend --runs RUN_DIR [RUN_DIR ...] [--weights 0 0.25 0.5 0.75 1]
+                                [--section reuters21578-blend] [--no-report]
+
+It writes a section of ``bench/RESULTS.md`` and ``bench/results/<dataset>-blend.json`` (one
+record per run and w: dataset, variant, seed, epochs, max_length, final_blend, chosen, the dev
+nDCG@5 and the test P@1, P@3, P@5, nDCG@3, nDCG@5, the commit the run was trained at).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench import report
+from bench.bench_reuters import COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, records_path, trained_commit
+
+SPLITS = ("dev", "test")
+
+
+def blend_rows(run: Path, weights: list[float], *, data_dir: Path, batch_size: int = 64) -> list[dict]:
+    """Dev and test metrics of one run's best model at each blend weight.
+
+    Args:
+        run: a run folder (``config.json``, ``best_model/``).
+        weights: the values of ``final_blend`` to score.
+        data_dir: the folder that holds the run's dataset store.
+
+    Returns:
+        One row per weight: ``{"final_blend", "dev": {...}, "test": {...}}``, each split's
+        P@1, P@3, P@5, nDCG@3, nDCG@5.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from lcr.datasets.batches import encode_split
+    from lcr.datasets.store import read_vocab
+    from lcr.errors import LcrError
+    from lcr.models.factory import load_model
+    from lcr.report import metrics
+    from lcr.runs import BEST_DIR
+    from lcr.train.loop import predict
+
+    settings = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    model = load_model(run / BEST_DIR / "model")
+    if not hasattr(model.config, "final_blend") or not hasattr(model, "s2_sizes"):
+        raise LcrError(f"{run}: a {settings['variant']} model has no second stage to blend")
+    tokenizer = AutoTokenizer.from_pretrained(str(run / BEST_DIR / "tokenizer"))
+    dataset_dir = data_dir / settings["dataset"]
+    vocab, _ = read_vocab(dataset_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    splits = {name: encode_split(dataset_dir, name, tokenizer, vocab, settings["max_length"], cache=True)
+              for name in SPLITS}
+    rows = []
+    for weight in weights:
+        model.config = model.config.model_copy(update={"final_blend": weight}).validate()
+        row = {"final_blend": weight}
+        for name, split in splits.items():
+            topk, _ = predict(model, split, batch_size=batch_size, device=torch.device("cpu"), top_k=5,
+                              pad_token_id=pad_id)
+            full = metrics.evaluate(split.labels, topk)["full"]
+            row[name] = {c: full[c] for c in COLUMNS}
+        rows.append(row)
+    return rows
+
+
+def chosen_weight(rows: list[dict]) -> float:
+    """The weight with the best dev nDCG@5; the smaller weight on a tie."""
+    return max(rows, key=lambda r: (r["dev"]["nDCG@5"], -r["final_blend"]))["final_blend"]
+
+
+def reference(dataset: str, settings: dict) -> dict | None:
+    """The plain fine-tune's record with the run's seed, epochs, tokens and schedule, if one was kept."""
+    path = records_path(dataset)
+    if not path.exists():
+        return None
+    matches = [r for r in json.loads(path.read_text(encoding="utf-8"))
+               if r["variant"] == "roberta" and r["seed"] == settings["seed"] and r["epochs"] == settings["epochs"]
+               and r["max_length"] == settings["max_length"]
+               and r.get("schedule", "constant") == settings["schedule"] and r.get("summary_tokens", 1) == 1]
+    return matches[-1] if matches else None
+
+
+def markdown(runs: list[dict], command: str, revision: str) -> str:
+    """The script's section of RESULTS.md."""
+    first = runs[0]["settings"]
+    trained = ", ".join(dict.fromkeys(r["commit"] or "unknown" for r in runs))
+    lines = [
+        f"## {first['dataset']}: `labelcorank` ranked with `final_blend` w, (1 - w) z2 + w z1",
+        "",
+        f"- Command: `{command}`",
+        f"- Commit: runs trained at {trained}; scored at {revision}; date: {report.today()}",
+        f"- Machine: {report.machine()}",
+        f"- Runs: {', '.join('`' + r['run'] + '`' for r in runs)}; max_length {first['max_length']}, "
+        f"{first['epochs']} epochs, schedule {first['schedule']}; each run's best epoch was chosen on dev "
+        "with w = 0 (training does not depend on w)",
+        "- w chosen per run on dev nDCG@5 (marked **chosen**); metrics on the test split; `roberta` = the plain "
+        "fine-tune with the same seed, epochs and tokens, from the benchmark's records (its commit named there).",
+        "",
+        "| run | seed | w | dev nDCG@5 | P@1 | P@3 | P@5 | nDCG@3 | nDCG@5 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        seed = run["settings"]["seed"]
+        for row in run["rows"]:
+            mark = " **chosen**" if row["final_blend"] == run["chosen"] else ""
+            lines.append(f"| labelcorank | {seed} | {row['final_blend']:g}{mark} | {row['dev']['nDCG@5']:.4f} | "
+                         + " | ".join(f"{row['test'][c]:.4f}" for c in COLUMNS) + " |")
+        ref = run["reference"]
+        if ref:
+            lines.append(f"| roberta (commit {ref.get('commit', '?')}) | {seed} | - | - | "
+                         + " | ".join(f"{ref[c]:.4f}" for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def records(runs: list[dict]) -> list[dict]:
+    """One record per run and weight."""
+    out = []
+    for run in runs:
+        s = run["settings"]
+        for row in run["rows"]:
+            out.append({"dataset": s["dataset"], "variant": s["variant"], "seed": s["seed"], "epochs": s["epochs"],
+                        "max_length": s["max_length"], "final_blend": row["final_blend"],
+                        "chosen": row["final_blend"] == run["chosen"], "dev_nDCG@5": row["dev"]["nDCG@5"],
+                        **row["test"], "commit": run["commit"], "run": run["run"]})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score each run at each weight and rewrite the section and the records."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_blend", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders of bench_reuters")
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--data-dir", type=Path, default=Path("data"))
+    parser.add_argument("--section", default=None, help="the section of bench/RESULTS.md (default: <dataset>-blend)")
+    parser.add_argument("--no-report", action="store_true", help="write neither bench/RESULTS.md nor the records")
+    args = parser.parse_args(argv)
+    command = report.command_line("python -m bench.bench_blend", argv).strip()
+    revision = commit()
+    runs = []
+    for folder in args.runs:
+        settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        rows = blend_rows(folder, args.weights, data_dir=args.data_dir)
+        run_file = folder / "mlflow_run.json"
+        trained = trained_commit(json.loads(run_file.read_text(encoding="utf-8"))) if run_file.exists() else None
+        runs.append({"run": folder.name, "settings": settings, "rows": rows, "chosen": chosen_weight(rows),
+                     "reference": reference(settings["dataset"], settings), "commit": trained})
+        print(json.dumps({"run": folder.name, "chosen": runs[-1]["chosen"], "rows": rows}), file=sys.stderr, flush=True)
+    text = markdown(runs, command, revision)
+    print(text)
+    if not args.no_report:
+        dataset = runs[0]["settings"]["dataset"]
+        report.update_section(args.section or f"{dataset}-blend", text, RESULTS)
+        path = RECORDS_DIR / f"{RECORD_NAMES.get(dataset, dataset)}-blend.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from lcr.atomic import atomic_open
+
+        new = records(runs)
+        old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+        kept = [r for r in old if r["run"] not in {n["run"] for n in new}]  # a run scored again replaces itself
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            json.dump(kept + new, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
