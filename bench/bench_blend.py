@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from bench import report
+from lcr.atomic import atomic_open
 from bench.bench_reuters import COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, records_path, trained_commit
 
 SPLITS = ("dev", "test")
@@ -56,7 +57,7 @@ def blend_rows(run: Path, weights: list[float], *, data_dir: Path, batch_size: i
 
     settings = json.loads((run / "config.json").read_text(encoding="utf-8"))
     model = load_model(run / BEST_DIR / "model")
-    if not hasattr(model.config, "final_blend") or not hasattr(model, "s2_sizes"):
+    if not hasattr(model, "s2_sizes"):  # only the LabelCoRank family has a second stage
         raise LcrError(f"{run}: a {settings['variant']} model has no second stage to blend")
     tokenizer = AutoTokenizer.from_pretrained(str(run / BEST_DIR / "tokenizer"))
     dataset_dir = data_dir / settings["dataset"]
@@ -166,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         report.update_section(args.section or f"{dataset}-blend", text, RESULTS)
         path = RECORDS_DIR / f"{RECORD_NAMES.get(dataset, dataset)}-blend.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        from lcr.atomic import atomic_open
-
         new = records(runs)
         old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
         kept = [r for r in old if r["run"] not in {n["run"] for n in new}]  # a run scored again replaces itself

@@ -698,8 +698,9 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                 nothing of steps 2-5 is computed, so their parameters get no gradient.
 
         Returns:
-            A :class:`ModelOutput`; ``logits`` is the final prediction (``logits2``), or S1's
-            logits with ``first_stage_only``.
+            A :class:`ModelOutput`; ``logits`` is what the model ranks with: the final prediction
+            (``logits2``; with ``final_blend`` w > 0, its blend with S1's), or S1's logits with
+            ``first_stage_only``.
         """
         cfg = self.config
         # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
