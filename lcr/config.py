@@ -70,7 +70,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
     detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, label_init,
-    final_blend;
+    final_blend, label_interaction_layers;
     label_text, label_name_length;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
@@ -141,6 +141,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         final_blend: w in [0, 1]: LabelCoRank ranks with (1 - w) z2 + w z1, its final logits
             moved a share w back towards the first prediction's (0 = the final prediction, the
             paper; training is the same whatever w; see the model config).
+        label_interaction_layers: n self-attention blocks among the labels of S between
+            LabelCoRank's label-to-text attention and its final prediction, so that each label is
+            rescored knowing the others (0 = none, the paper; see the model config).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser
@@ -249,6 +252,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
+            (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
             (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be null or >= 1"),

@@ -113,6 +113,7 @@ class LabelCoRankSettings(SharedModelSettings):
     rerank_noise: float = 0.0
     label_init: Literal["random", "names"] = "random"
     final_blend: float = 0.0
+    label_interaction_layers: int = 0
 
 
 class BaselineSettings(SharedModelSettings):

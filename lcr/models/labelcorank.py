@@ -127,6 +127,11 @@ class LabelCoRankConfig(LabelCoRankSettings):
             whatever w. An extension (0 = the paper's Y): an ensemble of the two heads that the
             model already has; with ``final_head: per_label`` it scales the reranking stage's
             corrections by 1 - w.
+        label_interaction_layers: n >= 1 adds n pre-norm self-attention blocks over the gamma
+            attended label features between steps 4 and 5 (:class:`LabelInteraction`), so that
+            each label of S is rescored knowing which other labels S holds and what the text says
+            about them: a listwise reranker (an extension; in the paper, and with 0, each label
+            query reads the text alone and the labels of S meet only in W5).
     """
 
     num_labels: int
@@ -158,6 +163,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
+            (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -496,6 +502,55 @@ class LabelTextAttention(nn.Module):
         return out.transpose(1, 2).reshape(batch, n_queries, dim)  # (B, gamma, delta) concat heads
 
 
+class LabelInteraction(nn.Module):
+    """Self-attention among the labels of S (``label_interaction_layers``; not in the paper).
+
+    n pre-norm blocks x = x + SA(LN(x)), x = x + FFN(LN(x)) over the gamma attended features,
+    PAD slots masked as keys. Eqs. 13-14 let each label query read the text on its own; here the
+    labels of S then read each other, so "wheat" can be scored up because "grain" is in S and the
+    text backs both, which is the co-occurrence knowledge a reranker is meant to use.
+
+    Args:
+        dim: delta. num_heads: heads of each block (must divide delta).
+        ffn_dim: the blocks' feed-forward width. dropout: on the attention and FFN outputs.
+        layers: n >= 1.
+    """
+
+    def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float, layers: int):
+        super().__init__()
+        if dim % num_heads:
+            raise LcrError(f"num_heads = {num_heads} does not divide the hidden size {dim}")
+        self.num_heads = num_heads
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            "norm1": nn.LayerNorm(dim), "qkv": nn.Linear(dim, 3 * dim), "proj": nn.Linear(dim, dim),
+            "norm2": nn.LayerNorm(dim), "ffn_in": nn.Linear(dim, ffn_dim), "ffn_out": nn.Linear(ffn_dim, dim),
+        }) for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: the attended label features (B x gamma x delta).
+            mask: True on the real labels of S (B x gamma).
+
+        Returns:
+            B x gamma x delta; PAD slots are zero.
+        """
+        batch, slots, dim = x.shape
+        heads = self.num_heads
+        # A row without any real label would softmax over nothing (NaN); let it attend everywhere
+        # (its outputs are zeroed below, and no real slot reads them).
+        keep = mask | ~mask.any(dim=1, keepdim=True)  # (B, gamma)
+        for block in self.blocks:
+            q, k, v = block["qkv"](block["norm1"](x)).view(batch, slots, 3, heads, dim // heads).unbind(2)  # 3 x (B, gamma, eta, d_k)
+            attended = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                attn_mask=keep[:, None, None, :])  # (B, eta, gamma, d_k) each label reads the others
+            x = x + self.drop(block["proj"](attended.transpose(1, 2).reshape(batch, slots, dim)))  # (B, gamma, delta)
+            x = x + self.drop(block["ffn_out"](F.gelu(block["ffn_in"](block["norm2"](x)))))  # (B, gamma, delta)
+        return x.masked_fill(~mask[:, :, None], 0.0)  # (B, gamma, delta) PAD contributes nothing
+
+
 class FirstPrediction:
     """Step 1 of the pipeline (eqs. 1-3), shared by :class:`LabelCoRank` and :class:`RobertaBaseline`.
 
@@ -613,6 +668,11 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             last = self.classifier2[-1] if isinstance(self.classifier2, nn.Sequential) else self.classifier2
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
+        # Between steps 4 and 5 (an extension): the labels of S read each other. Built last, so
+        # that the other layers draw the same random numbers whether it is there or not.
+        self.interaction = LabelInteraction(dim, config.num_heads, ffn_dim, config.dropout,
+                                            config.label_interaction_layers) \
+            if config.label_interaction_layers else None
 
     @torch.no_grad()
     def init_labels_from_texts(self, tokenizer, texts: list[str]) -> None:
@@ -732,6 +792,8 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         attended = self.attention(queries, hidden, attention_mask)  # (B, gamma, delta)
         # PAD queries must not contribute: zero their outputs (and so their gradients).
         attended = attended.masked_fill(~selected_mask[:, :, None], 0.0)  # (B, gamma, delta)
+        if self.interaction is not None:  # the labels of S read each other (listwise reranking)
+            attended = self.interaction(attended, selected_mask)  # (B, gamma, delta)
 
         # Step 5: final prediction from all gamma label-aware features.
         if cfg.final_head == "per_label":
