@@ -15,7 +15,7 @@ from lcr.config import train_params
 from lcr.models.encoder import check_encoder, load_encoder
 from lcr.errors import LcrError
 from lcr.models.factory import build_model, load_model
-from lcr.models.labelcorank import (LabelCoRank, LabelCoRankConfig, LabelTextAttention, RobertaBaseline, cooc_csr,
+from lcr.models.labelcorank import (LabelCoRank, LabelCoRankConfig, LabelInteraction, LabelTextAttention, RobertaBaseline, cooc_csr,
                        cooc_row_sums, cooc_transposed, oracle_rerank, select_labels, top_labels)
 from lcr.models.variants import MODEL_VARIANTS
 
@@ -765,6 +765,56 @@ def test_final_blend_ranks_with_a_mix_of_the_two_predictions_and_leaves_the_loss
             train_params({"final_blend": bad})
         with pytest.raises(LcrError, match="final_blend must be in \\[0, 1\\]"):
             LabelCoRankConfig(num_labels=K, final_blend=bad).validate()
+
+
+def test_label_interaction_lets_each_label_of_s_read_the_others_and_never_the_padding():
+    torch.manual_seed(0)
+    block = LabelInteraction(dim=8, num_heads=2, ffn_dim=16, dropout=0.0, layers=2).eval()
+    x = torch.randn(3, 5, 8)  # (B, gamma, delta)
+    mask = torch.tensor([[True, True, True, False, False], [True, False, False, False, False], [False] * 5])
+    out = block(x, mask)
+    assert torch.isfinite(out).all() and (out[~mask] == 0).all()  # PAD slots (and a row without labels) are zero
+    moved = x.clone()
+    moved[0, 2] += torch.randn(8)  # another real label of document 0 (not a constant: LayerNorm removes that)
+    assert not torch.allclose(block(moved, mask)[0, 0], out[0, 0])  # slot 0 reads slot 2
+    padded = x.clone()
+    padded[0, 3:] = torch.randn(2, 8) * 10  # what sits in PAD slots
+    padded[1, 1:] = torch.randn(4, 8) * 10
+    assert torch.allclose(block(padded, mask)[mask], out[mask], atol=1e-6)  # no real slot reads PAD
+    assert torch.allclose(block(x[1:2], mask[1:2]), out[1:2], atol=1e-6)  # documents do not meet
+
+
+@pytest.mark.parametrize("head", ["per_label", "dense"])
+def test_label_interaction_layers_build_last_train_and_round_trip(tiny, tmp_path, head):
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    plain = _model(tiny, final_head=head)
+    assert plain.interaction is None and not any(k.startswith("interaction.") for k in plain.state_dict())
+    model = _model(tiny, final_head=head, label_interaction_layers=1)
+    assert len(model.interaction.blocks) == 1
+    # built last: every other layer drew the same random numbers as without it
+    theirs = plain.state_dict()
+    for name, value in model.state_dict().items():
+        if not name.startswith("interaction."):
+            assert torch.equal(value, theirs[name]), name
+    if head == "per_label":  # the scorer starts at zero: Y = S1, whatever the interaction says
+        with torch.no_grad():
+            model.label_offset.weight.fill_(0.5)
+            model.label_scorer.weight.normal_()
+    model.train()
+    model(ids, attn, labels=labels).loss.backward()
+    assert model.interaction.blocks[0]["qkv"].weight.grad.abs().sum() > 0
+    model.eval()
+    out = model(ids, attn)
+    model.save_pretrained(tmp_path / head)
+    loaded = load_model(tmp_path / head).eval()
+    assert loaded.config.label_interaction_layers == 1
+    assert torch.equal(loaded(ids, attn).logits, out.logits)
+    with pytest.raises(LcrError, match="label_interaction_layers must be at least 0"):
+        train_params({"label_interaction_layers": -1})
+    with pytest.raises(LcrError, match="label_interaction_layers must be at least 0"):
+        LabelCoRankConfig(num_labels=K, label_interaction_layers=-1).validate()
 
 
 NAMES = ["grain", "wheat", "crude oil", "oil", "money supply", "interest rates", "trade", "shipping"]  # K = 8

@@ -214,7 +214,7 @@ def test_unprepared_dataset_is_named(toy, tmp_path):
 # The optimiser of the training recipe
 
 
-def _tiny_model(toy, variant="labelcorank"):
+def _tiny_model(toy, variant="labelcorank", **overrides):
     import torch
 
     from lcr.models.encoder import load_encoder
@@ -223,7 +223,7 @@ def _tiny_model(toy, variant="labelcorank"):
 
     torch.manual_seed(0)
     artifacts = LabelArtifacts.load(toy["data"] / "toy" / store.LABELS_DIR)
-    params = settings(toy, variant=variant)
+    params = settings(toy, variant=variant, **overrides)
     encoder, tokenizer = load_encoder(params.encoder)
     return build_model(params, encoder, cooc=artifacts.cooc, freq_rank=artifacts.rank, tokenizer=tokenizer)
 
@@ -252,6 +252,13 @@ def test_parameter_groups_give_the_encoder_lr_the_new_layers_head_lr_and_spare_b
         assert undecayed in members["head/no_decay"], undecayed
     assert any("LayerNorm.weight" in n for n in members["encoder/no_decay"])
     assert not any("LayerNorm" in n or n.endswith(".bias") for n in members["encoder"] | members["head"])
+    # the labels' self-attention blocks (label_interaction_layers) are new layers like the others
+    model = _tiny_model(toy, label_interaction_layers=1)
+    groups = {g["name"]: g for g in parameter_groups(model, params)}
+    names = {id(p): n for n, p in model.named_parameters()}
+    members = {name: {names[id(p)] for p in g["params"]} for name, g in groups.items()}
+    assert {"interaction.blocks.0.qkv.weight", "interaction.blocks.0.ffn_out.weight"} <= members["head"]
+    assert {"interaction.blocks.0.norm1.weight", "interaction.blocks.0.qkv.bias"} <= members["head/no_decay"]
     # head_lr = null: one rate, the paper's setting
     assert {g["lr"] for g in parameter_groups(model, settings(toy, lr=2e-5, head_lr=None))} == {2e-5}
 
