@@ -49,7 +49,7 @@ COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
 # Second-stage extensions (off by default): a record names those a run turned on, and a run with
 # another value of one of them is another recipe (kept beside, not replacing).
 SECOND_STAGE = {"query_confidence": False, "rank_loss_weight": 0.0, "rerank_noise": 0.0, "label_init": "random",
-                "final_blend": 0.0, "label_interaction_layers": 0}
+                "final_blend": 0.0, "label_interaction_layers": 0, "cross_fit_folds": 0}
 STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2", "mean_S3")
 
 

@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field
 
 from lcr.errors import LcrError
 from lcr.models.hyperparams import BaselineSettings, LabelCoRankSettings, Settings
-from lcr.models.variants import BASELINE_VARIANTS, LINEAR_VARIANTS, VARIANTS, WORD_VARIANTS
+from lcr.models.variants import BASELINE_VARIANTS, LABELCORANK_FAMILY, LINEAR_VARIANTS, VARIANTS, WORD_VARIANTS
 
 DEFAULT_PARAMS = Path("params.yaml")
 # Overrides params.yaml's `profile` for one process and its children (`lcr pipeline --profile`).
@@ -144,6 +144,13 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         label_interaction_layers: n self-attention blocks among the labels of S between
             LabelCoRank's label-to-text attention and its final prediction, so that each label is
             rescored knowing the others (0 = none, the paper; see the model config).
+        cross_fit_folds: k >= 2 trains LabelCoRank's reranking stage from out-of-fold first
+            predictions: k first-stage models (the ``roberta`` variant, the same recipe), model i
+            trained on every fold but i, score fold i, and the second stage starts from their
+            logits on the training documents (:mod:`lcr.train.cross_fit`; 0 = off, the paper).
+            Costs about one more training of the first stage.
+        cross_fit_fold: set by a cross-fitted run for its fold models: train on every fold of
+            the ``cross_fit_folds`` but this one (None = the whole training split).
         grad_accum: micro-batches accumulated per optimiser step.
         max_length: tokens per document, special tokens included.
         epochs: passes over the training split. max_steps: stop after this many optimiser
@@ -191,6 +198,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     bias_init: str = "log_odds"
     pooler_init: bool = True
     first_stage_steps: int = 0
+    cross_fit_folds: int = 0
+    cross_fit_fold: int | None = None
     batch_size: int = 16
     grad_accum: int = 1
     epochs: int = 10
@@ -244,6 +253,12 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.bias_init in ("log_odds", "zero"), "bias_init must be 'log_odds' or 'zero'"),
             (self.pooling in ("auto", "cls", "mean"), "pooling must be 'auto', 'cls' or 'mean'"),
             (self.first_stage_steps >= 0, "first_stage_steps must be >= 0"),
+            (self.cross_fit_folds == 0 or self.cross_fit_folds >= 2, "cross_fit_folds must be 0 (off) or at least 2"),
+            (self.cross_fit_fold is None or 0 <= self.cross_fit_fold < self.cross_fit_folds,
+             f"cross_fit_fold = {self.cross_fit_fold} needs 0 <= cross_fit_fold < cross_fit_folds "
+             f"({self.cross_fit_folds})"),
+            (self.cross_fit_folds == 0 or self.cross_fit_fold is not None or self.variant in LABELCORANK_FAMILY,
+             f"cross_fit_folds trains a LabelCoRank reranking stage; variant '{self.variant}' has none"),
             (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
             (self.summary_tokens == 1 or self.resolved_pooling == "cls",
              f"summary_tokens = {self.summary_tokens} needs pooling cls (the summary states are pooled, not the "

@@ -817,6 +817,30 @@ def test_label_interaction_layers_build_last_train_and_round_trip(tiny, tmp_path
         LabelCoRankConfig(num_labels=K, label_interaction_layers=-1).validate()
 
 
+def test_first_logits_replace_what_the_reranking_stage_starts_from_and_leave_l1_alone(tiny):
+    """Cross-fitting hands the model out-of-fold S1 logits: S is selected from them and the
+    per-label head corrects them; L1 still scores the model's own S1."""
+    from lcr.models.base import bce
+
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    model = _model(tiny, final_head="per_label")
+    with torch.no_grad():
+        model.label_offset.weight.fill_(1.0)  # +1 on every label of S
+    own = model(ids, attn, labels=labels)
+    other = torch.linspace(-4.0, 4.0, K).flip(0).expand(len(TEXTS), K).clone()  # (B, K) labels 0, 1, ... first
+    out = model(ids, attn, labels=labels, first_logits=other)
+    expected, _ = model.select(other)
+    assert torch.equal(out.selected, expected) and not torch.equal(out.selected, own.selected)
+    in_s = torch.zeros(len(TEXTS), K + 1, dtype=torch.bool).scatter(1, out.selected, out.selected_mask)[:, :K]
+    assert torch.allclose(out.logits2, other + in_s.float())  # the correction is made to the logits handed in
+    assert torch.equal(out.logits1, own.logits1) and torch.equal(out.loss1, bce(own.logits1, labels))
+    model.train()
+    model(ids, attn, labels=labels, first_logits=other.requires_grad_()).loss.backward()
+    assert other.grad is None  # nothing flows back into them
+
+
 NAMES = ["grain", "wheat", "crude oil", "oil", "money supply", "interest rates", "trade", "shipping"]  # K = 8
 
 

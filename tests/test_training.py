@@ -367,3 +367,47 @@ def test_cli_run_folders_are_the_ones_oracle_and_register_look_in(toy, tmp_path)
                             capture_output=True, text=True, cwd=tmp_path)
     assert oracle.returncode == 0, oracle.stderr[-2000:]
     assert (tmp_path / "runs" / "toy" / "roberta-s0-oracle-m10" / "metrics.json").exists()
+
+
+def test_cross_fit_trains_fold_models_on_the_other_folds_and_the_second_stage_from_their_logits(toy, tmp_path):
+    """cross_fit_folds 2: two `roberta` fold models, each trained on the other fold's documents,
+    score their own fold; the run saves those logits, trains from them, and a repeated run
+    reads them back instead of training the fold models again."""
+    import math
+
+    import torch
+
+    from lcr.models.encoder import load_encoder
+    from lcr.models.factory import load_model
+    from lcr.train import cross_fit
+    from lcr.train.loop import _cap, first_logits
+    from lcr.datasets import store
+    from lcr.datasets.batches import encode_split
+
+    params = settings(toy, cross_fit_folds=2, epochs=1)
+    result = train_job("toy", params, data_dir=toy["data"], output_dir=tmp_path / "run", track=False, progress=False)
+    assert 0.0 <= result["eval"]["full"]["P@1"] <= 1.0 and "s1_P@1" in result["eval"]["full"]
+    fold_seconds = [json.loads((cross_fit.fold_dir(tmp_path / "run", i) / "metrics.json").read_text())["train_seconds"]
+                    for i in (0, 1)]
+    assert result["cross_fit_seconds"] == pytest.approx(sum(fold_seconds), abs=0.11)
+    assert result["train_seconds"] >= result["cross_fit_seconds"]  # the run's time includes its fold models'
+    _, tokenizer = load_encoder(params.encoder)
+    vocab, _ = store.read_vocab(toy["data"] / "toy")
+    split = _cap(encode_split(toy["data"] / "toy", "train", tokenizer, vocab, params.max_length), None, 0)
+    folds = cross_fit.fold_of(len(split), 2, params.seed)
+    saved = cross_fit.load_logits(tmp_path / "run", len(split), split.labels.shape[1])
+    assert saved is not None and np.isfinite(saved).all()
+    for fold in (0, 1):
+        folder = cross_fit.fold_dir(tmp_path / "run", fold)
+        fold_result = json.loads((folder / "metrics.json").read_text())
+        assert fold_result["run"]["variant"] == "roberta"
+        assert fold_result["steps"] == math.ceil(int((folds != fold).sum()) / params.batch_size)  # the other fold only
+        held = np.flatnonzero(folds == fold)
+        model = load_model(folder / "best_model" / "model")
+        again = first_logits(model, split.subset(held), batch_size=16, device=torch.device("cpu"), pad_token_id=1)
+        np.testing.assert_allclose(saved[held].astype(np.float32), again.astype(np.float32), atol=2e-3)
+    # the final model is LabelCoRank and uses its own S1 out of training
+    assert load_model(tmp_path / "run" / "best_model" / "model").variant == "labelcorank"
+    stamp = (cross_fit.fold_dir(tmp_path / "run", 0) / "metrics.json").stat().st_mtime_ns
+    train_job("toy", params, data_dir=toy["data"], output_dir=tmp_path / "run", track=False, progress=False)
+    assert (cross_fit.fold_dir(tmp_path / "run", 0) / "metrics.json").stat().st_mtime_ns == stamp  # read back

@@ -748,7 +748,8 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         return torch.full((logits1.size(0),), cfg.gamma, dtype=torch.long, device=logits1.device)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor | None = None, first_stage_only: bool = False) -> ModelOutput:
+                labels: torch.Tensor | None = None, first_stage_only: bool = False,
+                first_logits: torch.Tensor | None = None) -> ModelOutput:
         """
         Args:
             input_ids: token ids (B x T).
@@ -756,6 +757,10 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             labels: multi-hot gold labels (B x K), for the losses.
             first_stage_only: run step 1 alone (L = L1; the first-stage warm-up of training):
                 nothing of steps 2-5 is computed, so their parameters get no gradient.
+            first_logits: what steps 2 and 5 start from instead of the model's own S1 logits
+                (B x K, no gradient): in training with ``cross_fit_folds``, out-of-fold first
+                predictions of these documents (:mod:`lcr.train.cross_fit`). L1 still scores the
+                model's own S1; None = its own S1 (the paper; always in prediction).
 
         Returns:
             A :class:`ModelOutput`; ``logits`` is what the model ranks with: the final prediction
@@ -771,10 +776,11 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                 out.loss = out.loss1 = bce(logits1, labels)  # L = L1 during the warm-up
             return out
 
-        # What steps 2 and 5 start from: S1, or in training (rerank_noise) an S1 that errs.
-        first = logits1
+        # What steps 2 and 5 start from: S1, or in training an S1 that errs as on unseen text
+        # (out-of-fold logits from cross-fitting, and/or rerank_noise).
+        first = logits1 if first_logits is None else first_logits.to(logits1.dtype).detach()  # (B, K)
         if self.training and cfg.rerank_noise > 0:
-            first = logits1 + cfg.rerank_noise * torch.randn_like(logits1)  # (B, K); the noise has no gradient
+            first = first + cfg.rerank_noise * torch.randn_like(logits1)  # (B, K); the noise has no gradient
 
         # Step 2: label reranking; a discrete choice, so no gradient flows through it.
         selected, selected_mask = self.select(first)  # (B, gamma), (B, gamma)

@@ -42,6 +42,7 @@ from lcr.datasets import store
 from lcr.errors import LcrError
 from lcr.report.predictions import write_predictions
 from lcr.runs import BEST_DIR, SETTINGS_FILE
+from lcr.train import cross_fit
 from lcr.models.variants import (LABEL_TEXT_VARIANTS, LINEAR_VARIANTS, METADATA_VARIANTS, is_word_level, reads_label_texts,
                                  uses_gamma)
 
@@ -301,6 +302,60 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
     return topk, scores, (arrays if selects else None)
 
 
+@torch.no_grad()
+def first_logits(model, split: EncodedSplit, *, batch_size: int, device: torch.device, pad_token_id: int,
+                 bf16: bool = False) -> np.ndarray:
+    """The first prediction's logits for every document of a split (N x K float16, in the
+    split's order): what cross-fitting keeps of a fold model (:mod:`lcr.train.cross_fit`; the
+    caller checks that N x K fits). Every process scores the whole split."""
+    model.eval()
+    logits = np.zeros((len(split), split.labels.shape[1]), dtype=np.float16)  # (N, K)
+    for positions in length_bucketed_batches(split.lengths, batch_size, shuffle=False):
+        batch = {name: t.to(device) for name, t in collate(split, positions, pad_token_id, labels=False).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(batch["input_ids"], batch["attention_mask"])
+        logits[positions] = out.logits1.float().cpu().numpy()
+    return logits
+
+
+def _cross_fit(dataset_dir: Path, output_dir: Path, params: TrainParams, vocab, *, eval_split: str,
+               resume: bool, progress: bool | None, token_cache: bool) -> np.ndarray:
+    """Out-of-fold first-prediction logits of the training documents (N x K), for
+    ``cross_fit_folds`` (:mod:`lcr.train.cross_fit`): fold model i (the ``roberta`` variant, the
+    same settings) trains in ``<run>/cross_fit/fold-i`` on every fold but i and scores fold i.
+    Saved once; a resumed or repeated run reads them back."""
+    from lcr.models.encoder import load_encoder
+    from lcr.models.factory import load_model
+
+    _, tokenizer = load_encoder(params.encoder)
+    split = _cap(encode_split(dataset_dir, "train", tokenizer, vocab, params.max_length,
+                              compose=text_composer(params), cache=token_cache),
+                 params.max_train_docs, params.seed)
+    num_labels = split.labels.shape[1]
+    cross_fit.check_size(len(split), num_labels)
+    saved = cross_fit.load_logits(output_dir, len(split), num_labels)
+    if saved is not None:
+        return saved
+    folds = cross_fit.fold_of(len(split), params.cross_fit_folds, params.seed)
+    logits = np.zeros((len(split), num_labels), dtype=np.float16)  # (N, K)
+    device = _device(params)
+    for fold in range(params.cross_fit_folds):
+        held = np.flatnonzero(folds == fold)
+        print(f"[lcr] cross-fit {fold + 1}/{params.cross_fit_folds}: a first-stage model on "
+              f"{len(split) - len(held):,} training documents scores the other {len(held):,}",
+              file=sys.stderr, flush=True)
+        fold_params = params.model_copy(update={"variant": "roberta", "cross_fit_fold": fold}).validate()
+        result = train(dataset_dir, cross_fit.fold_dir(output_dir, fold), fold_params, eval_split=eval_split,
+                       resume=resume, progress=progress, token_cache=token_cache)
+        model = load_model(Path(result["output_dir"]) / BEST_DIR / "model").to(device)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        logits[held] = first_logits(model, split.subset(held), batch_size=params.eval_batch_size, device=device,
+                                    pad_token_id=pad_id, bf16=_use_bf16(params, device))
+        del model
+    cross_fit.save_logits(output_dir, logits)
+    return logits
+
+
 def save_model_folder(folder: Path, model, tokenizer, dataset_dir: Path, params: TrainParams) -> None:
     """A self-contained model folder (what :class:`lcr.serve.predictor.Predictor` and serving load):
     weights and configs, the tokenizer, the label vocabulary with names, and the inference
@@ -499,6 +554,12 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     if state is not None and {**defaults, **state["params"]} != {**defaults, **params.model_dump()}:
         raise LcrError(f"{checkpoint_path} was written with other settings; remove it or drop --resume")
 
+    # Cross-fitting first: the fold models train (and seed) on their own, before this run starts.
+    out_of_fold = None
+    if params.cross_fit_folds and params.cross_fit_fold is None:
+        out_of_fold = torch.from_numpy(_cross_fit(dataset_dir, output_dir, params, vocab, eval_split=eval_split,
+                                                  resume=resume, progress=progress, token_cache=token_cache))
+
     seed_everything(params.seed)
     if is_word_level(params.variant):
         # XML-CNN, AttentionXML, ...: no pretrained encoder, a word vocabulary from train.
@@ -523,6 +584,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     dev_split = _cap(encode_split(dataset_dir, "dev", tokenizer, vocab, params.max_length, compose=compose,
                                   cache=token_cache),
                      params.max_eval_docs, params.seed)
+    if params.cross_fit_fold is not None:  # a fold model of a cross-fitted run: every fold but one
+        folds = cross_fit.fold_of(len(train_split), params.cross_fit_folds, params.seed)
+        train_split = train_split.subset(np.flatnonzero(folds != params.cross_fit_fold))
     if len(train_split) == 0:
         raise LcrError(f"{dataset_dir.name}: the train split is empty")
     if env.is_main:
@@ -608,6 +672,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
             batch = {name: t.to(device) for name, t in collate(train_split, mine, pad_id).items()}
             # The first-stage warm-up: L1 alone until S1 is worth building S from.
             extra = {"first_stage_only": True} if warm_up and position["step"] < params.first_stage_steps else {}
+            if out_of_fold is not None and not extra:  # cross-fitting: the second stage starts from unseen-text S1
+                extra["first_logits"] = out_of_fold[torch.from_numpy(np.asarray(mine))].to(device)  # (B, K)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"], **extra)
             (out.loss / params.grad_accum).backward()
@@ -668,9 +734,14 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
 
     evaluation = _final_evaluation(raw_model, dataset_dir, output_dir, params, vocab, artifacts, tokenizer,
                                    eval_split, device, env, bf16, progress, token_cache=token_cache)
+    # A cross-fitted run's training time includes its fold models' (their own runs, resumed ones included).
+    cross_seconds = {"cross_fit_seconds": round(sum(
+        json.loads((cross_fit.fold_dir(output_dir, i) / runs.METRICS_FILE).read_text())["train_seconds"]
+        for i in range(params.cross_fit_folds)), 1)} if out_of_fold is not None else {}
     result = runs.run_result(dataset_dir.name, params, eval_split, evaluation, dev=best["dev"],
                              best_epoch=best["epoch"], steps=position["step"], history=history,
-                             train_seconds=time.time() - started, output_dir=output_dir)
+                             train_seconds=time.time() - started + cross_seconds.get("cross_fit_seconds", 0.0),
+                             output_dir=output_dir, **cross_seconds)
     if env.is_main:
         runs.write_results(output_dir, result)
     if tracking is not None:
