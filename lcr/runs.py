@@ -43,6 +43,9 @@ MLFLOW_RUN_FILE = "mlflow_run.json"
 SETTINGS_FILE = "settings.txt"
 #: The self-contained model folder (what the predictor and serving load).
 BEST_DIR = "best_model"
+#: A cross-fitted run's fold models and their out-of-fold logits (:mod:`lcr.train.cross_fit`):
+#: parts of that run, not runs of their own (the tables and the inventory skip them).
+CROSS_FIT_DIR = "cross_fit"
 
 
 def predictions_file(split: str) -> str:
@@ -145,7 +148,8 @@ STARTED_MARKERS = (MLFLOW_RUN_FILE, "checkpoint.pt")
 
 
 def scan_runs(runs_dir: str | Path) -> tuple[list[dict], list[str]]:
-    """Every finished run under ``runs_dir`` (a ``metrics.json``; hidden folders skipped) as a
+    """Every finished run under ``runs_dir`` (a ``metrics.json``; hidden folders and the fold
+    models of cross-fitted runs skipped) as a
     checked record (:func:`read_run`), and the run folders that were started but hold no
     ``metrics.json`` yet.
 
@@ -170,7 +174,7 @@ def scan_runs(runs_dir: str | Path) -> tuple[list[dict], list[str]]:
 
 
 def _hidden(folder: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in folder.relative_to(root).parts)
+    return any(part.startswith(".") or part == CROSS_FIT_DIR for part in folder.relative_to(root).parts)
 
 
 def read_json(path: Path, what: str) -> dict:

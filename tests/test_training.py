@@ -406,6 +406,10 @@ def test_cross_fit_trains_fold_models_on_the_other_folds_and_the_second_stage_fr
         model = load_model(folder / "best_model" / "model")
         again = first_logits(model, split.subset(held), batch_size=16, device=torch.device("cpu"), pad_token_id=1)
         np.testing.assert_allclose(saved[held].astype(np.float32), again.astype(np.float32), atol=2e-3)
+    # the fold models are parts of the run, not runs of the tables
+    from lcr.runs import scan_runs
+    records, unfinished = scan_runs(tmp_path)
+    assert [(r["run"], r["variant"]) for r in records] == [("run", "labelcorank")] and unfinished == []
     # the final model is LabelCoRank and uses its own S1 out of training
     assert load_model(tmp_path / "run" / "best_model" / "model").variant == "labelcorank"
     stamp = (cross_fit.fold_dir(tmp_path / "run", 0) / "metrics.json").stat().st_mtime_ns

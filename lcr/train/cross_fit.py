@@ -22,8 +22,7 @@ import numpy as np
 
 from lcr.atomic import atomic_open
 from lcr.errors import LcrError
-
-CROSS_FIT_DIR = "cross_fit"
+from lcr.runs import CROSS_FIT_DIR
 LOGITS_FILE = "out_of_fold_logits.npy"
 MAX_CELLS = 250_000_000  # N x K float16 cells held in memory (500 MB)
 
