@@ -734,10 +734,11 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
 
     evaluation = _final_evaluation(raw_model, dataset_dir, output_dir, params, vocab, artifacts, tokenizer,
                                    eval_split, device, env, bf16, progress, token_cache=token_cache)
-    # A cross-fitted run's training time includes its fold models' (their own runs, resumed ones included).
+    # A cross-fitted run's training time includes its fold models' (their own runs, resumed ones
+    # included; their metrics.json is written by rank 0, which alone writes this run's).
     cross_seconds = {"cross_fit_seconds": round(sum(
         json.loads((cross_fit.fold_dir(output_dir, i) / runs.METRICS_FILE).read_text())["train_seconds"]
-        for i in range(params.cross_fit_folds)), 1)} if out_of_fold is not None else {}
+        for i in range(params.cross_fit_folds)), 1)} if out_of_fold is not None and env.is_main else {}
     result = runs.run_result(dataset_dir.name, params, eval_split, evaluation, dev=best["dev"],
                              best_epoch=best["epoch"], steps=position["step"], history=history,
                              train_seconds=time.time() - started + cross_seconds.get("cross_fit_seconds", 0.0),
