@@ -20,6 +20,9 @@ real tokens instead of h_cls in eq. 2, for checkpoints trained with mean pooling
 ``summary_tokens=n`` (BERTXML's n summary tokens for the first prediction: :class:`FirstPrediction`),
 ``final_head="per_label"`` (step 5 rescores each label of S from its own attention output with
 a per-label vector, instead of the dense W5 over all labels; the other labels keep S1's logit).
+``label_interaction_layers=n`` (n self-attention blocks among the labels of S between steps 4 and
+5: :class:`LabelInteraction`). ``forward(..., first_logits=...)`` lets training start steps 2 and 5
+from out-of-fold first predictions (cross-fitting: :mod:`lcr.train.cross_fit`).
 :func:`init_heads` starts W1 from the encoder's pooler and the label biases at the training
 log-odds; ``forward(..., first_stage_only=True)`` runs step 1 alone (training's warm-up).
 
