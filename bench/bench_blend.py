@@ -53,7 +53,7 @@ def blend_rows(run: Path, weights: list[float], *, data_dir: Path, batch_size: i
     from lcr.models.factory import load_model
     from lcr.report import metrics
     from lcr.runs import BEST_DIR
-    from lcr.train.loop import predict
+    from lcr.train.loop import pad_id_of, predict
 
     settings = json.loads((run / "config.json").read_text(encoding="utf-8"))
     model = load_model(run / BEST_DIR / "model")
@@ -62,7 +62,7 @@ def blend_rows(run: Path, weights: list[float], *, data_dir: Path, batch_size: i
     tokenizer = AutoTokenizer.from_pretrained(str(run / BEST_DIR / "tokenizer"))
     dataset_dir = data_dir / settings["dataset"]
     vocab, _ = read_vocab(dataset_dir)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = pad_id_of(tokenizer)
     splits = {name: encode_split(dataset_dir, name, tokenizer, vocab, settings["max_length"], cache=True)
               for name in SPLITS}
     rows = []

@@ -302,6 +302,11 @@ def predict(model, split: EncodedSplit, *, batch_size: int, device: torch.device
     return topk, scores, (arrays if selects else None)
 
 
+def pad_id_of(tokenizer) -> int:
+    """The id that pads a batch: the tokenizer's pad token, or 0 when it has none."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 @torch.no_grad()
 def first_logits(model, split: EncodedSplit, *, batch_size: int, device: torch.device, pad_token_id: int,
                  bf16: bool = False) -> np.ndarray:
@@ -338,7 +343,7 @@ def _cross_fit(dataset_dir: Path, output_dir: Path, params: TrainParams, vocab, 
         return saved
     folds = cross_fit.fold_of(len(split), params.cross_fit_folds, params.seed)
     logits = np.zeros((len(split), num_labels), dtype=np.float16)  # (N, K)
-    device = _device(params)
+    device, pad_id = _device(params), pad_id_of(tokenizer)
     for fold in range(params.cross_fit_folds):
         held = np.flatnonzero(folds == fold)
         print(f"[lcr] cross-fit {fold + 1}/{params.cross_fit_folds}: a first-stage model on "
@@ -348,7 +353,6 @@ def _cross_fit(dataset_dir: Path, output_dir: Path, params: TrainParams, vocab, 
         result = train(dataset_dir, cross_fit.fold_dir(output_dir, fold), fold_params, eval_split=eval_split,
                        resume=resume, progress=progress, token_cache=token_cache)
         model = load_model(Path(result["output_dir"]) / BEST_DIR / "model").to(device)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         logits[held] = first_logits(model, split.subset(held), batch_size=params.eval_batch_size, device=device,
                                     pad_token_id=pad_id, bf16=_use_bf16(params, device))
         del model
@@ -575,7 +579,7 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     if state is None:  # a fresh model: its label layers start from the training statistics
         init_heads(model, label_freq=artifacts.freq if params.bias_init == "log_odds" else None,
                    n_docs=artifacts.n_train, from_pooler=params.pooler_init)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = pad_id_of(tokenizer)
 
     compose = text_composer(params)
     train_split = _cap(encode_split(dataset_dir, "train", tokenizer, vocab, params.max_length,
@@ -768,7 +772,7 @@ def _final_evaluation(model, dataset_dir: Path, output_dir: Path, params: TrainP
     split = _cap(encode_split(dataset_dir, eval_split, tokenizer, vocab, params.max_length,
                               compose=text_composer(params), cache=token_cache),
                  params.max_eval_docs, params.seed)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = pad_id_of(tokenizer)
     topk, scores, chosen = predict(model, split, batch_size=params.eval_batch_size, device=device,
                                    top_k=max(5, params.top_k_saved), pad_token_id=pad_id, env=env, bf16=bf16,
                                    progress=progress, selection=True)
