@@ -50,6 +50,9 @@ COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
 # another value of one of them is another recipe (kept beside, not replacing).
 SECOND_STAGE = {"query_confidence": False, "rank_loss_weight": 0.0, "rerank_noise": 0.0, "label_init": "random",
                 "final_blend": 0.0, "label_interaction_layers": 0, "cross_fit_folds": 0}
+# The LabelCoRank settings that tell the family's runs apart (``--set gamma=10`` is another run
+# than gamma 20); every record before they were recorded ran at the dataset's params.yaml values.
+FAMILY_SETTINGS = ("gamma", "beta", "alpha")
 STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2", "mean_S3")
 
 
@@ -169,6 +172,7 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
                   **{c: full[c] for c in COLUMNS}}
         if p["variant"] in FAMILY:
             record.update({k: full.get(k) for k in ("s1_P@1", "s_gold_coverage", "s_distinct_share")})
+            record.update({k: p[k] for k in FAMILY_SETTINGS})
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
                       epochs=p["epochs"], schedule=p["schedule"], summary_tokens=p.get("summary_tokens", 1),
                       **{k: p[k] for k, off in SECOND_STAGE.items() if p.get(k, off) != off},
@@ -187,7 +191,8 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     """Merge ``new`` into the records file.
 
     A rerun under the same budget and recipe (dataset, variant, seed, epochs, tokens, schedule,
-    summary tokens, the :data:`SECOND_STAGE` settings) replaces its record; any other run is
+    summary tokens, the :data:`SECOND_STAGE` settings, and on the LabelCoRank family's records
+    the :data:`FAMILY_SETTINGS`) replaces its record; any other run is
     added beside it (records written before the schedule or the summary tokens were recorded ran
     at the constant rate, with one summary token; before the second-stage settings, with them off).
     """
@@ -196,7 +201,7 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     key = lambda r: (r["dataset"], r["variant"], r["seed"], r["epochs"], r["max_length"],  # noqa: E731
                      r.get("schedule", "constant"), r.get("summary_tokens", 1),
-                     *(r.get(k, off) for k, off in SECOND_STAGE.items()))
+                     *(r.get(k, off) for k, off in SECOND_STAGE.items()), *(r.get(k) for k in FAMILY_SETTINGS))
     replaced = {key(r) for r in new}
     merged = [r for r in old if key(r) not in replaced] + new
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -168,6 +168,11 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     merged = bench_reuters.write_records(ranked, path)
     assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.95, 0.96, 0.97, 0.98, 0.99]
     assert "query_confidence" not in records[0] and "rank_loss_weight" not in records[0]
+    assert (records[0]["gamma"], records[0]["beta"], records[0]["alpha"]) == (20, 0.3, 0.3)
+    assert "gamma" not in records[1]  # a baseline's record: the LabelCoRank settings mean nothing there
+    swept = [{**other_budget[0], "gamma": 10, "P@1": 0.94}]  # the gamma sweep: beside the gamma 20 run
+    merged = bench_reuters.write_records(swept, path)
+    assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.94, 0.95, 0.96, 0.97, 0.98, 0.99]
     turned_on = [{**results[0], "params": {**results[0]["params"], "rank_loss_weight": 0.1}}]
     assert bench_reuters.records(turned_on, args, "abc1234")[0]["rank_loss_weight"] == 0.1
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
