@@ -70,7 +70,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
     detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, label_init,
-    final_blend, label_interaction_layers;
+    final_blend, label_interaction_layers, label_attention;
     label_text, label_name_length;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
@@ -144,6 +144,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         label_interaction_layers: n self-attention blocks among the labels of S between
             LabelCoRank's label-to-text attention and its final prediction, so that each label is
             rescored knowing the others (0 = none, the paper; see the model config).
+        label_attention: how LabelCoRank's label queries read the text: ``head`` (eqs. 13-14,
+            the paper) or ``encoder`` (the labels of S are tokens of a second encoder pass over
+            the text: a cross-encoder reranker; twice the encoder cost; see the model config).
         cross_fit_folds: k >= 2 trains LabelCoRank's reranking stage from out-of-fold first
             predictions: k first-stage models (the ``roberta`` variant, the same recipe), model i
             trained on every fold but i, score fold i, and the second stage starts from their
@@ -268,6 +271,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
+            (self.label_attention == "head" or self.summary_tokens == 1,
+             f"label_attention 'encoder' needs summary_tokens 1 (the label tokens take the places after [CLS]); "
+             f"summary_tokens is {self.summary_tokens}"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
             (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be null or >= 1"),

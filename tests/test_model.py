@@ -884,3 +884,96 @@ def test_label_init_names_starts_the_label_embedding_from_the_encoders_reading_o
     named.save_pretrained(tmp_path / "named")
     loaded = load_model(tmp_path / "named")
     assert loaded.config.label_init == "names" and torch.equal(loaded.label_embedding.weight, rows)
+
+
+@pytest.mark.parametrize("head", ["per_label", "dense"])
+def test_label_attention_encoder_reads_s_as_tokens_of_a_second_encoder_pass(tiny, tmp_path, head):
+    """``label_attention: encoder``: the label queries F_hat are inserted after [CLS] in a second
+    pass of the encoder over the text, and each label's feature is its own output state."""
+    import torch.nn.functional as F
+
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    model = _model(tiny, final_head=head, label_attention="encoder", gamma=7)
+    assert model.attention is None and not any(k.startswith("attention.") for k in model.state_dict())
+    if head == "per_label":  # the scorer starts at zero (Y = S1): give it something to say
+        with torch.no_grad():
+            model.label_scorer.weight.normal_()
+            model.shared_scorer.weight.normal_()
+    out = model(ids, attn)
+    selected, mask = out.selected, out.selected_mask
+    assert not mask.all()  # some document's S has PAD slots
+
+    # By hand: [CLS], the gamma queries, the rest of the text; PAD queries masked as keys.
+    with torch.no_grad():
+        queries = model.ffn_out(F.relu(model.ffn_in(model.label_embedding(selected) + model.position_embedding.weight)))
+        words = model.encoder.get_input_embeddings()(ids)
+        embeds = torch.cat([words[:, :1], queries, words[:, 1:]], dim=1)
+        both = torch.cat([attn[:, :1], mask.long(), attn[:, 1:]], dim=1)
+        states = model.encoder(inputs_embeds=embeds, attention_mask=both).last_hidden_state
+        attended = states[:, 1:8].masked_fill(~mask[:, :, None], 0.0)  # gamma = 7
+        if head == "per_label":
+            change = (attended * (model.label_scorer(selected) + model.shared_scorer.weight)).sum(-1)
+            change = (change + model.label_offset(selected).squeeze(-1)) * mask
+            expected = out.logits1 + torch.zeros(len(TEXTS), K + 1).scatter_add(1, selected, change)[:, :K]
+        else:
+            expected = model.classifier2(attended.flatten(1))
+    assert torch.allclose(out.logits2, expected, atol=1e-5)
+
+    # A PAD slot's query is read by no token: whatever sits in the PAD row, the scores stay.
+    with torch.no_grad():
+        model.label_embedding.weight[PAD] = torch.randn(32) * 5
+    assert torch.allclose(model(ids, attn).logits2, out.logits2, atol=1e-5)
+
+    # L2 trains the label embedding and the encoder through the second pass.
+    model.train()
+    model.zero_grad()
+    loss2 = model(ids, attn, labels=labels).loss2
+    loss2.backward()
+    assert model.label_embedding.weight.grad[:K].abs().sum() > 0
+    assert model.encoder.get_input_embeddings().weight.grad.abs().sum() > 0
+
+    model.eval()
+    model.save_pretrained(tmp_path / head)
+    loaded = load_model(tmp_path / head).eval()
+    assert loaded.config.label_attention == "encoder" and loaded.attention is None
+    assert torch.equal(loaded(ids, attn).logits, model(ids, attn).logits)
+
+
+def test_label_attention_settings_are_validated():
+    with pytest.raises(LcrError, match="label_attention 'encoder' needs summary_tokens 1"):
+        LabelCoRankConfig(num_labels=K, label_attention="encoder", summary_tokens=2).validate()
+    with pytest.raises(LcrError, match="label_attention 'encoder' needs summary_tokens 1.*summary_tokens is 2"):
+        train_params({"label_attention": "encoder", "summary_tokens": 2})
+    with pytest.raises(LcrError, match="label_attention"):
+        train_params({"label_attention": "cross"})
+    assert train_params({"label_attention": "encoder"}).label_attention == "encoder"
+
+
+def test_encode_with_inserted_cuts_the_text_to_the_position_table_and_marks_the_segment():
+    """The inserted embeddings sit at 1..m; text past the position limit is cut from the end;
+    with ``segment`` they get that token type where the encoder has one (BERT), not RoBERTa."""
+    from transformers import BertConfig, BertModel
+
+    from lcr.models.summary import encode_with_inserted
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=12, type_vocab_size=2,
+                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).eval()
+    ids = torch.randint(5, 50, (2, 10))
+    attn = torch.ones(2, 10, dtype=torch.long)
+    inserted = torch.randn(2, 3, 16)
+    keep = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    with torch.no_grad():
+        hidden, mask = encode_with_inserted(bert, ids, attn, inserted, keep, limit=12, segment=1)
+        assert hidden.shape == (2, 12, 16) and mask[:, 1:4].tolist() == keep.tolist()  # 10 + 3 > 12: 1 cut
+        words = bert.get_input_embeddings()(ids[:, :9])
+        types = torch.zeros(2, 12, dtype=torch.long)
+        types[:, 1:4] = 1
+        by_hand = bert(inputs_embeds=torch.cat([words[:, :1], inserted, words[:, 1:]], 1), attention_mask=mask,
+                       token_type_ids=types).last_hidden_state
+        assert torch.allclose(hidden, by_hand, atol=1e-6)
+        plain, _ = encode_with_inserted(bert, ids, attn, inserted, keep, limit=12)  # segment 0: the text's own
+        assert not torch.allclose(plain, hidden, atol=1e-4)

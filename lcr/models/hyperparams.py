@@ -114,6 +114,7 @@ class LabelCoRankSettings(SharedModelSettings):
     label_init: Literal["random", "names"] = "random"
     final_blend: float = 0.0
     label_interaction_layers: int = 0
+    label_attention: Literal["head", "encoder"] = "head"
 
 
 class BaselineSettings(SharedModelSettings):

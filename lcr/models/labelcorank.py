@@ -21,7 +21,8 @@ real tokens instead of h_cls in eq. 2, for checkpoints trained with mean pooling
 ``final_head="per_label"`` (step 5 rescores each label of S from its own attention output with
 a per-label vector, instead of the dense W5 over all labels; the other labels keep S1's logit).
 ``label_interaction_layers=n`` (n self-attention blocks among the labels of S between steps 4 and
-5: :class:`LabelInteraction`). ``forward(..., first_logits=...)`` lets training start steps 2 and 5
+5: :class:`LabelInteraction`). ``label_attention="encoder"`` (step 4 as a cross-encoder: the label
+queries are tokens of a second encoder pass over the text, :func:`lcr.models.summary.encode_with_inserted`). ``forward(..., first_logits=...)`` lets training start steps 2 and 5
 from out-of-fold first predictions (cross-fitting: :mod:`lcr.train.cross_fit`).
 :func:`init_heads` starts W1 from the encoder's pooler and the label biases at the training
 log-odds; ``forward(..., first_stage_only=True)`` runs step 1 alone (training's warm-up).
@@ -49,7 +50,7 @@ from torch import nn
 from lcr.errors import LcrError
 from lcr.models.hyperparams import LabelCoRankSettings, pick
 from lcr.models.base import ModelOutput, SaveLoad, bce
-from lcr.models.summary import SummaryTokens
+from lcr.models.summary import SummaryTokens, encode_with_inserted, max_tokens
 
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -135,6 +136,14 @@ class LabelCoRankConfig(LabelCoRankSettings):
             each label of S is rescored knowing which other labels S holds and what the text says
             about them: a listwise reranker (an extension; in the paper, and with 0, each label
             query reads the text alone and the labels of S meet only in W5).
+        label_attention: how the label queries F_hat read the text (step 4): ``head`` (eqs.
+            13-14, the paper: one multi-head attention of F_hat over the encoder's last states H)
+            or ``encoder`` (an extension: the gamma queries are inserted as tokens after [CLS]
+            in a second pass of the same encoder over the text, as a segment of their own, PAD
+            slots masked, and each label's attended feature is its own output state; the labels
+            of S and the text then read each other through every layer, as a cross-encoder
+            reranker does, instead of the labels reading finished text states once). It costs a
+            second encoder pass per document, in training and in prediction.
     """
 
     num_labels: int
@@ -167,6 +176,9 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
+            (self.label_attention in ("head", "encoder"), "label_attention must be 'head' or 'encoder'"),
+            (self.label_attention == "head" or self.summary_tokens == 1,
+             "label_attention 'encoder' needs summary_tokens 1 (the label tokens take the places after [CLS])"),
         ]
         for ok, message in checks:
             if not ok:
@@ -650,8 +662,10 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         self.ffn_in = nn.Linear(dim, ffn_dim)  # W3
         self.ffn_drop = nn.Dropout(config.dropout)  # Drop
         self.ffn_out = nn.Linear(ffn_dim, dim)  # W4
-        # Step 4: eqs. 13-14.
-        self.attention = LabelTextAttention(dim, config.num_heads, config.attention_dropout)
+        # Step 4: eqs. 13-14; with label_attention "encoder" the encoder itself reads S (no new layer).
+        self.attention = LabelTextAttention(dim, config.num_heads, config.attention_dropout) \
+            if config.label_attention == "head" else None
+        self.token_limit = max_tokens(encoder.config)  # the encoder's position table
         # Step 5: Y = sigmoid(f_cat W5 + b5) (eq. 6). W5 is (gamma delta x K): 483M weights for
         # MAG-CS with roberta-base, hence the optional low-rank factorisation W5 ~ A B.
         if config.final_head == "per_label":
@@ -772,6 +786,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         """
         cfg = self.config
         # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
+        text_mask = attention_mask  # (B, T) the text's own mask (a second encoder pass reads it)
         hidden, attention_mask, logits1 = self.first_prediction(input_ids, attention_mask)  # (B, T, delta) H, (B, T), (B, K)
         if first_stage_only:
             out = ModelOutput(logits=logits1, logits1=logits1)
@@ -798,7 +813,12 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         queries = self.ffn_out(F.relu(self.ffn_drop(self.ffn_in(feats))))  # (B, gamma, delta) F_hat
 
         # Step 4: each label query gathers the text features relevant to it.
-        attended = self.attention(queries, hidden, attention_mask)  # (B, gamma, delta)
+        if self.attention is not None:  # eqs. 13-14: one attention over the finished text states
+            attended = self.attention(queries, hidden, attention_mask)  # (B, gamma, delta)
+        else:  # label_attention "encoder": the labels of S are tokens of a second pass over the text
+            states, _ = encode_with_inserted(self.encoder, input_ids, text_mask, queries, selected_mask,
+                                             limit=self.token_limit, segment=1)  # (B, T + gamma, delta)
+            attended = states[:, 1:1 + cfg.gamma]  # (B, gamma, delta) each label token's own state
         # PAD queries must not contribute: zero their outputs (and so their gradients).
         attended = attended.masked_fill(~selected_mask[:, :, None], 0.0)  # (B, gamma, delta)
         if self.interaction is not None:  # the labels of S read each other (listwise reranking)

@@ -6,6 +6,10 @@ that the encoder produces n summary states instead of one. :class:`SummaryTokens
 n - 1 embeddings and runs the encoder on the lengthened input; ``bertxml`` uses it for its
 classifier, and LabelCoRank's first prediction (and the ``roberta`` row, which is that first
 prediction alone) can use it too (the ``summary_tokens`` setting; 1 = the paper's h_cls).
+
+:func:`encode_with_inserted` is the one way the models put their own embeddings into the
+encoder's input: the summary tokens here, and LabelCoRank's label queries with
+``label_attention: encoder`` (the labels of S read the text through every encoder layer).
 """
 
 from __future__ import annotations
@@ -69,15 +73,49 @@ class SummaryTokens(nn.Module):
         n = self.count
         if n == 1:
             return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask
-        if self.limit is not None and input_ids.size(1) + n - 1 > self.limit:
-            keep = self.limit - (n - 1)  # room for the inserted tokens: cut the text's end
-            input_ids, attention_mask = input_ids[:, :keep], attention_mask[:, :keep]
-        words = encoder.get_input_embeddings()(input_ids)  # (B, T, delta) word embeddings only
-        batch = words.size(0)
-        extra = self.extra.to(words.dtype)[None].expand(batch, -1, -1)  # (B, n - 1, delta)
-        embeds = torch.cat([words[:, :1], extra, words[:, 1:]], dim=1)  # (B, T + n - 1, delta)
+        batch = input_ids.size(0)
+        extra = self.extra[None].expand(batch, -1, -1)  # (B, n - 1, delta)
         ones = attention_mask.new_ones(batch, n - 1)  # (B, n - 1) the summary tokens are real
-        mask = torch.cat([attention_mask[:, :1], ones, attention_mask[:, 1:]], dim=1)  # (B, T + n - 1)
-        # The encoder adds its position (and token type) embeddings to inputs_embeds itself.
-        hidden = encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (B, T + n - 1, delta)
-        return hidden, mask
+        return encode_with_inserted(encoder, input_ids, attention_mask, extra, ones, limit=self.limit)
+
+
+def encode_with_inserted(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         inserted: torch.Tensor, inserted_mask: torch.Tensor, *, limit: int | None,
+                         segment: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode ``[CLS], m inserted embeddings, the rest of the text``.
+
+    Text tokens that would overflow the encoder's position table once the m embeddings are
+    inserted are cut from the end.
+
+    Args:
+        encoder: the Hugging Face encoder.
+        input_ids: token ids (B x T), the tokenizer's [CLS] first.
+        attention_mask: 1 on real tokens, 0 on padding (B x T).
+        inserted: the embeddings to insert (B x m x delta), in the word-embedding space: the
+            encoder adds its position (and token type) embeddings to them itself.
+        inserted_mask: 1 (True) where an inserted embedding is real, 0 where no token may read
+            it (B x m).
+        limit: the longest input the position table allows (:func:`max_tokens`); None = no limit.
+        segment: the token type of the inserted positions (0 = the text's own); ignored by
+            encoders with a single token type (RoBERTa).
+
+    Returns:
+        ``(hidden, mask)``: the encoder's states (B x T' x delta, the inserted ones at 1..m,
+        T' = T + m or the position limit) and their mask (B x T').
+    """
+    m = inserted.size(1)
+    if limit is not None and input_ids.size(1) + m > limit:
+        keep = limit - m  # room for the inserted embeddings: cut the text's end
+        input_ids, attention_mask = input_ids[:, :keep], attention_mask[:, :keep]
+    words = encoder.get_input_embeddings()(input_ids)  # (B, T, delta) word embeddings only
+    embeds = torch.cat([words[:, :1], inserted.to(words.dtype), words[:, 1:]], dim=1)  # (B, T + m, delta)
+    inserted_mask = inserted_mask.to(attention_mask.dtype)  # (B, m)
+    mask = torch.cat([attention_mask[:, :1], inserted_mask, attention_mask[:, 1:]], dim=1)  # (B, T + m)
+    kwargs = {}
+    if segment and getattr(encoder.config, "type_vocab_size", 1) > segment:
+        types = torch.zeros_like(mask)  # (B, T + m)
+        types[:, 1:1 + m] = segment  # the inserted positions: a segment of their own
+        kwargs["token_type_ids"] = types
+    # The encoder adds its position (and token type) embeddings to inputs_embeds itself.
+    hidden = encoder(inputs_embeds=embeds, attention_mask=mask, **kwargs).last_hidden_state  # (B, T + m, delta)
+    return hidden, mask
