@@ -146,7 +146,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             rescored knowing the others (0 = none, the paper; see the model config).
         label_attention: how LabelCoRank's label queries read the text: ``head`` (eqs. 13-14,
             the paper) or ``encoder`` (the labels of S are tokens of a second encoder pass over
-            the text: a cross-encoder reranker; twice the encoder cost; see the model config).
+            the text: a cross-encoder reranker; twice the encoder cost) or ``encoder_readers``
+            (the labels of S are appended after the text and read it at every encoder layer, the
+            text blind to them; one pass with gradient plus one without; see the model config).
         cross_fit_folds: k >= 2 trains LabelCoRank's reranking stage from out-of-fold first
             predictions: k first-stage models (the ``roberta`` variant, the same recipe), model i
             trained on every fold but i, score fold i, and the second stage starts from their
@@ -272,7 +274,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
             (self.label_attention == "head" or self.summary_tokens == 1,
-             f"label_attention 'encoder' needs summary_tokens 1 (the label tokens take the places after [CLS]); "
+             f"label_attention {self.label_attention!r} needs summary_tokens 1 (the label tokens are the encoder's); "
              f"summary_tokens is {self.summary_tokens}"),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
             (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),

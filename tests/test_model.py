@@ -977,3 +977,80 @@ def test_encode_with_inserted_cuts_the_text_to_the_position_table_and_marks_the_
         assert torch.allclose(hidden, by_hand, atol=1e-6)
         plain, _ = encode_with_inserted(bert, ids, attn, inserted, keep, limit=12)  # segment 0: the text's own
         assert not torch.allclose(plain, hidden, atol=1e-4)
+
+
+def test_label_attention_encoder_readers_read_the_text_that_does_not_read_them(tiny, tmp_path):
+    """``label_attention: encoder_readers``: S's queries are appended after the text and read it
+    at every layer; the text does not read them, so S1 is the plain pass's, from the same pass."""
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    plain = _model(tiny, final_head="per_label", gamma=7)
+    model = _model(tiny, final_head="per_label", label_attention="encoder_readers", gamma=7)
+    assert model.attention is None
+    with torch.no_grad():
+        for m in (plain, model):
+            m.label_scorer.weight.normal_()
+            m.shared_scorer.weight.normal_()
+        model.load_state_dict({k: v for k, v in plain.state_dict().items() if not k.startswith("attention.")})
+    out = model(ids, attn)
+    assert torch.allclose(out.logits1, plain(ids, attn).logits1, atol=1e-5)  # the text never read the readers
+    assert torch.equal(out.selected, plain(ids, attn).selected) and not out.selected_mask.all()
+    assert not torch.allclose(out.logits2, plain(ids, attn).logits2, atol=1e-3)  # another step 4
+
+    with torch.no_grad():  # the readers' inputs move the readers' states, not the text's
+        model.label_embedding.weight[:K] += torch.randn(K, 32)
+    moved = model(ids, attn)
+    assert torch.allclose(moved.logits1, out.logits1, atol=1e-5) and not torch.allclose(moved.logits2, out.logits2)
+    with torch.no_grad():  # a PAD reader is read by no one
+        model.label_embedding.weight[PAD] = torch.randn(32) * 5
+    assert torch.allclose(model(ids, attn).logits2, moved.logits2, atol=1e-5)
+
+    model.train()
+    model.zero_grad()
+    result = model(ids, attn, labels=labels)
+    result.loss1.backward(retain_graph=True)  # L1 trains the encoder through the readers' pass
+    assert model.encoder.get_input_embeddings().weight.grad.abs().sum() > 0
+    assert model.label_embedding.weight.grad is None or model.label_embedding.weight.grad.abs().sum() == 0
+    result.loss2.backward()
+    assert model.label_embedding.weight.grad[:K].abs().sum() > 0
+    model.eval()
+    model.save_pretrained(tmp_path / "readers")
+    loaded = load_model(tmp_path / "readers").eval()
+    assert loaded.config.label_attention == "encoder_readers"
+    assert torch.equal(loaded(ids, attn).logits, model(ids, attn).logits)
+    with pytest.raises(LcrError, match="label_attention 'encoder_readers' needs summary_tokens 1"):
+        train_params({"label_attention": "encoder_readers", "summary_tokens": 3})
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_encode_with_readers_leaves_the_text_as_a_plain_pass_and_lets_the_readers_read(implementation):
+    from transformers import BertConfig, BertModel
+
+    from lcr.models.summary import encode_with_readers
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=16, type_vocab_size=2,
+                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                attn_implementation=implementation)).eval()
+    ids = torch.randint(5, 50, (2, 9))
+    attn = torch.ones(2, 9, dtype=torch.long)
+    attn[1, 6:] = 0  # the second text is shorter
+    readers = torch.randn(2, 3, 16)
+    keep = torch.tensor([[True, True, False], [True, True, True]])
+    with torch.no_grad():
+        text, read = encode_with_readers(bert, ids, attn, readers, keep, limit=16, segment=1)
+        alone = bert(input_ids=ids, attention_mask=attn).last_hidden_state
+        assert read.shape == (2, 3, 16)
+        assert torch.allclose(text[0], alone[0], atol=1e-5) and torch.allclose(text[1, :6], alone[1, :6], atol=1e-5)
+        other_text = ids.clone()
+        other_text[:, 3] = 7
+        _, read_other = encode_with_readers(bert, other_text, attn, readers, keep, limit=16, segment=1)
+        assert not torch.allclose(read_other[:, :2], read[:, :2], atol=1e-4)  # the readers read the text
+        masked = readers.clone()
+        masked[0, 2] = 100.0  # a masked reader: read by nobody
+        text_m, read_m = encode_with_readers(bert, ids, attn, masked, keep, limit=16, segment=1)
+        assert torch.allclose(read_m[0, :2], read[0, :2], atol=1e-5) and torch.allclose(text_m, text, atol=1e-5)
+        cut, _ = encode_with_readers(bert, ids, attn, readers, keep, limit=10, segment=1)
+        assert cut.shape == (2, 7, 16)  # 9 + 3 > 10: the text's end is cut

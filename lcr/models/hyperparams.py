@@ -114,7 +114,7 @@ class LabelCoRankSettings(SharedModelSettings):
     label_init: Literal["random", "names"] = "random"
     final_blend: float = 0.0
     label_interaction_layers: int = 0
-    label_attention: Literal["head", "encoder"] = "head"
+    label_attention: Literal["head", "encoder", "encoder_readers"] = "head"
 
 
 class BaselineSettings(SharedModelSettings):

@@ -40,6 +40,7 @@ the output record, the loss and safetensors saving that every model shares: :mod
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -50,7 +51,7 @@ from torch import nn
 from lcr.errors import LcrError
 from lcr.models.hyperparams import LabelCoRankSettings, pick
 from lcr.models.base import ModelOutput, SaveLoad, bce
-from lcr.models.summary import SummaryTokens, encode_with_inserted, max_tokens
+from lcr.models.summary import SummaryTokens, encode_with_inserted, encode_with_readers, max_tokens
 
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -60,6 +61,9 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 # --------------------------------------------------------------------------------------------
 # Configuration and output
+
+# How the label queries read the text (step 4): see LabelCoRankConfig.label_attention.
+LABEL_ATTENTION = ("head", "encoder", "encoder_readers")
 
 
 class LabelCoRankConfig(LabelCoRankSettings):
@@ -143,7 +147,11 @@ class LabelCoRankConfig(LabelCoRankSettings):
             slots masked, and each label's attended feature is its own output state; the labels
             of S and the text then read each other through every layer, as a cross-encoder
             reranker does, instead of the labels reading finished text states once). It costs a
-            second encoder pass per document, in training and in prediction.
+            second encoder pass per document, in training and in prediction. ``encoder_readers``
+            (an extension, cheaper): the gamma queries are appended after the text as readers that
+            read the text (and each other) at every layer while the text does not read them, so
+            the text's states in that pass are the plain pass's and give S1 too; a first pass
+            without gradient only chooses S (:func:`lcr.models.summary.encode_with_readers`).
     """
 
     num_labels: int
@@ -176,9 +184,9 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
-            (self.label_attention in ("head", "encoder"), "label_attention must be 'head' or 'encoder'"),
+            (self.label_attention in LABEL_ATTENTION, f"label_attention must be one of {', '.join(LABEL_ATTENTION)}"),
             (self.label_attention == "head" or self.summary_tokens == 1,
-             "label_attention 'encoder' needs summary_tokens 1 (the label tokens take the places after [CLS])"),
+             f"label_attention {self.label_attention!r} needs summary_tokens 1 (the label tokens are the encoder's)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -597,12 +605,16 @@ class FirstPrediction:
         """
         if self.summary is None:
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, delta) H
-            pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, self.config.pooling)))  # (B, delta) P
-            return hidden, attention_mask, self.classifier1(pooled)  # ..., (B, K)
+            return hidden, attention_mask, self.first_logits_of(hidden, attention_mask)  # ..., (B, K)
         n = self.summary.count
         hidden, attention_mask = self.summary(self.encoder, input_ids, attention_mask)  # (B, T + n - 1, delta), (B, T + n - 1)
         pooled = torch.tanh(self.pool(hidden[:, :n])).flatten(1)  # (B, n delta) eq. 2 on each summary state
         return hidden, attention_mask, self.classifier1(pooled)  # ..., (B, K)
+
+    def first_logits_of(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """S1's logits (B x K) from the text's states H (B x T x delta): eqs. 2-3, one summary state."""
+        pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, self.config.pooling)))  # (B, delta) P
+        return self.classifier1(pooled)  # (B, K)
 
 
 class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
@@ -664,7 +676,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         self.ffn_out = nn.Linear(ffn_dim, dim)  # W4
         # Step 4: eqs. 13-14; with label_attention "encoder" the encoder itself reads S (no new layer).
         self.attention = LabelTextAttention(dim, config.num_heads, config.attention_dropout) \
-            if config.label_attention == "head" else None
+            if config.label_attention == "head" else None  # the encoder modes read with the encoder
         self.token_limit = max_tokens(encoder.config)  # the encoder's position table
         # Step 5: Y = sigmoid(f_cat W5 + b5) (eq. 6). W5 is (gamma delta x K): 483M weights for
         # MAG-CS with roberta-base, hence the optional low-rank factorisation W5 ~ A B.
@@ -787,7 +799,9 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         cfg = self.config
         # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
         text_mask = attention_mask  # (B, T) the text's own mask (a second encoder pass reads it)
-        hidden, attention_mask, logits1 = self.first_prediction(input_ids, attention_mask)  # (B, T, delta) H, (B, T), (B, K)
+        readers = cfg.label_attention == "encoder_readers" and not first_stage_only
+        with torch.no_grad() if readers else contextlib.nullcontext():  # readers: this pass only chooses S
+            hidden, attention_mask, logits1 = self.first_prediction(input_ids, attention_mask)  # (B, T, delta) H, (B, T), (B, K)
         if first_stage_only:
             out = ModelOutput(logits=logits1, logits1=logits1)
             if labels is not None:
@@ -803,6 +817,23 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         # Step 2: label reranking; a discrete choice, so no gradient flows through it.
         selected, selected_mask = self.select(first)  # (B, gamma), (B, gamma)
 
+        queries = self.label_queries(selected, first)  # (B, gamma, delta) F_hat
+        if readers:
+            # The readers' pass: S's queries appended after the text, which does not read them; its
+            # text states equal the first pass's, so S1 (and L1's gradient) comes from this pass.
+            hidden, attended = encode_with_readers(self.encoder, input_ids, text_mask, queries, selected_mask,
+                                                   limit=self.token_limit, segment=1)  # (B, T, delta), (B, gamma, delta)
+            own = self.first_logits_of(hidden, text_mask[:, :hidden.size(1)])  # (B, K) S1, with gradient
+            if first_logits is None:  # the final prediction corrects this S1 (plus any rerank_noise)
+                first = own + (first - logits1)  # (B, K)
+            logits1 = own
+        else:
+            attended = self.read_text(queries, hidden, attention_mask, input_ids, text_mask, selected_mask)  # (B, gamma, delta)
+
+        return self.final_prediction(attended, selected, selected_mask, logits1, first, labels)
+
+    def label_queries(self, selected: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """Step 3: the label features F_hat (B x gamma x delta) of S (B x gamma)."""
         # Step 3: label features; the same label gets a different feature at another position.
         feats = self.label_embedding(selected)  # (B, gamma, delta) M_f[S]
         if self.position_embedding is not None:
@@ -810,15 +841,24 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         if self.confidence_embedding is not None:
             confidence = at_selected(torch.sigmoid(first.detach()), selected)  # (B, gamma) S1[S]; no gradient into S1
             feats = feats + confidence[:, :, None].to(feats.dtype) * self.confidence_embedding  # (B, gamma, delta)
-        queries = self.ffn_out(F.relu(self.ffn_drop(self.ffn_in(feats))))  # (B, gamma, delta) F_hat
+        return self.ffn_out(F.relu(self.ffn_drop(self.ffn_in(feats))))  # (B, gamma, delta) F_hat
 
-        # Step 4: each label query gathers the text features relevant to it.
+    def read_text(self, queries: torch.Tensor, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                  input_ids: torch.Tensor, text_mask: torch.Tensor, selected_mask: torch.Tensor) -> torch.Tensor:
+        """Step 4 (``label_attention`` head or encoder): each label query gathers the text
+        features relevant to it; B x gamma x delta."""
         if self.attention is not None:  # eqs. 13-14: one attention over the finished text states
             attended = self.attention(queries, hidden, attention_mask)  # (B, gamma, delta)
         else:  # label_attention "encoder": the labels of S are tokens of a second pass over the text
             states, _ = encode_with_inserted(self.encoder, input_ids, text_mask, queries, selected_mask,
                                              limit=self.token_limit, segment=1)  # (B, T + gamma, delta)
-            attended = states[:, 1:1 + cfg.gamma]  # (B, gamma, delta) each label token's own state
+            attended = states[:, 1:1 + queries.size(1)]  # (B, gamma, delta) each label token's own state
+        return attended
+
+    def final_prediction(self, attended: torch.Tensor, selected: torch.Tensor, selected_mask: torch.Tensor,
+                         logits1: torch.Tensor, first: torch.Tensor, labels: torch.Tensor | None) -> ModelOutput:
+        """Step 5 and the losses, from the attended label features (B x gamma x delta)."""
+        cfg = self.config
         # PAD queries must not contribute: zero their outputs (and so their gradients).
         attended = attended.masked_fill(~selected_mask[:, :, None], 0.0)  # (B, gamma, delta)
         if self.interaction is not None:  # the labels of S read each other (listwise reranking)

@@ -119,3 +119,61 @@ def encode_with_inserted(encoder: nn.Module, input_ids: torch.Tensor, attention_
     # The encoder adds its position (and token type) embeddings to inputs_embeds itself.
     hidden = encoder(inputs_embeds=embeds, attention_mask=mask, **kwargs).last_hidden_state  # (B, T + m, delta)
     return hidden, mask
+
+
+def encode_with_readers(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        readers: torch.Tensor, readers_mask: torch.Tensor, *, limit: int | None,
+                        segment: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode the text with m reader embeddings appended after it, the text blind to them.
+
+    The readers read the text and each other at every layer; no text token reads a reader, and
+    the text keeps its own positions 0..T-1 and token type, so the text's states are those of a
+    plain pass over the text (the same first prediction), computed in the same pass.
+
+    Args:
+        encoder: the Hugging Face encoder (attention ``sdpa`` or ``eager``).
+        input_ids: token ids (B x T).
+        attention_mask: 1 on real tokens, 0 on padding (B x T).
+        readers: the embeddings to append (B x m x delta), in the word-embedding space.
+        readers_mask: True where a reader is real (B x m); a masked reader is read by nobody.
+        limit: the longest input the position table allows (:func:`max_tokens`); None = no
+            limit. Text past ``limit - m`` is cut from the end (then the text's states are those
+            of the shorter text).
+        segment: the readers' token type (ignored by encoders with a single token type).
+
+    Returns:
+        ``(text, read)``: the text's states (B x T' x delta, T' = T or less when cut) and the
+        readers' states (B x m x delta).
+
+    Raises:
+        LcrError: an attention implementation that takes no custom mask (flash attention).
+    """
+    from lcr.errors import LcrError
+
+    m = readers.size(1)
+    if limit is not None and input_ids.size(1) + m > limit:
+        input_ids, attention_mask = input_ids[:, :limit - m], attention_mask[:, :limit - m]
+    t = input_ids.size(1)
+    words = encoder.get_input_embeddings()(input_ids)  # (B, T, delta)
+    embeds = torch.cat([words, readers.to(words.dtype)], dim=1)  # (B, T + m, delta)
+    keys = torch.cat([attention_mask.bool(), readers_mask.bool()], dim=1)  # (B, T + m) real keys
+    is_text = torch.arange(t + m, device=embeds.device) < t  # (T + m,)
+    # a text query reads real text keys only; a reader reads every real key
+    allowed = keys[:, None, :] & (~is_text[:, None] | is_text[None, :])  # (B, T + m queries, T + m keys)
+    implementation = getattr(encoder.config, "_attn_implementation", None) or "eager"
+    if implementation == "sdpa":
+        mask = allowed[:, None]  # (B, 1, T + m, T + m) True = may attend
+    elif implementation == "eager":
+        mask = torch.zeros(allowed.shape, dtype=embeds.dtype, device=embeds.device)
+        mask = mask.masked_fill(~allowed, torch.finfo(embeds.dtype).min)[:, None]  # (B, 1, T + m, T + m) additive
+    else:
+        raise LcrError(f"label_attention 'encoder_readers' needs the encoder's attention 'sdpa' or 'eager', "
+                       f"not {implementation!r} (it takes a custom attention mask)")
+    kwargs = {}
+    if segment and getattr(encoder.config, "type_vocab_size", 1) > segment:
+        types = torch.zeros(embeds.shape[:2], dtype=torch.long, device=embeds.device)  # (B, T + m)
+        types[:, t:] = segment
+        kwargs["token_type_ids"] = types
+    # A prepared 4-D mask goes to the attention as it is; positions count on from the text's.
+    hidden = encoder(inputs_embeds=embeds, attention_mask=mask, **kwargs).last_hidden_state  # (B, T + m, delta)
+    return hidden[:, :t], hidden[:, t:]
