@@ -22,7 +22,9 @@ real tokens instead of h_cls in eq. 2, for checkpoints trained with mean pooling
 a per-label vector, instead of the dense W5 over all labels; the other labels keep S1's logit).
 ``label_interaction_layers=n`` (n self-attention blocks among the labels of S between steps 4 and
 5: :class:`LabelInteraction`). ``label_attention="encoder"`` (step 4 as a cross-encoder: the label
-queries are tokens of a second encoder pass over the text, :func:`lcr.models.summary.encode_with_inserted`). ``forward(..., first_logits=...)`` lets training start steps 2 and 5
+queries are tokens of a second encoder pass over the text, :func:`lcr.models.summary.encode_with_inserted`;
+``"encoder_readers"``: they are appended after the text and read it at every layer, the text blind to
+them, :func:`lcr.models.summary.encode_with_readers`). ``forward(..., first_logits=...)`` lets training start steps 2 and 5
 from out-of-fold first predictions (cross-fitting: :mod:`lcr.train.cross_fit`).
 :func:`init_heads` starts W1 from the encoder's pooler and the label biases at the training
 log-odds; ``forward(..., first_stage_only=True)`` runs step 1 alone (training's warm-up).
@@ -674,7 +676,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         self.ffn_in = nn.Linear(dim, ffn_dim)  # W3
         self.ffn_drop = nn.Dropout(config.dropout)  # Drop
         self.ffn_out = nn.Linear(ffn_dim, dim)  # W4
-        # Step 4: eqs. 13-14; with label_attention "encoder" the encoder itself reads S (no new layer).
+        # Step 4: eqs. 13-14; with label_attention "encoder"/"encoder_readers" the encoder reads S (no new layer).
         self.attention = LabelTextAttention(dim, config.num_heads, config.attention_dropout) \
             if config.label_attention == "head" else None  # the encoder modes read with the encoder
         self.token_limit = max_tokens(encoder.config)  # the encoder's position table

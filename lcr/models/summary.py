@@ -7,15 +7,18 @@ n - 1 embeddings and runs the encoder on the lengthened input; ``bertxml`` uses 
 classifier, and LabelCoRank's first prediction (and the ``roberta`` row, which is that first
 prediction alone) can use it too (the ``summary_tokens`` setting; 1 = the paper's h_cls).
 
-:func:`encode_with_inserted` is the one way the models put their own embeddings into the
-encoder's input: the summary tokens here, and LabelCoRank's label queries with
-``label_attention: encoder`` (the labels of S read the text through every encoder layer).
+The two ways the models put their own embeddings into the encoder's input are here:
+:func:`encode_with_inserted` (after [CLS], read by the text and reading it: the summary tokens,
+and LabelCoRank's label queries with ``label_attention: encoder``) and :func:`encode_with_readers`
+(appended after the text, which does not read them: ``label_attention: encoder_readers``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from lcr.errors import LcrError
 
 # Encoders whose position ids start after the padding index (RoBERTa: positions 2..513 of 514).
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"}
@@ -148,8 +151,6 @@ def encode_with_readers(encoder: nn.Module, input_ids: torch.Tensor, attention_m
     Raises:
         LcrError: an attention implementation that takes no custom mask (flash attention).
     """
-    from lcr.errors import LcrError
-
     m = readers.size(1)
     if limit is not None and input_ids.size(1) + m > limit:
         input_ids, attention_mask = input_ids[:, :limit - m], attention_mask[:, :limit - m]
