@@ -148,7 +148,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             the paper) or ``encoder`` (the labels of S are tokens of a second encoder pass over
             the text: a cross-encoder reranker; twice the encoder cost) or ``encoder_readers``
             (the labels of S are appended after the text and read it at every encoder layer, the
-            text blind to them; one pass with gradient plus one without; see the model config).
+            text blind to them: the text is encoded once and the readers read its cached keys and
+            values; see the model config).
         cross_fit_folds: k >= 2 trains LabelCoRank's reranking stage from out-of-fold first
             predictions: k first-stage models (the ``roberta`` variant, the same recipe), model i
             trained on every fold but i, score fold i, and the second stage starts from their

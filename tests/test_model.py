@@ -1054,3 +1054,59 @@ def test_encode_with_readers_leaves_the_text_as_a_plain_pass_and_lets_the_reader
         assert torch.allclose(read_m[0, :2], read[0, :2], atol=1e-5) and torch.allclose(text_m, text, atol=1e-5)
         cut, _ = encode_with_readers(bert, ids, attn, readers, keep, limit=10, segment=1)
         assert cut.shape == (2, 7, 16)  # 9 + 3 > 10: the text's end is cut
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_readers_read_the_cached_text_as_in_one_joint_pass(implementation):
+    """The text encoded once and the readers run against its cached keys and values give what one
+    pass over text + readers gives with a 4-D mask that hides the readers from the text (built by
+    hand here), values and gradients alike."""
+    from transformers import BertConfig, BertModel
+
+    from lcr.models.summary import encode_text_for_readers, read_with_readers
+
+    torch.manual_seed(1)
+    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=16, type_vocab_size=2,
+                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                attn_implementation=implementation)).eval()
+    ids = torch.randint(5, 50, (2, 7))
+    attn = torch.ones(2, 7, dtype=torch.long)
+    attn[0, 5:] = 0
+    readers = torch.randn(2, 3, 16, requires_grad=True)
+    keep = torch.tensor([[True, False, True], [True, True, True]])
+    direction = torch.randn(16)  # a LayerNorm output sums to a constant: score a direction instead
+
+    # by hand: one pass over [text, readers]; a text query reads real text keys, a reader every real key
+    embeds = torch.cat([bert.get_input_embeddings()(ids), readers], dim=1)  # (2, 10, 16)
+    real = torch.cat([attn.bool(), keep], dim=1)  # (2, 10)
+    is_text = torch.arange(10) < 7
+    allowed = real[:, None, :] & (~is_text[:, None] | is_text[None, :])  # (2, 10, 10)
+    mask = allowed[:, None] if implementation == "sdpa" else \
+        torch.zeros(2, 1, 10, 10).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
+    types = torch.cat([torch.zeros(2, 7), torch.ones(2, 3)], dim=1).long()
+    joint = bert(inputs_embeds=embeds, attention_mask=mask, token_type_ids=types).last_hidden_state
+    joint_grads = torch.autograd.grad((joint[:, 7:][keep] * direction).sum(), [readers, bert.pooler.dense.weight,
+                                      bert.embeddings.word_embeddings.weight], allow_unused=True)
+
+    text, text_mask, cache = encode_text_for_readers(bert, ids, attn, limit=16, room=3)
+    read = read_with_readers(bert, cache, text_mask, readers, keep, segment=1)
+    assert torch.allclose(text[0, :5], joint[0, :5], atol=1e-5) and torch.allclose(text[1], joint[1, :7], atol=1e-5)
+    assert torch.allclose(read[keep], joint[:, 7:][keep], atol=1e-5)
+    grads = torch.autograd.grad((read[keep] * direction).sum(), [readers, bert.pooler.dense.weight,
+                                bert.embeddings.word_embeddings.weight], allow_unused=True)
+    assert torch.allclose(grads[0], joint_grads[0], atol=1e-5)
+    assert grads[1] is None and joint_grads[1] is None  # the pooler is not on the path
+    assert grads[2].abs().sum() > 0 and torch.allclose(grads[2], joint_grads[2], atol=1e-5)  # through the cached text
+
+
+def test_readers_refuse_an_encoder_that_keeps_no_keys_and_values():
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from lcr.models.summary import encode_text_for_readers
+
+    encoder = DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                                               max_position_embeddings=16))
+    ids = torch.randint(5, 50, (2, 5))
+    with pytest.raises(LcrError, match="encoder_readers' needs an encoder that keeps its keys and values.*distilbert"):
+        encode_text_for_readers(encoder, ids, torch.ones_like(ids), limit=16, room=3)

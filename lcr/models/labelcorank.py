@@ -24,7 +24,8 @@ a per-label vector, instead of the dense W5 over all labels; the other labels ke
 5: :class:`LabelInteraction`). ``label_attention="encoder"`` (step 4 as a cross-encoder: the label
 queries are tokens of a second encoder pass over the text, :func:`lcr.models.summary.encode_with_inserted`;
 ``"encoder_readers"``: they are appended after the text and read it at every layer, the text blind to
-them, :func:`lcr.models.summary.encode_with_readers`). ``forward(..., first_logits=...)`` lets training start steps 2 and 5
+them: the text is encoded once, keeping each layer's keys and values, and the labels of S chosen
+from that pass's S1 then read them, :func:`lcr.models.summary.read_with_readers`). ``forward(..., first_logits=...)`` lets training start steps 2 and 5
 from out-of-fold first predictions (cross-fitting: :mod:`lcr.train.cross_fit`).
 :func:`init_heads` starts W1 from the encoder's pooler and the label biases at the training
 log-odds; ``forward(..., first_stage_only=True)`` runs step 1 alone (training's warm-up).
@@ -42,7 +43,6 @@ the output record, the loss and safetensors saving that every model shares: :mod
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -53,7 +53,8 @@ from torch import nn
 from lcr.errors import LcrError
 from lcr.models.hyperparams import LabelCoRankSettings, pick
 from lcr.models.base import ModelOutput, SaveLoad, bce
-from lcr.models.summary import SummaryTokens, encode_with_inserted, encode_with_readers, max_tokens
+from lcr.models.summary import (SummaryTokens, encode_text_for_readers, encode_with_inserted, max_tokens,
+                                read_with_readers)
 
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -152,8 +153,9 @@ class LabelCoRankConfig(LabelCoRankSettings):
             second encoder pass per document, in training and in prediction. ``encoder_readers``
             (an extension, cheaper): the gamma queries are appended after the text as readers that
             read the text (and each other) at every layer while the text does not read them, so
-            the text's states in that pass are the plain pass's and give S1 too; a first pass
-            without gradient only chooses S (:func:`lcr.models.summary.encode_with_readers`).
+            the text's states are the plain pass's and give S1: the text is encoded once (keeping
+            each layer's keys and values), S is chosen from its S1, and only the gamma readers then
+            run through the layers against the cached text (:func:`lcr.models.summary.read_with_readers`).
     """
 
     num_labels: int
@@ -802,7 +804,11 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
         text_mask = attention_mask  # (B, T) the text's own mask (a second encoder pass reads it)
         readers = cfg.label_attention == "encoder_readers" and not first_stage_only
-        with torch.no_grad() if readers else contextlib.nullcontext():  # readers: this pass only chooses S
+        if readers:  # the text pass keeps every layer's keys and values for the labels of S to read
+            hidden, attention_mask, cache = encode_text_for_readers(self.encoder, input_ids, attention_mask,
+                                                                    limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
+            logits1 = self.first_logits_of(hidden, attention_mask)  # (B, K)
+        else:
             hidden, attention_mask, logits1 = self.first_prediction(input_ids, attention_mask)  # (B, T, delta) H, (B, T), (B, K)
         if first_stage_only:
             out = ModelOutput(logits=logits1, logits1=logits1)
@@ -821,14 +827,10 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
 
         queries = self.label_queries(selected, first)  # (B, gamma, delta) F_hat
         if readers:
-            # The readers' pass: S's queries appended after the text, which does not read them; its
-            # text states equal the first pass's, so S1 (and L1's gradient) comes from this pass.
-            hidden, attended = encode_with_readers(self.encoder, input_ids, text_mask, queries, selected_mask,
-                                                   limit=self.token_limit, segment=1)  # (B, T, delta), (B, gamma, delta)
-            own = self.first_logits_of(hidden, text_mask[:, :hidden.size(1)])  # (B, K) S1, with gradient
-            if first_logits is None:  # the final prediction corrects this S1 (plus any rerank_noise)
-                first = own + (first - logits1)  # (B, K)
-            logits1 = own
+            # S's queries read the text's cached keys and values at every layer (and each other);
+            # the text was encoded once, blind to them.
+            attended = read_with_readers(self.encoder, cache, attention_mask, queries, selected_mask,
+                                         segment=1)  # (B, gamma, delta)
         else:
             attended = self.read_text(queries, hidden, attention_mask, input_ids, text_mask, selected_mask)  # (B, gamma, delta)
 

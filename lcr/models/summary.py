@@ -10,13 +10,16 @@ prediction alone) can use it too (the ``summary_tokens`` setting; 1 = the paper'
 The two ways the models put their own embeddings into the encoder's input are here:
 :func:`encode_with_inserted` (after [CLS], read by the text and reading it: the summary tokens,
 and LabelCoRank's label queries with ``label_attention: encoder``) and :func:`encode_with_readers`
-(appended after the text, which does not read them: ``label_attention: encoder_readers``).
+(appended after the text, which does not read them: ``label_attention: encoder_readers``; in two
+halves, :func:`encode_text_for_readers` and :func:`read_with_readers`, so that the text is encoded
+once and the readers, chosen from what that pass predicts, then read its cached keys and values).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import Cache, DynamicCache
 
 from lcr.errors import LcrError
 
@@ -124,57 +127,99 @@ def encode_with_inserted(encoder: nn.Module, input_ids: torch.Tensor, attention_
     return hidden, mask
 
 
-def encode_with_readers(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        readers: torch.Tensor, readers_mask: torch.Tensor, *, limit: int | None,
-                        segment: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encode the text with m reader embeddings appended after it, the text blind to them.
+def encode_text_for_readers(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+                            limit: int | None, room: int) -> tuple[torch.Tensor, torch.Tensor, Cache]:
+    """Encode the text and keep each layer's keys and values, for readers to read later.
 
-    The readers read the text and each other at every layer; no text token reads a reader, and
-    the text keeps its own positions 0..T-1 and token type, so the text's states are those of a
-    plain pass over the text (the same first prediction), computed in the same pass.
+    The first half of an ``encoder_readers`` pass: a plain pass over the text (its states are the
+    text's states whatever readers come later, since the text never reads them), which also keeps
+    every layer's keys and values in a cache; :func:`read_with_readers` then runs only the readers
+    through the layers against them. Text past ``limit - room`` is cut from the end first, so that
+    ``room`` readers fit in the position table after it.
 
     Args:
-        encoder: the Hugging Face encoder (attention ``sdpa`` or ``eager``).
+        encoder: the Hugging Face encoder (one that fills a key/value cache: BERT, RoBERTa...).
         input_ids: token ids (B x T).
         attention_mask: 1 on real tokens, 0 on padding (B x T).
+        limit: the longest input the position table allows (:func:`max_tokens`); None = no limit.
+        room: how many readers will follow the text.
+
+    Returns:
+        ``(hidden, mask, cache)``: the text's states (B x T' x delta, T' = T or less when cut),
+        their mask (B x T') and the cache of every layer's keys and values.
+
+    Raises:
+        LcrError: an encoder that keeps no keys and values.
+    """
+    if limit is not None and input_ids.size(1) + room > limit:
+        input_ids, attention_mask = input_ids[:, :limit - room], attention_mask[:, :limit - room]
+    cache = DynamicCache(config=encoder.config)
+    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, cache=cache).last_hidden_state  # (B, T, delta)
+    if cache.get_seq_length() != input_ids.size(1):
+        raise LcrError(f"label_attention 'encoder_readers' needs an encoder that keeps its keys and values "
+                       f"(a cache); {getattr(encoder.config, 'model_type', type(encoder).__name__)!r} kept none")
+    return hidden, attention_mask, cache
+
+
+def read_with_readers(encoder: nn.Module, cache: Cache, text_mask: torch.Tensor, readers: torch.Tensor,
+                      readers_mask: torch.Tensor, *, segment: int = 0) -> torch.Tensor:
+    """Run m reader embeddings through the encoder after a text encoded by
+    :func:`encode_text_for_readers`: at every layer each reader reads the text's keys and values
+    of that layer and the other readers; nothing is recomputed for the text.
+
+    Args:
+        encoder: the encoder that filled ``cache`` (attention ``sdpa`` or ``eager``).
+        cache: the text's keys and values (used up: the readers' are appended to it).
+        text_mask: the text's mask (B x T), as :func:`encode_text_for_readers` returned it.
         readers: the embeddings to append (B x m x delta), in the word-embedding space.
         readers_mask: True where a reader is real (B x m); a masked reader is read by nobody.
-        limit: the longest input the position table allows (:func:`max_tokens`); None = no
-            limit. Text past ``limit - m`` is cut from the end (then the text's states are those
-            of the shorter text).
         segment: the readers' token type (ignored by encoders with a single token type).
 
     Returns:
-        ``(text, read)``: the text's states (B x T' x delta, T' = T or less when cut) and the
-        readers' states (B x m x delta).
+        The readers' states (B x m x delta).
 
     Raises:
         LcrError: an attention implementation that takes no custom mask (flash attention).
     """
-    m = readers.size(1)
-    if limit is not None and input_ids.size(1) + m > limit:
-        input_ids, attention_mask = input_ids[:, :limit - m], attention_mask[:, :limit - m]
-    t = input_ids.size(1)
-    words = encoder.get_input_embeddings()(input_ids)  # (B, T, delta)
-    embeds = torch.cat([words, readers.to(words.dtype)], dim=1)  # (B, T + m, delta)
-    keys = torch.cat([attention_mask.bool(), readers_mask.bool()], dim=1)  # (B, T + m) real keys
-    is_text = torch.arange(t + m, device=embeds.device) < t  # (T + m,)
-    # a text query reads real text keys only; a reader reads every real key
-    allowed = keys[:, None, :] & (~is_text[:, None] | is_text[None, :])  # (B, T + m queries, T + m keys)
+    batch, t, m = readers.size(0), text_mask.size(1), readers.size(1)
+    keys = torch.cat([text_mask.bool(), readers_mask.bool()], dim=1)  # (B, T + m) real keys
+    allowed = keys[:, None, None, :].expand(batch, 1, m, t + m)  # (B, 1, m queries, T + m keys)
     implementation = getattr(encoder.config, "_attn_implementation", None) or "eager"
     if implementation == "sdpa":
-        mask = allowed[:, None]  # (B, 1, T + m, T + m) True = may attend
+        mask = allowed  # True = may attend
     elif implementation == "eager":
-        mask = torch.zeros(allowed.shape, dtype=embeds.dtype, device=embeds.device)
-        mask = mask.masked_fill(~allowed, torch.finfo(embeds.dtype).min)[:, None]  # (B, 1, T + m, T + m) additive
+        dtype = encoder.get_input_embeddings().weight.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=readers.device)
+        mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)  # (B, 1, m, T + m) additive
     else:
         raise LcrError(f"label_attention 'encoder_readers' needs the encoder's attention 'sdpa' or 'eager', "
                        f"not {implementation!r} (it takes a custom attention mask)")
+    # Positions count on from the text's (after the padding offset of RoBERTa-like tables).
+    offset = (getattr(encoder.config, "pad_token_id", 1) or 0) + 1 \
+        if getattr(encoder.config, "model_type", "") in _OFFSET_POSITIONS else 0
+    positions = torch.arange(offset + t, offset + t + m, device=readers.device).expand(batch, m)  # (B, m)
     kwargs = {}
     if segment and getattr(encoder.config, "type_vocab_size", 1) > segment:
-        types = torch.zeros(embeds.shape[:2], dtype=torch.long, device=embeds.device)  # (B, T + m)
-        types[:, t:] = segment
-        kwargs["token_type_ids"] = types
-    # A prepared 4-D mask goes to the attention as it is; positions count on from the text's.
-    hidden = encoder(inputs_embeds=embeds, attention_mask=mask, **kwargs).last_hidden_state  # (B, T + m, delta)
-    return hidden[:, :t], hidden[:, t:]
+        kwargs["token_type_ids"] = torch.full((batch, m), segment, dtype=torch.long, device=readers.device)
+    out = encoder(inputs_embeds=readers.to(encoder.get_input_embeddings().weight.dtype), attention_mask=mask,
+                  position_ids=positions, cache=cache, **kwargs)
+    return out.last_hidden_state  # (B, m, delta)
+
+
+def encode_with_readers(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        readers: torch.Tensor, readers_mask: torch.Tensor, *, limit: int | None,
+                        segment: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode the text with m reader embeddings appended after it, the text blind to them:
+    :func:`encode_text_for_readers` then :func:`read_with_readers`.
+
+    The readers read the text and each other at every layer; no text token reads a reader, and
+    the text keeps its own positions 0..T-1 and token type, so the text's states are those of a
+    plain pass over the text.
+
+    Returns:
+        ``(text, read)``: the text's states (B x T' x delta, T' = T or less when cut: text past
+        ``limit - m`` is cut from the end) and the readers' states (B x m x delta).
+    """
+    hidden, mask, cache = encode_text_for_readers(encoder, input_ids, attention_mask, limit=limit,
+                                                  room=readers.size(1))
+    return hidden, read_with_readers(encoder, cache, mask, readers, readers_mask, segment=segment)
