@@ -46,9 +46,10 @@ RECORD_NAMES = {"reuters21578": "reuters"}
 VARIANTS = ("labelcorank", "roberta")
 FAMILY = LABELCORANK_FAMILY
 COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
-# Second-stage extensions (off by default): a record names those a run turned on, and a run with
-# another value of one of them is another recipe (kept beside, not replacing).
-SECOND_STAGE = {"query_confidence": False, "rank_loss_weight": 0.0, "rerank_noise": 0.0, "label_init": "random",
+# Second-stage settings and their project defaults (the extensions off, params.yaml's final head):
+# a record names those a run set otherwise, and a run with another value of one of them is another
+# recipe (kept beside, not replacing).
+SECOND_STAGE = {"final_head": "per_label", "query_confidence": False, "rank_loss_weight": 0.0, "rerank_noise": 0.0, "label_init": "random",
                 "final_blend": 0.0, "label_interaction_layers": 0, "cross_fit_folds": 0,
                 "label_attention": "head"}
 # The LabelCoRank settings that tell the family's runs apart (``--set gamma=10`` is another run
@@ -97,7 +98,7 @@ def _with_settings(result: dict, params) -> dict:
     result["params"] = {k: getattr(params, k) for k in (
         "variant", "seed", "gamma", "beta", "alpha", "lr", "head_lr", "pooling", "schedule", "warmup_ratio",
         "first_stage_steps", "bias_init", "pooler_init", "weight_decay", "max_length", "epochs",
-        "max_train_docs", "summary_tokens", "final_head", *SECOND_STAGE)}
+        "max_train_docs", "summary_tokens", *SECOND_STAGE)}
     result["params"]["pooling"] = params.resolved_pooling
     return result
 
@@ -251,7 +252,6 @@ def markdown(results: list[dict], args: argparse.Namespace, command: str, revisi
         f"- Recipe: pooling {first['pooling']}, bias_init {first['bias_init']}, pooler_init {first['pooler_init']}, "
         f"weight_decay {first['weight_decay']}, schedule {first['schedule']} (warmup_ratio {first['warmup_ratio']}), "
         f"first_stage_steps {first['first_stage_steps']}, summary_tokens {first.get('summary_tokens', 1)}, "
-        f"final_head {first.get('final_head', '-')}, "
         + ", ".join(f"{k} {first.get(k, off)}" for k, off in SECOND_STAGE.items()) + "; "
         f"LabelCoRank gamma {first['gamma']}, beta {first['beta']}, "
         f"alpha {first['alpha']}",

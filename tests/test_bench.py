@@ -173,6 +173,11 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     swept = [{**other_budget[0], "gamma": 10, "P@1": 0.94}]  # the gamma sweep: beside the gamma 20 run
     merged = bench_reuters.write_records(swept, path)
     assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.94, 0.95, 0.96, 0.97, 0.98, 0.99]
+    dense = [{**other_budget[0], "gamma": 10, "final_head": "dense", "P@1": 0.93}]  # another final head: beside it
+    merged = bench_reuters.write_records(dense, path)
+    assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.93, 0.94, 0.95, 0.96, 0.97, 0.98,
+                                                                                   0.99]
+    assert "final_head" not in records[0]  # the project's default (per_label) is not named
     turned_on = [{**results[0], "params": {**results[0]["params"], "rank_loss_weight": 0.1}}]
     assert bench_reuters.records(turned_on, args, "abc1234")[0]["rank_loss_weight"] == 0.1
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
