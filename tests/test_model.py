@@ -1023,17 +1023,22 @@ def test_label_attention_encoder_readers_read_the_text_that_does_not_read_them(t
         train_params({"label_attention": "encoder_readers", "summary_tokens": 3})
 
 
-@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-def test_encode_with_readers_leaves_the_text_as_a_plain_pass_and_lets_the_readers_read(implementation):
+def two_layer_bert(implementation: str, seed: int):
+    """A tiny random BERT (2 layers, hidden 16, 2 token types, no dropout) with the given attention."""
     from transformers import BertConfig, BertModel
 
-    from lcr.models.summary import encode_with_readers
-
-    torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                                 intermediate_size=32, max_position_embeddings=16, type_vocab_size=2,
                                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                                 attn_implementation=implementation)).eval()
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_encode_with_readers_leaves_the_text_as_a_plain_pass_and_lets_the_readers_read(implementation):
+    from lcr.models.summary import encode_with_readers
+
+    bert = two_layer_bert(implementation, seed=0)
     ids = torch.randint(5, 50, (2, 9))
     attn = torch.ones(2, 9, dtype=torch.long)
     attn[1, 6:] = 0  # the second text is shorter
@@ -1061,15 +1066,9 @@ def test_readers_read_the_cached_text_as_in_one_joint_pass(implementation):
     """The text encoded once and the readers run against its cached keys and values give what one
     pass over text + readers gives with a 4-D mask that hides the readers from the text (built by
     hand here), values and gradients alike."""
-    from transformers import BertConfig, BertModel
-
     from lcr.models.summary import encode_text_for_readers, read_with_readers
 
-    torch.manual_seed(1)
-    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=32, max_position_embeddings=16, type_vocab_size=2,
-                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                                attn_implementation=implementation)).eval()
+    bert = two_layer_bert(implementation, seed=1)
     ids = torch.randint(5, 50, (2, 7))
     attn = torch.ones(2, 7, dtype=torch.long)
     attn[0, 5:] = 0
