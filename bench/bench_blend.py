@@ -15,7 +15,8 @@ Usage::
 
 It writes a section of ``bench/RESULTS.md`` and ``bench/results/<dataset>-blend.json`` (one
 record per run and w: dataset, variant, seed, epochs, max_length, final_blend, chosen, the dev
-nDCG@5 and the test P@1, P@3, P@5, nDCG@3, nDCG@5, the commit the run was trained at).
+nDCG@5 and the test P@1, P@3, P@5, nDCG@3, nDCG@5, the commit the run was trained at, the run
+folder's name and its MLflow run id; a run scored again replaces its own records).
 """
 
 from __future__ import annotations
@@ -136,8 +137,14 @@ def records(runs: list[dict]) -> list[dict]:
             out.append({"dataset": s["dataset"], "variant": s["variant"], "seed": s["seed"], "epochs": s["epochs"],
                         "max_length": s["max_length"], "final_blend": row["final_blend"],
                         "chosen": row["final_blend"] == run["chosen"], "dev_nDCG@5": row["dev"]["nDCG@5"],
-                        **row["test"], "commit": run["commit"], "run": run["run"]})
+                        **row["test"], "commit": run["commit"], "run": run["run"], "run_id": run["run_id"]})
     return out
+
+
+def record_key(record: dict) -> str:
+    """What tells one scored run from another: its MLflow run id (run folders of different
+    benchmarks share names such as ``labelcorank-s1``); the folder name for records without one."""
+    return record.get("run_id") or record["run"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,9 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         rows = blend_rows(folder, args.weights, data_dir=args.data_dir)
         run_file = folder / "mlflow_run.json"
-        trained = trained_commit(json.loads(run_file.read_text(encoding="utf-8"))) if run_file.exists() else None
+        run_info = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
+        trained = trained_commit(run_info) if run_info else None
         runs.append({"run": folder.name, "settings": settings, "rows": rows, "chosen": chosen_weight(rows),
-                     "reference": reference(settings["dataset"], settings), "commit": trained})
+                     "reference": reference(settings["dataset"], settings), "commit": trained,
+                     "run_id": run_info.get("run_id")})
         print(json.dumps({"run": folder.name, "chosen": runs[-1]["chosen"], "rows": rows}), file=sys.stderr, flush=True)
     text = markdown(runs, command, revision)
     print(text)
@@ -169,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         new = records(runs)
         old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-        kept = [r for r in old if r["run"] not in {n["run"] for n in new}]  # a run scored again replaces itself
+        kept = [r for r in old if record_key(r) not in {record_key(n) for n in new}]  # a run scored again replaces itself
         with atomic_open(path, "w", encoding="utf-8") as handle:
             json.dump(kept + new, handle, indent=2)
     return 0

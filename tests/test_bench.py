@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -235,6 +236,14 @@ def test_blend_scores_a_trained_run_at_each_weight_and_picks_the_weight_on_dev(r
     records = json.loads((tmp_path / "results" / "toy-blend.json").read_text())
     assert [(r["final_blend"], r["seed"]) for r in records] == [(0.0, 0), (1.0, 0)]
     assert sum(r["chosen"] for r in records) == 1 and abs(records[0]["P@1"] - final["P@1"]) < 1e-9
+    assert records[0]["run_id"] == json.loads((run / "mlflow_run.json").read_text())["run_id"]
+    # another benchmark's run folder of the same name (another MLflow run) is kept beside it
+    other = tmp_path / "other" / run.name
+    shutil.copytree(run, other)
+    (other / "mlflow_run.json").write_text(json.dumps({"run_id": "another", "tracking_uri": "sqlite:///gone.db"}))
+    assert bench_blend.main(["--runs", str(other), "--weights", "0", "--data-dir", str(registered["data"])]) == 0
+    records = json.loads((tmp_path / "results" / "toy-blend.json").read_text())
+    assert [(r["run_id"] == "another", r["final_blend"]) for r in records] == [(False, 0.0), (False, 1.0), (True, 0.0)]
     text = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- begin toy-blend -->" in text and "| labelcorank | 0 | 0" in text and "**chosen**" in text
 

@@ -1099,6 +1099,33 @@ def test_readers_read_the_cached_text_as_in_one_joint_pass(implementation):
     assert grads[2].abs().sum() > 0 and torch.allclose(grads[2], joint_grads[2], atol=1e-5)  # through the cached text
 
 
+def test_readers_pass_the_cache_under_the_name_the_encoder_takes():
+    """transformers 5.0 named the cache argument ``past_key_values``; later releases ``cache``."""
+    from lcr.models.summary import encode_with_readers
+
+    class OlderBert(torch.nn.Module):  # an encoder whose forward names the cache the older way
+        def __init__(self, bert):
+            super().__init__()
+            self.bert, self.config = bert, bert.config
+
+        def get_input_embeddings(self):
+            return self.bert.get_input_embeddings()
+
+        def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None,
+                    token_type_ids=None, past_key_values=None):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                             position_ids=position_ids, token_type_ids=token_type_ids, cache=past_key_values)
+
+    bert = two_layer_bert("sdpa", seed=2)
+    ids = torch.randint(5, 50, (2, 6))
+    attn = torch.ones(2, 6, dtype=torch.long)
+    readers, keep = torch.randn(2, 2, 16), torch.ones(2, 2, dtype=torch.bool)
+    with torch.no_grad():
+        expected = encode_with_readers(bert, ids, attn, readers, keep, limit=16, segment=1)
+        older = encode_with_readers(OlderBert(bert), ids, attn, readers, keep, limit=16, segment=1)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(older, expected))
+
+
 def test_readers_refuse_an_encoder_that_keeps_no_keys_and_values():
     from transformers import DistilBertConfig, DistilBertModel
 
@@ -1109,3 +1136,12 @@ def test_readers_refuse_an_encoder_that_keeps_no_keys_and_values():
     ids = torch.randint(5, 50, (2, 5))
     with pytest.raises(LcrError, match="encoder_readers' needs an encoder that keeps its keys and values.*distilbert"):
         encode_text_for_readers(encoder, ids, torch.ones_like(ids), limit=16, room=3)
+
+    class NoCacheArgument(torch.nn.Module):  # a forward that takes no cache and no **kwargs
+        config = encoder.config
+
+        def forward(self, input_ids, attention_mask):
+            return encoder(input_ids=input_ids, attention_mask=attention_mask)
+
+    with pytest.raises(LcrError, match="encoder_readers' needs an encoder that keeps its keys and values.*distilbert"):
+        encode_text_for_readers(NoCacheArgument(), ids, torch.ones_like(ids), limit=16, room=3)

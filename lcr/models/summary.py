@@ -17,6 +17,8 @@ once and the readers, chosen from what that pass predicts, then read its cached 
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from transformers import Cache, DynamicCache
@@ -127,6 +129,29 @@ def encode_with_inserted(encoder: nn.Module, input_ids: torch.Tensor, attention_
     return hidden, mask
 
 
+def _cache_argument(encoder: nn.Module) -> str:
+    """The name under which this encoder's forward takes a key/value cache: ``cache`` (recent
+    transformers) or ``past_key_values`` (transformers 5.0 and the releases before the rename).
+
+    Raises:
+        LcrError: a forward that takes neither (one with ``**kwargs`` swallows the cache instead;
+            :func:`encode_text_for_readers` finds that out from the cache it gets back empty).
+    """
+    parameters = inspect.signature(encoder.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in parameters:
+            return name
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return "cache"
+    raise _keeps_no_cache(encoder)
+
+
+def _keeps_no_cache(encoder: nn.Module) -> LcrError:
+    kind = getattr(encoder.config, "model_type", None) or type(encoder).__name__
+    return LcrError(f"label_attention 'encoder_readers' needs an encoder that keeps its keys and values "
+                    f"(a cache); {kind!r} kept none")
+
+
 def encode_text_for_readers(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
                             limit: int | None, room: int) -> tuple[torch.Tensor, torch.Tensor, Cache]:
     """Encode the text and keep each layer's keys and values, for readers to read later.
@@ -154,10 +179,10 @@ def encode_text_for_readers(encoder: nn.Module, input_ids: torch.Tensor, attenti
     if limit is not None and input_ids.size(1) + room > limit:
         input_ids, attention_mask = input_ids[:, :limit - room], attention_mask[:, :limit - room]
     cache = DynamicCache(config=encoder.config)
-    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, cache=cache).last_hidden_state  # (B, T, delta)
+    name = _cache_argument(encoder)
+    hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **{name: cache}).last_hidden_state  # (B, T, delta)
     if cache.get_seq_length() != input_ids.size(1):
-        raise LcrError(f"label_attention 'encoder_readers' needs an encoder that keeps its keys and values "
-                       f"(a cache); {getattr(encoder.config, 'model_type', type(encoder).__name__)!r} kept none")
+        raise _keeps_no_cache(encoder)
     return hidden, attention_mask, cache
 
 
@@ -201,8 +226,9 @@ def read_with_readers(encoder: nn.Module, cache: Cache, text_mask: torch.Tensor,
     kwargs = {}
     if segment and getattr(encoder.config, "type_vocab_size", 1) > segment:
         kwargs["token_type_ids"] = torch.full((batch, m), segment, dtype=torch.long, device=readers.device)
+    kwargs[_cache_argument(encoder)] = cache
     out = encoder(inputs_embeds=readers.to(encoder.get_input_embeddings().weight.dtype), attention_mask=mask,
-                  position_ids=positions, cache=cache, **kwargs)
+                  position_ids=positions, **kwargs)
     return out.last_hidden_state  # (B, m, delta)
 
 
