@@ -1034,10 +1034,16 @@ def two_layer_bert(implementation: str, seed: int):
                                 attn_implementation=implementation)).eval()
 
 
-@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-def test_encode_with_readers_leaves_the_text_as_a_plain_pass_and_lets_the_readers_read(implementation):
-    from lcr.models.summary import encode_with_readers
+def encode_with_readers(encoder, input_ids, attention_mask, readers, readers_mask, *, limit, segment):
+    """The text encoded once, then the readers run against its cached keys and values (as the model does)."""
+    from lcr.models.summary import encode_text_for_readers, read_with_readers
 
+    text, mask, cache = encode_text_for_readers(encoder, input_ids, attention_mask, limit=limit, room=readers.size(1))
+    return text, read_with_readers(encoder, cache, mask, readers, readers_mask, segment=segment)
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_readers_leave_the_text_as_a_plain_pass_and_read_it(implementation):
     bert = two_layer_bert(implementation, seed=0)
     ids = torch.randint(5, 50, (2, 9))
     attn = torch.ones(2, 9, dtype=torch.long)
@@ -1101,8 +1107,6 @@ def test_readers_read_the_cached_text_as_in_one_joint_pass(implementation):
 
 def test_readers_pass_the_cache_under_the_name_the_encoder_takes():
     """transformers 5.0 named the cache argument ``past_key_values``; later releases ``cache``."""
-    from lcr.models.summary import encode_with_readers
-
     class OlderBert(torch.nn.Module):  # an encoder whose forward names the cache the older way
         def __init__(self, bert):
             super().__init__()

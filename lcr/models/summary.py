@@ -9,10 +9,10 @@ prediction alone) can use it too (the ``summary_tokens`` setting; 1 = the paper'
 
 The two ways the models put their own embeddings into the encoder's input are here:
 :func:`encode_with_inserted` (after [CLS], read by the text and reading it: the summary tokens,
-and LabelCoRank's label queries with ``label_attention: encoder``) and :func:`encode_with_readers`
-(appended after the text, which does not read them: ``label_attention: encoder_readers``; in two
-halves, :func:`encode_text_for_readers` and :func:`read_with_readers`, so that the text is encoded
-once and the readers, chosen from what that pass predicts, then read its cached keys and values).
+and LabelCoRank's label queries with ``label_attention: encoder``) and readers appended after the
+text, which does not read them (``label_attention: encoder_readers``), in two halves:
+:func:`encode_text_for_readers` encodes the text once and keeps its keys and values, and
+:func:`read_with_readers` runs the readers, chosen from what that pass predicts, against them.
 """
 
 from __future__ import annotations
@@ -230,22 +230,3 @@ def read_with_readers(encoder: nn.Module, cache: Cache, text_mask: torch.Tensor,
     out = encoder(inputs_embeds=readers.to(encoder.get_input_embeddings().weight.dtype), attention_mask=mask,
                   position_ids=positions, **kwargs)
     return out.last_hidden_state  # (B, m, delta)
-
-
-def encode_with_readers(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        readers: torch.Tensor, readers_mask: torch.Tensor, *, limit: int | None,
-                        segment: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encode the text with m reader embeddings appended after it, the text blind to them:
-    :func:`encode_text_for_readers` then :func:`read_with_readers`.
-
-    The readers read the text and each other at every layer; no text token reads a reader, and
-    the text keeps its own positions 0..T-1 and token type, so the text's states are those of a
-    plain pass over the text.
-
-    Returns:
-        ``(text, read)``: the text's states (B x T' x delta, T' = T or less when cut: text past
-        ``limit - m`` is cut from the end) and the readers' states (B x m x delta).
-    """
-    hidden, mask, cache = encode_text_for_readers(encoder, input_ids, attention_mask, limit=limit,
-                                                  room=readers.size(1))
-    return hidden, read_with_readers(encoder, cache, mask, readers, readers_mask, segment=segment)
