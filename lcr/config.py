@@ -121,8 +121,10 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             sequence S is built from a first stage worth reranking. 0 = off (the paper).
         residual: LabelCoRank's final logits add the first prediction's (W5 and b5 start at
             zero, so the reranking stage starts from S1 and learns corrections); False = eq. 6.
-        final_head: ``dense`` (eqs. 5-6, W5 over all labels) or ``per_label`` (each label of S
-            rescored from its own attended feature; see :class:`lcr.models.labelcorank.LabelCoRankConfig`).
+        final_head: ``dense`` (eqs. 5-6, W5 over all labels), ``per_label`` (each label of S
+            rescored from its own attended feature, as a change of S1's logit) or
+            ``per_label_alone`` (the same score as the label's logit itself, not added to S1's);
+            see :class:`lcr.models.labelcorank.LabelCoRankConfig`.
         detach_first: L2 does not train the S1 logits that the final prediction adds (S1 learns
             from L1 alone; the reranking stage learns corrections); see the model config.
         summary_tokens: how many summary states the first prediction reads (LabelCoRank, its
@@ -269,7 +271,6 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.summary_tokens == 1 or self.resolved_pooling == "cls",
              f"summary_tokens = {self.summary_tokens} needs pooling cls (the summary states are pooled, not the "
              f"mean of the tokens); pooling is {self.pooling!r}"),
-            (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),

@@ -609,6 +609,35 @@ def test_per_label_head_rescores_only_the_labels_of_s(tiny):
     assert model.label_scorer.weight.grad.abs().sum() > 0 and model.shared_scorer.weight.grad.abs().sum() > 0
 
 
+def test_per_label_alone_head_scores_the_labels_of_s_on_its_own(tiny):
+    from lcr.models.labelcorank import init_heads
+
+    model = _model(tiny, final_head="per_label_alone")
+    freq = np.arange(1, K + 1)
+    assert "label_offset" in init_heads(model, label_freq=freq, n_docs=20)["bias"]
+    ids, attention = _batch(tiny)
+    out = model(ids, attention)
+    in_s = torch.zeros(len(TEXTS), K + 1, dtype=torch.bool).scatter(1, out.selected, out.selected_mask)[:, :K]
+    assert in_s.any() and (~in_s).any()
+    # u = w = 0: each label of S starts at its prior, whatever S1 says of it; the others keep S1's logit
+    prior = torch.as_tensor(freq / 20, dtype=out.logits2.dtype).expand(len(TEXTS), K)
+    assert torch.allclose(torch.sigmoid(out.logits2[in_s]), prior[in_s], atol=1e-6)
+    assert not torch.allclose(out.logits2[in_s], out.logits1[in_s])
+    assert torch.allclose(out.logits2[~in_s], out.logits1[~in_s])
+    # L2 reaches S1's logits only through the labels outside S, the scorer through those of S
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    model.train()
+    out = model(ids, attention, labels=labels)
+    first_grad = torch.autograd.grad(out.loss2, out.logits1, retain_graph=True)[0]
+    in_s = torch.zeros(len(TEXTS), K + 1, dtype=torch.bool).scatter(1, out.selected, out.selected_mask)[:, :K]
+    assert torch.all(first_grad[in_s] == 0) and first_grad[~in_s].abs().sum() > 0
+    out.loss2.backward()
+    assert model.label_scorer.weight.grad.abs().sum() > 0 and model.shared_scorer.weight.grad.abs().sum() > 0
+    with pytest.raises(LcrError, match=r"final_head = 'alone' is not a valid one of 'dense', 'per_label'"):
+        train_params({"final_head": "alone"})
+
+
 @pytest.mark.parametrize("head", [{"final_head": "per_label"}, {"final_head": "dense", "residual": True}])
 def test_detach_first_keeps_l2_out_of_the_first_prediction(tiny, head):
     labels = torch.zeros(len(TEXTS), K)

@@ -105,7 +105,7 @@ class LabelCoRankSettings(SharedModelSettings):
     classifier_rank: int | None = None
     pooling: str = "cls"
     residual: bool = False
-    final_head: str = "dense"
+    final_head: Literal["dense", "per_label", "per_label_alone"] = "dense"
     detach_first: bool = False
     summary_tokens: int = 1
     query_confidence: bool = False

@@ -67,6 +67,8 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 # How the label queries read the text (step 4): see LabelCoRankConfig.label_attention.
 LABEL_ATTENTION = ("head", "encoder", "encoder_readers")
+# Step 5's heads that score each label of S from its own attended feature (final_head).
+PER_LABEL_HEADS = ("per_label", "per_label_alone")
 
 
 class LabelCoRankConfig(LabelCoRankSettings):
@@ -105,7 +107,12 @@ class LabelCoRankConfig(LabelCoRankSettings):
             z1[s_j] + a_j . (u[s_j] + w) + v[s_j], with label vectors u, v and a shared w that
             start at zero; labels outside S keep S1's logit). ``per_label`` is a reranker in the
             literal sense: it learns per label instead of per slot of S, has no gamma*delta x K
-            W5, and starts from S1.
+            W5, and starts from S1. ``per_label_alone`` (an extension): the same layers, but each
+            label of S gets a_j . (u[s_j] + w) + v[s_j] itself as its logit instead of a change
+            of S1's (v starts at the label log-odds, :func:`init_heads`; labels outside S keep
+            S1's logit): on its training documents S1 is soon right, so a correction of it
+            learns to change little, while a score of its own must tell the labels of S apart
+            from the text; with ``final_blend`` the two predictions are then ranked as an ensemble.
         detach_first: where the final prediction adds S1's logits (``per_label``, or ``residual``
             with ``dense``), L2's gradient does not flow into them: S1 is trained by L1 alone,
             and the reranking stage learns what to change in a first prediction it cannot move
@@ -181,7 +188,6 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.classifier_rank is None or self.classifier_rank >= 1, "classifier_rank must be None or >= 1"),
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be None or >= 1"),
             (self.pooling in ("cls", "mean"), "pooling must be 'cls' or 'mean'"),
-            (self.final_head in ("dense", "per_label"), "final_head must be 'dense' or 'per_label'"),
             (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
             (self.summary_tokens == 1 or self.pooling == "cls", "summary_tokens > 1 needs pooling 'cls'"),
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
@@ -236,8 +242,8 @@ def label_log_odds(freq, n_docs: int, eps: float = 1e-5) -> torch.Tensor:
 def init_heads(model: nn.Module, *, label_freq=None, n_docs: int | None = None, from_pooler: bool = False) -> dict:
     """Start a freshly built model's label layers from what is already known.
 
-    * ``label_freq`` (K,) and ``n_docs``: the biases of W2 (and W5) become the labels'
-      training-set log-odds (:func:`label_log_odds`).
+    * ``label_freq`` (K,) and ``n_docs``: the biases of W2 (and W5, or v of the
+      ``per_label_alone`` head) become the labels' training-set log-odds (:func:`label_log_odds`).
     * ``from_pooler``: W1/b1 become the encoder checkpoint's own pooler (``encoder.pooler.dense``
       of BERT/RoBERTa checkpoints: tanh(h_cls W + b) is exactly eq. 2, and the authors' code
       feeds the encoder's ``pooler_output`` to W2); left random when the encoder has none.
@@ -250,6 +256,11 @@ def init_heads(model: nn.Module, *, label_freq=None, n_docs: int | None = None, 
     done = {"bias": [], "pooler": False}
     if label_freq is not None:
         bias = label_log_odds(label_freq, n_docs)
+        offset = getattr(model, "label_offset", None)  # v of final_head per_label_alone (K + 1 rows, PAD last)
+        if getattr(getattr(model, "config", None), "final_head", None) == "per_label_alone" \
+                and isinstance(offset, nn.Embedding) and offset.num_embeddings == bias.numel() + 1:
+            offset.weight[:-1, 0].copy_(bias.to(offset.weight))
+            done["bias"].append("label_offset")
         residual = getattr(getattr(model, "config", None), "residual", False)
         for name in ("classifier1",) if residual else ("classifier1", "classifier2"):  # residual: S1 has the prior
             layer = getattr(model, name, None)
@@ -684,13 +695,13 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         self.token_limit = max_tokens(encoder.config)  # the encoder's position table
         # Step 5: Y = sigmoid(f_cat W5 + b5) (eq. 6). W5 is (gamma delta x K): 483M weights for
         # MAG-CS with roberta-base, hence the optional low-rank factorisation W5 ~ A B.
-        if config.final_head == "per_label":
+        if config.final_head in PER_LABEL_HEADS:
             # a_j . (u[s_j] + w) + v[s_j]: one vector and one bias per label (PAD row K unused)
             self.label_scorer = nn.Embedding(num_labels + 1, dim)  # u
             self.label_offset = nn.Embedding(num_labels + 1, 1)  # v
             self.shared_scorer = nn.Linear(dim, 1, bias=False)  # w
             for weight in (self.label_scorer.weight, self.label_offset.weight, self.shared_scorer.weight):
-                nn.init.zeros_(weight)  # Y starts as S1
+                nn.init.zeros_(weight)  # per_label: Y starts as S1 (per_label_alone: init_heads sets v)
         elif config.classifier_rank is None:
             self.classifier2 = nn.Linear(gamma * dim, num_labels)  # W5
         else:
@@ -869,14 +880,16 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             attended = self.interaction(attended, selected_mask)  # (B, gamma, delta)
 
         # Step 5: final prediction from all gamma label-aware features.
-        if cfg.final_head == "per_label":
+        if cfg.final_head in PER_LABEL_HEADS:
             # Rescore each label of S from its own feature; the others keep S1's logit.
             change = (attended * (self.label_scorer(selected) + self.shared_scorer.weight)).sum(-1)  # (B, gamma)
             change = (change + self.label_offset(selected).squeeze(-1)) * selected_mask  # (B, gamma) 0 on PAD
-            moved = logits1.new_zeros(logits1.size(0), cfg.num_labels + 1)  # (B, K + 1) column K = PAD
-            moved = moved.scatter_add(1, selected, change.to(moved.dtype))  # (B, K + 1)
             base = first.detach() if cfg.detach_first else first  # (B, K) what the stage corrects
-            logits2 = base + moved[:, :-1]  # (B, K) Y before the sigmoid
+            padded = F.pad(base, (0, 1))  # (B, K + 1) column K = PAD, dropped below
+            if cfg.final_head == "per_label":  # a correction added to S1's logit
+                logits2 = padded.scatter_add(1, selected, change.to(padded.dtype))[:, :-1]  # (B, K) Y before the sigmoid
+            else:  # per_label_alone: the labels of S get the reader's own score, not a change of S1's
+                logits2 = padded.scatter(1, selected, change.to(padded.dtype))[:, :-1]  # (B, K) Y before the sigmoid
         else:
             f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
             logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
