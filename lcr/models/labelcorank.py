@@ -19,7 +19,8 @@ real tokens instead of h_cls in eq. 2, for checkpoints trained with mean pooling
 ``residual=True`` (Y = sigmoid(z1 + f_cat W5 + b5), W5 and b5 starting at zero) and
 ``summary_tokens=n`` (BERTXML's n summary tokens for the first prediction: :class:`FirstPrediction`),
 ``final_head="per_label"`` (step 5 rescores each label of S from its own attention output with
-a per-label vector, instead of the dense W5 over all labels; the other labels keep S1's logit).
+a per-label vector, instead of the dense W5 over all labels, as a change of S1's logit; the other
+labels keep S1's; ``"per_label_alone"``: that score is the label's logit itself).
 ``label_interaction_layers=n`` (n self-attention blocks among the labels of S between steps 4 and
 5: :class:`LabelInteraction`). ``label_attention="encoder"`` (step 4 as a cross-encoder: the label
 queries are tokens of a second encoder pass over the text, :func:`lcr.models.summary.encode_with_inserted`;
