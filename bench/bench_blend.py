@@ -85,14 +85,16 @@ def chosen_weight(rows: list[dict]) -> float:
 
 
 def reference(dataset: str, settings: dict) -> dict | None:
-    """The plain fine-tune's record with the run's seed, epochs, tokens and schedule, if one was kept."""
+    """The plain fine-tune's record with the run's seed, epochs, tokens, schedule and encoder learning
+    rate, if one was kept."""
     path = records_path(dataset)
     if not path.exists():
         return None
     matches = [r for r in json.loads(path.read_text(encoding="utf-8"))
                if r["variant"] == "roberta" and r["seed"] == settings["seed"] and r["epochs"] == settings["epochs"]
                and r["max_length"] == settings["max_length"]
-               and r.get("schedule", "constant") == settings["schedule"] and r.get("summary_tokens", 1) == 1]
+               and r.get("schedule", "constant") == settings["schedule"] and r.get("summary_tokens", 1) == 1
+               and r.get("lr", settings["lr"]) == settings["lr"]]  # records before the rates were kept: the recipe's
     return matches[-1] if matches else None
 
 

@@ -55,6 +55,9 @@ SECOND_STAGE = {"final_head": "per_label", "query_confidence": False, "rank_loss
 # The LabelCoRank settings that tell the family's runs apart (``--set gamma=10`` is another run
 # than gamma 20); every record before they were recorded ran at the dataset's params.yaml values.
 FAMILY_SETTINGS = ("gamma", "beta", "alpha")
+# The learning rates (encoder, new layers): every record names them, and a run at other rates is
+# another recipe; records written before they were recorded have none (a rerun of one is kept beside it).
+RATES = ("lr", "head_lr")
 STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2", "mean_S3")
 
 
@@ -177,6 +180,7 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
             record.update({k: p[k] for k in FAMILY_SETTINGS})
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
                       epochs=p["epochs"], schedule=p["schedule"], summary_tokens=p.get("summary_tokens", 1),
+                      **{k: p[k] for k in RATES if k in p},
                       **{k: p[k] for k, off in SECOND_STAGE.items() if p.get(k, off) != off},
                       train_docs=train_docs, commit=result.get("commit") or revision,
                       run_id=result.get("run_id"))
@@ -193,7 +197,7 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     """Merge ``new`` into the records file.
 
     A rerun under the same budget and recipe (dataset, variant, seed, epochs, tokens, schedule,
-    summary tokens, the :data:`SECOND_STAGE` settings, and on the LabelCoRank family's records
+    summary tokens, the learning rates (:data:`RATES`), the :data:`SECOND_STAGE` settings, and on the LabelCoRank family's records
     the :data:`FAMILY_SETTINGS`) replaces its record; any other run is
     added beside it (records written before the schedule or the summary tokens were recorded ran
     at the constant rate, with one summary token; before the second-stage settings, with them off).
@@ -202,7 +206,7 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
 
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     key = lambda r: (r["dataset"], r["variant"], r["seed"], r["epochs"], r["max_length"],  # noqa: E731
-                     r.get("schedule", "constant"), r.get("summary_tokens", 1),
+                     r.get("schedule", "constant"), r.get("summary_tokens", 1), *(r.get(k) for k in RATES),
                      *(r.get(k, off) for k, off in SECOND_STAGE.items()), *(r.get(k) for k in FAMILY_SETTINGS))
     replaced = {key(r) for r in new}
     merged = [r for r in old if key(r) not in replaced] + new

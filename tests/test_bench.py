@@ -179,6 +179,11 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.93, 0.94, 0.95, 0.96, 0.97, 0.98,
                                                                                    0.99]
     assert "final_head" not in records[0]  # the project's default (per_label) is not named
+    assert (records[0]["lr"], records[0]["head_lr"]) == (params["lr"], params["head_lr"])
+    faster = [{**dense[0], "lr": 1e-4, "P@1": 0.92}]  # another learning rate: beside it
+    merged = bench_reuters.write_records(faster, path)
+    assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.92, 0.93, 0.94, 0.95, 0.96,
+                                                                                   0.97, 0.98, 0.99]
     turned_on = [{**results[0], "params": {**results[0]["params"], "rank_loss_weight": 0.1}}]
     assert bench_reuters.records(turned_on, args, "abc1234")[0]["rank_loss_weight"] == 0.1
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
@@ -246,6 +251,13 @@ def test_blend_scores_a_trained_run_at_each_weight_and_picks_the_weight_on_dev(r
     assert [(r["run_id"] == "another", r["final_blend"]) for r in records] == [(False, 0.0), (False, 1.0), (True, 0.0)]
     text = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- begin toy-blend -->" in text and "| labelcorank | 0 | 0" in text and "**chosen**" in text
+    # the plain fine-tune beside it: same seed, epochs, tokens, schedule and encoder learning rate
+    base = {"dataset": "toy", "variant": "roberta", "seed": 0, "epochs": 2, "max_length": 64, "schedule": "linear"}
+    (tmp_path / "results" / "toy-recipe.json").write_text(json.dumps(
+        [{**base, "P@1": 0.5}, {**base, "lr": 1e-4, "P@1": 0.6}, {**base, "seed": 1, "lr": 5e-5, "P@1": 0.7}]))
+    settings = {"seed": 0, "epochs": 2, "max_length": 64, "schedule": "linear"}
+    assert bench_blend.reference("toy", {**settings, "lr": 5e-5})["P@1"] == 0.5  # no rate kept: the recipe's
+    assert bench_blend.reference("toy", {**settings, "lr": 1e-4})["P@1"] == 0.6
 
 
 def test_synthetic_label_model_shape():
