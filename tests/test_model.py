@@ -1119,7 +1119,10 @@ def test_readers_read_the_cached_text_as_in_one_joint_pass(implementation):
     mask = allowed[:, None] if implementation == "sdpa" else \
         torch.zeros(2, 1, 10, 10).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
     types = torch.cat([torch.zeros(2, 7), torch.ones(2, 3)], dim=1).long()
-    joint = bert(inputs_embeds=embeds, attention_mask=mask, token_type_ids=types).last_hidden_state
+    lengths = attn.sum(dim=1, keepdim=True)  # (2, 1): each text's readers sit right after its last token
+    positions = torch.cat([torch.arange(7).expand(2, 7), lengths + torch.arange(3)], dim=1)  # (2, 10)
+    joint = bert(inputs_embeds=embeds, attention_mask=mask, token_type_ids=types,
+                 position_ids=positions).last_hidden_state
     joint_grads = torch.autograd.grad((joint[:, 7:][keep] * direction).sum(), [readers, bert.pooler.dense.weight,
                                       bert.embeddings.word_embeddings.weight], allow_unused=True)
 
@@ -1132,6 +1135,11 @@ def test_readers_read_the_cached_text_as_in_one_joint_pass(implementation):
     assert torch.allclose(grads[0], joint_grads[0], atol=1e-5)
     assert grads[1] is None and joint_grads[1] is None  # the pooler is not on the path
     assert grads[2].abs().sum() > 0 and torch.allclose(grads[2], joint_grads[2], atol=1e-5)  # through the cached text
+    # a document reads the same whatever its batch-mates: the short text alone, without their padding
+    with torch.no_grad():
+        _, short_mask, short_cache = encode_text_for_readers(bert, ids[:1, :5], attn[:1, :5], limit=16, room=3)
+        alone = read_with_readers(bert, short_cache, short_mask, readers[:1], keep[:1], segment=1)
+    assert torch.allclose(alone[0][keep[0]], read[0][keep[0]], atol=1e-5)
 
 
 def test_readers_pass_the_cache_under_the_name_the_encoder_takes():

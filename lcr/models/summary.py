@@ -219,10 +219,12 @@ def read_with_readers(encoder: nn.Module, cache: Cache, text_mask: torch.Tensor,
     else:
         raise LcrError(f"label_attention 'encoder_readers' needs the encoder's attention 'sdpa' or 'eager', "
                        f"not {implementation!r} (it takes a custom attention mask)")
-    # Positions count on from the text's (after the padding offset of RoBERTa-like tables).
+    # Positions count on from each text's own last token (after the padding offset of RoBERTa-like
+    # tables), not from the batch's padded length: a document reads the same with any batch-mates.
     offset = (getattr(encoder.config, "pad_token_id", 1) or 0) + 1 \
         if getattr(encoder.config, "model_type", "") in _OFFSET_POSITIONS else 0
-    positions = torch.arange(offset + t, offset + t + m, device=readers.device).expand(batch, m)  # (B, m)
+    lengths = text_mask.long().sum(dim=1, keepdim=True)  # (B, 1) real text tokens (right padding)
+    positions = offset + lengths + torch.arange(m, device=readers.device)  # (B, m)
     kwargs = {}
     if segment and getattr(encoder.config, "type_vocab_size", 1) > segment:
         kwargs["token_type_ids"] = torch.full((batch, m), segment, dtype=torch.long, device=readers.device)
