@@ -189,6 +189,30 @@ def metrics(
 
 @app.command()
 @_user_errors
+def compare(
+    gold: str = typer.Option(..., help="DATASET:SPLIT of a fetched dataset, or a JSONL file of {id, labels}."),
+    baseline: list[Path] = typer.Option(..., help="The reference model's predictions JSONL; repeat it for "
+                                        "several seeds (averaged per document)."),
+    candidate: list[Path] = typer.Option(..., help="The predictions JSONL of the model compared with it; "
+                                         "repeat it for several seeds."),
+    resamples: int = typer.Option(1000, help="Bootstrap resamples of the documents."),
+    confidence: float = typer.Option(0.95, help="Coverage of the confidence interval."),
+    seed: int = typer.Option(0, help="Seed of the resampling."),
+    data_dir: Optional[Path] = DataDirOption,
+    params: Optional[Path] = ParamsOption,
+):
+    """Candidate minus baseline on P@k and nDCG@k, with a paired bootstrap interval over the documents
+    and a one-sided p-value (p_not_better); JSON on stdout."""
+    from lcr.report.evaluation import compare_prediction_files
+
+    config = load_params(params)
+    result = compare_prediction_files(gold, baseline, candidate, data_dir=data_dir or config.data_dir,
+                                      resamples=resamples, confidence=confidence, seed=seed)
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+@_user_errors
 def predict(
     model: str = typer.Option(..., "--model", help="A model folder (runs/D/RUN/best_model), an MLflow model "
                               "directory, or a model URI: models:/lcr-D/VERSION, runs:/RUN_ID/model."),

@@ -260,6 +260,44 @@ def test_blend_scores_a_trained_run_at_each_weight_and_picks_the_weight_on_dev(r
     assert bench_blend.reference("toy", {**settings, "lr": 1e-4})["P@1"] == 0.6
 
 
+def test_paired_compares_two_runs_predictions_and_pools_the_seeds(registered, tmp_path, monkeypatch):
+    from bench import bench_paired, bench_reuters
+    from lcr.datasets import store as data_store
+
+    run = registered["root"] / "run"
+    # A candidate run whose test predictions are the gold labels themselves.
+    perfect = tmp_path / "perfect" / run.name
+    shutil.copytree(run, perfect, ignore=shutil.ignore_patterns("best_model", "checkpoint.pt"))
+    (perfect / "mlflow_run.json").write_text(json.dumps({"run_id": "perfect", "tracking_uri": "sqlite:///gone.db"}))
+    vocab, _ = data_store.read_vocab(registered["data"] / "toy")
+    gold = data_store.label_matrix(registered["data"] / "toy", "test", vocab)
+    ids = data_store.read_split(registered["data"] / "toy", "test", columns=["id"]).column("id").to_pylist()
+    (perfect / "predictions-test.jsonl").write_text("".join(
+        json.dumps({"id": doc, "labels": [vocab[j] for j in gold[i].indices]}) + "\n" for i, doc in enumerate(ids)))
+    final = json.loads((run / "metrics.json").read_text())["eval"]["full"]
+
+    pairs = [(bench_paired.run_info(run), bench_paired.run_info(perfect))]
+    (one,) = bench_paired.comparisons(pairs, data_dir=registered["data"], resamples=200)
+    ndcg = one["metrics"]["nDCG@5"]
+    assert one["label"] == "s0" and abs(ndcg["baseline"] - final["nDCG@5"]) < 1e-9 and ndcg["candidate"] == 1.0
+    assert ndcg["worse"] == 0 and ndcg["low"] >= 0 and (ndcg["better"] > 0) == (final["nDCG@5"] < 1.0)
+    both = bench_paired.comparisons(pairs + [(bench_paired.run_info(perfect), bench_paired.run_info(run))],
+                                    data_dir=registered["data"], resamples=200)
+    assert [c["label"] for c in both] == ["s0", "s0", "pooled"]
+    assert abs(both[2]["metrics"]["nDCG@5"]["difference"]) < 1e-12  # each side averages the same two rankings
+
+    monkeypatch.setattr(bench_paired, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(bench_paired, "RECORDS_DIR", tmp_path / "results")
+    monkeypatch.setattr(bench_reuters, "RECORDS_DIR", tmp_path / "results")
+    argv = ["--pair", str(run), str(perfect), "--resamples", "100", "--data-dir", str(registered["data"])]
+    assert bench_paired.main(argv) == 0 and bench_paired.main(argv) == 0  # compared again: replaced, not added
+    records = json.loads((tmp_path / "results" / "toy-paired.json").read_text())
+    assert [(r["comparison"], r["metric"]) for r in records] == [("s0", c) for c in bench_reuters.COLUMNS]
+    assert records[0]["candidate_runs"] == ["perfect"] and records[0]["baseline_variant"] == "labelcorank"
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- begin toy-paired -->" in text and "| s0 | nDCG@5 |" in text
+
+
 def test_synthetic_label_model_shape():
     model = LabelModel.create(200, seed=1)
     Y, topic = model.sample(3000, 5.0, np.random.default_rng(2))

@@ -55,6 +55,27 @@ def test_export_then_metrics_on_perfect_predictions(custom_store, tmp_path):
     assert plain["full"]["P@1"] == 1.0 and "head" not in plain
 
 
+def test_compare_two_prediction_files_on_a_dataset_split(custom_store, tmp_path):
+    out = tmp_path / "train.jsonl"
+    assert invoke("export", "toy", "train", "-o", out, "--data-dir", custom_store).exit_code == 0
+    gold = [json.loads(line) for line in out.read_text().splitlines()]
+    perfect, first_wrong = tmp_path / "perfect.jsonl", tmp_path / "wrong.jsonl"
+    perfect.write_text("".join(json.dumps({"id": g["id"], "labels": g["labels"]}) + "\n" for g in gold))
+    others = {g["id"]: [x for x in ("a", "b", "c") if x not in g["labels"]] for g in gold}
+    first_wrong.write_text("".join(json.dumps({"id": g["id"], "labels": (others[g["id"]] or ["zz"])[:1] + g["labels"]})
+                                   + "\n" for g in gold))
+    result = invoke("compare", "--gold", "toy:train", "--baseline", first_wrong, "--candidate", perfect,
+                    "--resamples", 100, "--data-dir", custom_store)
+    assert result.exit_code == 0, result.output
+    p1 = json.loads(result.output)["metrics"]["P@1"]
+    assert p1["baseline"] == 0.0 and p1["candidate"] == 1.0 and p1["low"] == 1.0
+    assert p1["better"] == len(gold) and p1["n_docs"] == len(gold)
+    missing = invoke("compare", "--gold", "toy:train", "--baseline", perfect, "--candidate", tmp_path / "nope.jsonl",
+                     "--data-dir", custom_store)
+    assert missing.exit_code != 0 and "nope.jsonl: no such file" in missing.output
+    assert "Traceback" not in missing.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["fetch", "imagenet"], "unknown dataset 'imagenet'"),
     (["prepare", "nothing"], "lcr fetch nothing"),

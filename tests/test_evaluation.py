@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lcr.errors import LcrError
-from lcr.report.evaluation import evaluate_prediction_file, oracle_prediction_file
+from lcr.report.evaluation import compare_prediction_files, evaluate_prediction_file, oracle_prediction_file
 
 
 def write_jsonl(path, rows):
@@ -73,3 +73,36 @@ def test_per_label_file_writes_one_row_per_label(files, tmp_path):
     assert by_label.loc["y", "f1"] == pytest.approx(1.0)
     with pytest.raises(LcrError, match="no such file"):
         per_label_file(str(gold), tmp_path / "missing.jsonl", tmp_path / "x.csv")
+
+
+def test_compare_prediction_files_pairs_the_documents_of_two_models(files, tmp_path):
+    gold, pred = files
+    # The candidate puts each document's gold labels first, in another line order than the gold's.
+    perfect = write_jsonl(tmp_path / "perfect.jsonl", [
+        {"id": "c", "labels": ["x", "y"], "scores": [0.9, 0.1]},
+        {"id": "a", "labels": ["x", "y", "z"], "scores": [0.9, 0.8, 0.1]},
+        {"id": "b", "labels": ["z"], "scores": [0.9]},
+    ])
+    result = compare_prediction_files(str(gold), [pred], [perfect], resamples=200)
+    before = evaluate_prediction_file(str(gold), pred)["metrics"]["full"]
+    p1 = result["metrics"]["P@1"]
+    assert p1["baseline"] == before["P@1"] == 0.0 and p1["candidate"] == 1.0
+    assert p1["difference"] == p1["low"] == p1["high"] == 1.0 and p1["p_not_better"] == 0.0
+    assert result["metrics"]["nDCG@5"]["baseline"] == pytest.approx(before["nDCG@5"])
+    assert result["report"][str(pred)]["unknown_labels"] == 1  # q
+    # Against itself: no difference at all.
+    same = compare_prediction_files(str(gold), [pred], [pred], resamples=50)["metrics"]["nDCG@3"]
+    assert same["difference"] == 0.0 and same["better"] == same["worse"] == 0
+
+
+def test_compare_prediction_files_names_what_is_wrong(files, tmp_path):
+    gold, pred = files
+    with pytest.raises(LcrError, match="--candidate .*missing.jsonl: no such file"):
+        compare_prediction_files(str(gold), [pred], [tmp_path / "missing.jsonl"])
+    with pytest.raises(LcrError, match="at least one --baseline"):
+        compare_prediction_files(str(gold), [], [pred])
+    with pytest.raises(LcrError, match="resamples"):
+        compare_prediction_files(str(gold), [pred], [pred], resamples=0)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "zzz", "labels": ["x"], "scores": [1.0]}])
+    with pytest.raises(LcrError, match="zzz"):
+        compare_prediction_files(str(gold), [bad], [pred])

@@ -17,6 +17,7 @@ from lcr.report.metrics import (
     inverse_propensity,
     label_frequency,
     ndcg_at_k,
+    per_document,
     precision_at_k,
     psndcg_at_k,
     psp_at_k,
@@ -62,6 +63,20 @@ def test_ndcg_by_hand():
     # nDCG@5: DCG unchanged; doc0 denominator still 2 terms, doc2 now 4 terms (+ 1/log2(5))
     doc2_5 = 1 / (1 + 1 / LOG2_3 + 0.5 + 1 / math.log2(5))
     assert ndcg_at_k(GOLD, TOPK, 5) == pytest.approx((doc0 + 0 + doc2_5) / 3)
+
+
+def test_per_document_values_by_hand_and_their_means_are_the_metrics():
+    each = per_document(GOLD, TOPK, ks=(1, 3))
+    assert set(each) == {"P@1", "P@3", "nDCG@1", "nDCG@3"}
+    assert each["P@1"].tolist() == [1.0, 0.0, 1.0]
+    assert each["P@3"] == pytest.approx([2 / 3, 0.0, 1 / 3])
+    assert each["nDCG@3"] == pytest.approx([1.5 / (1 + 1 / LOG2_3), 0.0, 1 / (1 + 1 / LOG2_3 + 0.5)])
+    for name, values in per_document(GOLD, TOPK, ks=(1, 3, 5)).items():
+        k = int(name.split("@")[1])
+        whole = precision_at_k(GOLD, TOPK, k) if name.startswith("P@") else ndcg_at_k(GOLD, TOPK, k)
+        assert values.mean() == pytest.approx(whole)
+    with pytest.raises(ValueError, match="at least one cut-off"):
+        per_document(GOLD, TOPK, ks=())
 
 
 def test_unknown_label_index_is_a_miss():

@@ -8,6 +8,7 @@ training and evaluation use.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from lcr.report import metrics, predictions
@@ -54,6 +55,29 @@ def load_gold(gold: str, data_dir: str | Path = "data") -> dict:
     return result
 
 
+def _existing(pred: str | Path, option: str = "--pred") -> Path:
+    """A prediction file's path, checked before anything is loaded."""
+    pred = Path(pred)
+    if not pred.is_file():
+        raise LcrError(f"{option} {pred}: no such file")
+    return pred
+
+
+def _aligned(reference: dict, pred: str | Path, width: int, *, option: str = "--pred", widest: bool = False):
+    """A prediction file's rankings in the order of the gold's documents.
+
+    Returns:
+        ``(topk, scores, report)`` as :func:`lcr.report.predictions.align_predictions` gives them,
+        ``width`` ranks wide (or as wide as the file's longest ranking with ``widest``).
+    """
+    pred = _existing(pred, option)
+    pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
+    if widest and pred_labels:
+        width = max([width, *(len(row) for row in pred_labels)])
+    return predictions.align_predictions(reference["ids"], reference["vocab"], pred_ids, pred_labels,
+                                         pred_scores, width, source=pred)
+
+
 def evaluate_prediction_file(gold: str, pred: str | Path, *, data_dir: str | Path = "data",
                              threshold: float = 0.5, ks: tuple[int, ...] = (1, 3, 5)) -> dict:
     """Score a predictions JSONL file against gold labels.
@@ -62,13 +86,9 @@ def evaluate_prediction_file(gold: str, pred: str | Path, *, data_dir: str | Pat
         ``{"metrics": {"full": {...}, "head": {...}, "tail": {...}}, "report": {...}}`` where the
         report counts missing predictions, unknown labels and truncated rankings.
     """
-    pred = Path(pred)
-    if not pred.is_file():
-        raise LcrError(f"--pred {pred}: no such file")
+    _existing(pred)  # before the gold loads: the commonest mistake is named first
     reference = load_gold(gold, data_dir)
-    pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
-    topk, scores, report = predictions.align_predictions(reference["ids"], reference["vocab"], pred_ids,
-                                                      pred_labels, pred_scores, max(ks), source=pred)
+    topk, scores, report = _aligned(reference, pred, max(ks))
     result = metrics.evaluate(reference["matrix"], topk, scores=scores,
                               train_freq=reference["train_freq"], n_train=reference["n_train"],
                               threshold=threshold, subsets=reference["subsets"], ks=ks)
@@ -88,14 +108,9 @@ def per_label_file(gold: str, pred: str | Path, output: str | Path, *, data_dir:
 
     from lcr.atomic import atomic_open
 
-    pred = Path(pred)
-    if not pred.is_file():
-        raise LcrError(f"--pred {pred}: no such file")
+    _existing(pred)  # before the gold loads: the commonest mistake is named first
     reference = load_gold(gold, data_dir)
-    pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
-    width = max([k, *(len(row) for row in pred_labels)]) if pred_labels else k
-    topk, scores, _ = predictions.align_predictions(reference["ids"], reference["vocab"], pred_ids, pred_labels,
-                                                    pred_scores, width, source=pred)
+    topk, scores, _ = _aligned(reference, pred, k, widest=True)
     per_label = metrics.per_label_scores(reference["matrix"], topk, scores, threshold=threshold, k=k)
     frame = pd.DataFrame({"label": reference["vocab"],
                           "train_freq": reference["train_freq"] if reference["train_freq"] is not None else None,
@@ -107,6 +122,47 @@ def per_label_file(gold: str, pred: str | Path, output: str | Path, *, data_dir:
     with atomic_open(output, "w", encoding="utf-8", newline="") as handle:
         frame.to_csv(handle, index=False, float_format="%.6f")
     return output
+
+
+def compare_prediction_files(gold: str, baseline: Sequence[str | Path], candidate: Sequence[str | Path], *,
+                             data_dir: str | Path = "data", ks: tuple[int, ...] = (1, 3, 5), resamples: int = 1000,
+                             confidence: float = 0.95, seed: int = 0) -> dict:
+    """Paired bootstrap of P@k and nDCG@k between two models' prediction files on the same gold.
+
+    Args:
+        gold: a JSONL file path, or ``DATASET:SPLIT``.
+        baseline: the reference model's prediction files; several (one per seed) are averaged per
+            document before resampling.
+        candidate: likewise, of the model compared with it.
+        resamples, confidence, seed: see :func:`lcr.report.significance.paired_bootstrap`.
+
+    Returns:
+        ``{"gold", "baseline", "candidate", "metrics": {"P@k"/"nDCG@k": {...}}, "report": {path: ...}}``;
+        each metric holds the two means, the difference, its interval and ``p_not_better``; the
+        report counts, per file, missing predictions, unknown labels and truncated rankings.
+    """
+    from lcr.report.significance import compare
+
+    if not baseline or not candidate:
+        raise LcrError("compare needs at least one --baseline and one --candidate prediction file")
+    for side, files in (("--baseline", baseline), ("--candidate", candidate)):
+        for path in files:
+            _existing(path, side)
+    reference = load_gold(gold, data_dir)
+    rankings, reports = {}, {}
+    for side, files in (("--baseline", baseline), ("--candidate", candidate)):
+        rankings[side] = []
+        for path in files:
+            topk, _, report = _aligned(reference, path, max(ks), option=side)
+            rankings[side].append(topk)
+            reports[str(path)] = report
+    try:
+        result = compare(reference["matrix"], rankings["--baseline"], rankings["--candidate"], ks=ks,
+                         resamples=resamples, confidence=confidence, seed=seed)
+    except ValueError as error:  # a bad --resamples or --confidence
+        raise LcrError(str(error)) from None
+    return {"gold": reference["source"], "baseline": [str(p) for p in baseline],
+            "candidate": [str(p) for p in candidate], "metrics": result, "report": reports}
 
 
 def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m: int = 10,
@@ -135,9 +191,7 @@ def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m
 
     if m < 1:
         raise LcrError(f"oracle: m must be at least 1, got {m}")
-    pred = Path(pred)
-    if not pred.is_file():
-        raise LcrError(f"--pred {pred}: no such file")
+    pred = _existing(pred)
     reference = load_gold(gold, data_dir)
     pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
     width = max([len(row) for row in pred_labels] + [m])

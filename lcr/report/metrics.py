@@ -69,6 +69,7 @@ __all__ = [
     "precision_at_k",
     "psndcg_at_k",
     "psp_at_k",
+    "per_document",
     "per_label_scores",
     "frequency_buckets",
     "bucket_scores",
@@ -154,13 +155,22 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else 0.0
 
 
+def _precision_each(hits: np.ndarray, k: int) -> np.ndarray:
+    """Each document's P@k (N)."""
+    return hits[:, :k].sum(axis=1) / k
+
+
 def _precision(hits: np.ndarray, k: int) -> float:
-    return _mean(hits[:, :k].sum(axis=1) / k)
+    return _mean(_precision_each(hits, k))
+
+
+def _ndcg_each(hits: np.ndarray, idcg: np.ndarray, k: int) -> np.ndarray:
+    """Each document's nDCG@k (N); 0 without gold labels."""
+    return _safe_ratio(hits[:, :k] @ _discounts(k), idcg)
 
 
 def _ndcg(hits: np.ndarray, idcg: np.ndarray, k: int) -> float:
-    dcg = hits[:, :k] @ _discounts(k)
-    return _mean(_safe_ratio(dcg, idcg))
+    return _mean(_ndcg_each(hits, idcg, k))
 
 
 def _gains(topk: np.ndarray, hits: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
@@ -234,6 +244,29 @@ def ndcg_at_k(gold, topk, k: int) -> float:
     g = _as_gold(gold)
     t = _as_topk(topk, g.shape[0], g.shape[1], k)
     return _ndcg(_hits(g, t, k), _ideal_dcg(g, k), k)
+
+
+def per_document(gold, topk, ks: Sequence[int] = (1, 3, 5)) -> dict[str, np.ndarray]:
+    """Each document's P@k and nDCG@k: the values whose means :func:`evaluate` reports.
+
+    Args:
+        gold: binary CSR matrix (N x K) of gold labels.
+        topk: int array (N x k_max) of ranked label indices; negative indices are misses.
+        ks: the cut-offs.
+
+    Returns:
+        ``"P@k"`` and ``"nDCG@k"`` for each k -> a float array of length N (documents without
+        gold labels score 0), in the order of ``gold``'s rows.
+    """
+    ks = [_check_k(k) for k in ks]
+    if not ks:
+        raise ValueError("ks must name at least one cut-off")
+    g = _as_gold(gold)
+    t = _as_topk(topk, g.shape[0], g.shape[1], max(ks))
+    hits = _hits(g, t, max(ks))
+    out = {f"P@{k}": _precision_each(hits, k) for k in ks}
+    out.update({f"nDCG@{k}": _ndcg_each(hits, _ideal_dcg(g, k), k) for k in ks})
+    return out
 
 
 def label_frequency(gold) -> np.ndarray:
