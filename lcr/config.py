@@ -70,7 +70,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
     detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, label_init,
-    final_blend, label_interaction_layers, label_attention;
+    final_blend, label_interaction_layers, label_attention, reader_weights;
     label_text, label_name_length;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
@@ -152,6 +152,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (the labels of S are appended after the text and read it at every encoder layer, the
             text blind to them: the text is encoded once and the readers read its cached keys and
             values; see the model config).
+        reader_weights: with ``encoder_readers``: ``shared`` (the readers run through the encoder's
+            own layers) or ``own`` (through a copy of them started from the same pretrained weights
+            and trained at ``lr``: a reranker with weights of its own; see the model config).
         cross_fit_folds: k >= 2 trains LabelCoRank's reranking stage from out-of-fold first
             predictions: k first-stage models (the ``roberta`` variant, the same recipe), model i
             trained on every fold but i, score fold i, and the second stage starts from their
@@ -275,9 +278,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
-            (self.label_attention == "head" or self.summary_tokens == 1,
-             f"label_attention {self.label_attention!r} needs summary_tokens 1 (the label tokens are the encoder's); "
-             f"summary_tokens is {self.summary_tokens}"),
+            *self.reading_checks(),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),
             (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0, "dropouts must be in [0, 1)"),
             (self.ffn_dim is None or self.ffn_dim >= 1, "ffn_dim must be null or >= 1"),

@@ -1052,6 +1052,48 @@ def test_label_attention_encoder_readers_read_the_text_that_does_not_read_them(t
         train_params({"label_attention": "encoder_readers", "summary_tokens": 3})
 
 
+def test_reader_weights_own_start_as_the_shared_readers_and_then_learn_apart(tiny, tmp_path):
+    """``reader_weights: own``: the readers run through a copy of the encoder (less its word
+    embeddings and pooler) that starts equal to it, so the model starts as the shared-weights one;
+    L2 then trains the copy and, through the cached keys and values, the text's encoder."""
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    shared = _model(tiny, final_head="per_label", label_attention="encoder_readers", gamma=7)
+    own = _model(tiny, final_head="per_label", label_attention="encoder_readers", reader_weights="own", gamma=7)
+    copy = own.reader_encoder
+    assert copy is not None and shared.reader_encoder is None
+    encoder_weights = {id(p) for p in own.encoder.parameters()}
+    assert not any(id(p) in encoder_weights for p in copy.parameters())  # weights of its own
+    assert copy.get_input_embeddings().weight.shape[0] == 1 and getattr(copy, "pooler", None) is None
+    assert own.encoder.get_input_embeddings().weight.shape[0] > 1  # the encoder keeps its vocabulary
+    with torch.no_grad():
+        for m in (shared, own):
+            m.label_scorer.weight.normal_(generator=torch.Generator().manual_seed(3))
+            m.shared_scorer.weight.normal_(generator=torch.Generator().manual_seed(4))
+    start = own(ids, attn)
+    assert torch.allclose(start.logits2, shared(ids, attn).logits2, atol=1e-5)  # same readers at the start
+
+    own.train()
+    own.zero_grad()
+    own(ids, attn, labels=labels).loss2.backward()
+    assert copy.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0  # the readers' own queries learn
+    assert own.encoder.encoder.layer[0].attention.self.key.weight.grad.abs().sum() > 0  # the text's keys too
+    with torch.no_grad():  # the copy moved: the final prediction changes, S1 does not
+        for p in copy.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    own.eval()
+    moved = own(ids, attn)
+    assert torch.allclose(moved.logits1, start.logits1, atol=1e-6)
+    assert not torch.allclose(moved.logits2, start.logits2, atol=1e-4)
+    own.save_pretrained(tmp_path / "own")
+    loaded = load_model(tmp_path / "own").eval()
+    assert loaded.config.reader_weights == "own"
+    assert torch.equal(loaded(ids, attn).logits, moved.logits)
+    with pytest.raises(LcrError, match="reader_weights 'own' needs label_attention 'encoder_readers'"):
+        train_params({"reader_weights": "own"})
+
+
 def two_layer_bert(implementation: str, seed: int):
     """A tiny random BERT (2 layers, hidden 16, 2 token types, no dropout) with the given attention."""
     from transformers import BertConfig, BertModel

@@ -261,6 +261,15 @@ def test_parameter_groups_give_the_encoder_lr_the_new_layers_head_lr_and_spare_b
     assert {"interaction.blocks.0.norm1.weight", "interaction.blocks.0.qkv.bias"} <= members["head/no_decay"]
     # head_lr = null: one rate, the paper's setting
     assert {g["lr"] for g in parameter_groups(model, settings(toy, lr=2e-5, head_lr=None))} == {2e-5}
+    # reader_weights own: the readers' copy of the encoder is pretrained too (the encoder's rate)
+    model = _tiny_model(toy, final_head="per_label", label_attention="encoder_readers", reader_weights="own")
+    groups = {g["name"]: g for g in parameter_groups(model, params)}
+    names = {id(p): n for n, p in model.named_parameters()}
+    members = {name: {names[id(p)] for p in g["params"]} for name, g in groups.items()}
+    readers = {n for n, p in model.named_parameters() if n.startswith("reader_encoder.") and p.requires_grad}
+    assert readers and readers <= members["encoder"] | members["encoder/no_decay"]
+    assert "reader_encoder.embeddings.word_embeddings.weight" not in readers  # a frozen one-row placeholder
+    assert any("LayerNorm" in n for n in readers & members["encoder/no_decay"])
 
 
 def test_word_level_models_learn_at_their_own_lr(toy):

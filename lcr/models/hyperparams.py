@@ -115,6 +115,19 @@ class LabelCoRankSettings(SharedModelSettings):
     final_blend: float = 0.0
     label_interaction_layers: int = 0
     label_attention: Literal["head", "encoder", "encoder_readers"] = "head"
+    reader_weights: Literal["shared", "own"] = "shared"
+
+    def reading_checks(self) -> list[tuple[bool, str]]:
+        """How the label queries read the text: the checks that the model config and the training
+        settings both make, as ``(ok, message)`` pairs."""
+        return [
+            (self.label_attention == "head" or self.summary_tokens == 1,
+             f"label_attention {self.label_attention!r} needs summary_tokens 1 (the label tokens are the encoder's); "
+             f"summary_tokens is {self.summary_tokens}"),
+            (self.reader_weights == "shared" or self.label_attention == "encoder_readers",
+             f"reader_weights {self.reader_weights!r} needs label_attention 'encoder_readers' (only readers have "
+             f"weights of their own); label_attention is {self.label_attention!r}"),
+        ]
 
 
 class BaselineSettings(SharedModelSettings):

@@ -45,6 +45,7 @@ the output record, the loss and safetensors saving that every model shares: :mod
 from __future__ import annotations
 
 import warnings
+from copy import deepcopy
 
 import numpy as np
 import torch
@@ -164,6 +165,14 @@ class LabelCoRankConfig(LabelCoRankSettings):
             the text's states are the plain pass's and give S1: the text is encoded once (keeping
             each layer's keys and values), S is chosen from its S1, and only the gamma readers then
             run through the layers against the cached text (:func:`lcr.models.summary.read_with_readers`).
+        reader_weights: with ``encoder_readers``, which weights the readers run through:
+            ``shared`` (the encoder's own layers, fine-tuned for S1 and for reading at once) or
+            ``own`` (an extension: a copy of the encoder's layers, position and token-type
+            embeddings, started from the same pretrained weights and fine-tuned at the encoder's
+            rate, so that the reranking stage reads with weights of its own, a second model on the
+            text's keys and values rather than the first stage's model asked again; the text's
+            keys and values stay the encoder's, computed once). Costs the copy's parameters
+            (about the encoder's, less its word embeddings), not another pass over the text.
     """
 
     num_labels: int
@@ -196,8 +205,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
             (self.label_attention in LABEL_ATTENTION, f"label_attention must be one of {', '.join(LABEL_ATTENTION)}"),
-            (self.label_attention == "head" or self.summary_tokens == 1,
-             f"label_attention {self.label_attention!r} needs summary_tokens 1 (the label tokens are the encoder's)"),
+            *self.reading_checks(),
         ]
         for ok, message in checks:
             if not ok:
@@ -718,6 +726,8 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         self.interaction = LabelInteraction(dim, config.num_heads, ffn_dim, config.dropout,
                                             config.label_interaction_layers) \
             if config.label_interaction_layers else None
+        # Step 4 with reader_weights "own": the readers' own copy of the encoder (no random numbers drawn).
+        self.reader_encoder = reader_copy(encoder) if config.reader_weights == "own" else None
 
     @torch.no_grad()
     def init_labels_from_texts(self, tokenizer, texts: list[str]) -> None:
@@ -841,8 +851,9 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         if readers:
             # S's queries read the text's cached keys and values at every layer (and each other);
             # the text was encoded once, blind to them.
-            attended = read_with_readers(self.encoder, cache, attention_mask, queries, selected_mask,
-                                         segment=1)  # (B, gamma, delta)
+            readers_encoder = self.encoder if self.reader_encoder is None else self.reader_encoder
+            attended = read_with_readers(readers_encoder, cache, attention_mask, queries,
+                                         selected_mask, segment=1)  # (B, gamma, delta)
         else:
             attended = self.read_text(queries, hidden, attention_mask, input_ids, text_mask, selected_mask)  # (B, gamma, delta)
 
@@ -908,6 +919,23 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                 out.loss2 = out.loss2 + cfg.rank_loss_weight * pairwise_rank_loss(logits2, labels, selected, selected_mask)
             out.loss = cfg.beta * out.loss1 + (1.0 - cfg.beta) * out.loss2  # L, eq. 8
         return out
+
+
+def reader_copy(encoder: nn.Module) -> nn.Module:
+    """The readers' own encoder (``reader_weights: own``): a copy of ``encoder`` with its weights as
+    they are now, less what readers never use: the word embeddings (readers come in as embeddings;
+    a one-row table keeps the model's input-embedding API) and the pooler."""
+    vocab = encoder.get_input_embeddings()
+    encoder.set_input_embeddings(None)  # not copied: 30k x delta weights no reader reads
+    try:
+        copy = deepcopy(encoder)
+    finally:
+        encoder.set_input_embeddings(vocab)
+    placeholder = torch.zeros(1, vocab.embedding_dim, dtype=vocab.weight.dtype, device=vocab.weight.device)
+    copy.set_input_embeddings(nn.Embedding.from_pretrained(placeholder, freeze=True))  # draws no random numbers
+    if getattr(copy, "pooler", None) is not None:
+        copy.pooler = None
+    return copy
 
 
 def at_selected(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:

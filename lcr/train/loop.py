@@ -62,10 +62,11 @@ def _is_layer_norm(module: torch.nn.Module) -> bool:
 def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
     """AdamW parameter groups, as practitioners fine-tune a pretrained encoder.
 
-    * The pretrained encoder (``model.encoder``) learns at ``lr``; everything that starts from
-      random on top of it (W1/W2, M_f, M_pos, the eq. 12 FFN, the attention projections, W5,
-      a baseline's head) at ``head_lr``. A model without a pretrained encoder (the word-level
-      baselines) is new throughout and learns at ``lr``, its own block's rate.
+    * The pretrained encoder (``model.encoder``, and LabelCoRank's ``reader_encoder``, a copy of
+      it) learns at ``lr``; everything that starts from random on top of it (W1/W2, M_f, M_pos,
+      the eq. 12 FFN, the attention projections, W5, a baseline's head) at ``head_lr``. A model
+      without a pretrained encoder (the word-level baselines) is new throughout and learns at
+      ``lr``, its own block's rate.
     * Biases and LayerNorm weights get no weight decay; every other parameter ``weight_decay``.
 
     Returns:
@@ -73,7 +74,8 @@ def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
         left out); ``name`` is ``encoder`` or ``head``, with ``/no_decay`` for the undecayed.
     """
     encoder = getattr(model, "encoder", None)
-    in_encoder = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    pretrained = [m for m in (encoder, getattr(model, "reader_encoder", None)) if m is not None]
+    in_encoder = {id(p) for m in pretrained for p in m.parameters()}
     head_lr = params.head_lr if (encoder is not None and params.head_lr is not None) else params.lr
     undecayed = set()
     for module in model.modules():
