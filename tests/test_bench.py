@@ -299,6 +299,39 @@ def test_paired_compares_two_runs_predictions_and_pools_the_seeds(registered, tm
     assert "<!-- begin toy-paired -->" in text and "| s0 | nDCG@5 |" in text
 
 
+def test_gains_set_each_labelcorank_run_beside_its_plain_fine_tune_and_check_the_target(tmp_path, monkeypatch):
+    from bench import bench_gains, bench_reuters
+
+    monkeypatch.setattr(bench_reuters, "RECORDS_DIR", tmp_path / "results")
+    monkeypatch.setattr(bench_gains, "RESULTS", tmp_path / "RESULTS.md")
+    base = {"dataset": "toy", "seed": 0, "epochs": 2, "max_length": 128, "schedule": "linear", "summary_tokens": 1,
+            "lr": 5e-5, "commit": "abc"}
+    metrics = lambda p, n: {"P@1": p, "P@3": 0.37, "P@5": 0.23, "nDCG@3": n, "nDCG@5": n}  # noqa: E731
+    records = [
+        {**base, "variant": "roberta", **metrics(0.94, 0.950)},
+        {**base, "variant": "roberta", "seed": 1, **metrics(0.94, 0.960)},
+        {**base, "variant": "labelcorank", "label_attention": "encoder_readers", **metrics(0.95, 0.956)},
+        {**base, "variant": "labelcorank", "seed": 1, "label_attention": "encoder_readers", **metrics(0.95, 0.9651)},
+        {**base, "variant": "labelcorank", **metrics(0.93, 0.960)},  # +1 point nDCG but below on P@1
+        {**base, "variant": "labelcorank", "lr": 1e-4, **metrics(0.95, 0.99)},  # no plain run at that rate
+        {**base, "variant": "no_cooc", **metrics(0.95, 0.99)},  # an ablation: not a recipe
+    ]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "toy-recipe.json").write_text(json.dumps(records))
+    rows = bench_gains.gains(records)
+    assert [(bench_gains.recipe(r["record"]), r["record"]["seed"]) for r in rows] == [
+        ("label_attention=encoder_readers", 0), ("label_attention=encoder_readers", 1),
+        ("the recipe (label_attention=head)", 0)]
+    assert rows[0]["gain"]["nDCG@5"] == pytest.approx(0.6) and rows[0]["gain"]["P@1"] == pytest.approx(1.0)
+    assert [r["meets"] for r in rows] == [True, True, False]
+    assert bench_gains.recipes_meeting(rows) == ["label_attention=encoder_readers (128 tokens, 2 epochs)"]
+    assert bench_gains.recipes_meeting(rows[:1] + rows[2:]) == []  # one seed is not enough
+    assert bench_gains.main(["--dataset", "toy"]) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- begin toy-gains -->" in text and "| label_attention=encoder_readers | 128 | 2 | linear | 1 |" in text
+    assert bench_gains.main(["--dataset", "nothing"]) == 2
+
+
 def test_synthetic_label_model_shape():
     model = LabelModel.create(200, seed=1)
     Y, topic = model.sample(3000, 5.0, np.random.default_rng(2))
