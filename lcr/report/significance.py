@@ -8,9 +8,9 @@ the share of resamples in which the candidate is not ahead is a one-sided p-valu
 candidate ranks better". Because both models are scored on the same resampled documents, the
 test is paired: a document that is hard for both costs neither.
 
-What it does not cover is the luck of training (seed, batch order): rankings of several seeds
-per side are averaged per document before resampling, so that a pooled comparison of two
-training recipes counts both.
+What it does not cover is the luck of training (seed, batch order): that shows only by training
+again. Rankings of several seeds per side can be averaged per document before resampling (a pooled
+comparison of two recipes), which shrinks the seed's share of the difference but does not measure it.
 
 The metric maths is :mod:`lcr.report.metrics` (:func:`~lcr.report.metrics.per_document`); no file
 input or output here (``lcr compare`` reads the files, :mod:`lcr.report.evaluation`).
