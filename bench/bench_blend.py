@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 
 from bench import report
-from lcr.atomic import atomic_open
-from bench.bench_reuters import COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, records_path, trained_commit
+from bench.bench_reuters import (COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, merge_records, records_path,
+                                 tracked_run)
 
 SPLITS = ("dev", "test")
 
@@ -164,25 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.runs:
         settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         rows = blend_rows(folder, args.weights, data_dir=args.data_dir)
-        run_file = folder / "mlflow_run.json"
-        run_info = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
-        trained = trained_commit(run_info) if run_info else None
         runs.append({"run": folder.name, "settings": settings, "rows": rows, "chosen": chosen_weight(rows),
-                     "reference": reference(settings["dataset"], settings), "commit": trained,
-                     "run_id": run_info.get("run_id")})
+                     "reference": reference(settings["dataset"], settings), **tracked_run(folder)})
         print(json.dumps({"run": folder.name, "chosen": runs[-1]["chosen"], "rows": rows}), file=sys.stderr, flush=True)
     text = markdown(runs, command, revision)
     print(text)
     if not args.no_report:
         dataset = runs[0]["settings"]["dataset"]
         report.update_section(args.section or f"{dataset}-blend", text, RESULTS)
-        path = RECORDS_DIR / f"{RECORD_NAMES.get(dataset, dataset)}-blend.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        new = records(runs)
-        old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-        kept = [r for r in old if record_key(r) not in {record_key(n) for n in new}]  # a run scored again replaces itself
-        with atomic_open(path, "w", encoding="utf-8") as handle:
-            json.dump(kept + new, handle, indent=2)
+        # a run scored again replaces its own records
+        merge_records(RECORDS_DIR / f"{RECORD_NAMES.get(dataset, dataset)}-blend.json", records(runs), record_key)
     return 0
 
 

@@ -24,22 +24,36 @@ from bench import report
 from bench.bench_blend import reference
 from bench.bench_reuters import COLUMNS, RESULTS, SECOND_STAGE, commit, records_path
 
-# The recipe the records were measured against: a run's recipe names what it set otherwise.
-RECIPE = {"lr": 5e-5, "head_lr": 1e-3, "gamma": 20, "beta": 0.3, "alpha": 0.3}
+# The settings a run's recipe names when it set them otherwise than params.yaml does for the dataset.
+RECIPE_SETTINGS = ("lr", "head_lr", "gamma", "beta", "alpha")
 TARGET = 0.005  # +0.5 point nDCG@3 and nDCG@5 over the plain fine-tune, at each seed
 NDCG = ("nDCG@3", "nDCG@5")
 PRECISION = ("P@1", "P@3", "P@5")
 
 
-def recipe(record: dict) -> str:
-    """What a run set otherwise than the benchmark's recipe, e.g. ``label_attention=encoder_readers``."""
+def recipe_defaults(dataset: str) -> dict:
+    """params.yaml's values of :data:`RECIPE_SETTINGS` for a dataset's ``labelcorank`` runs."""
+    from lcr.config import load_params
+
+    params = load_params().train(dataset, variant="labelcorank")
+    return {k: getattr(params, k) for k in RECIPE_SETTINGS}
+
+
+def recipe(record: dict, defaults: dict) -> str:
+    """What a run set otherwise than the recipe (``defaults``, :func:`recipe_defaults`), e.g.
+    ``label_attention=encoder_readers``."""
     changed = [f"{k}={record[k]}" for k, off in SECOND_STAGE.items() if record.get(k, off) != off]
-    changed += [f"{k}={record[k]:g}" for k, value in RECIPE.items() if record.get(k, value) != value]
+    changed += [f"{k}={record[k]:g}" for k, value in defaults.items() if record.get(k, value) != value]
     return ", ".join(changed) or "the recipe (label_attention=head)"
 
 
-def gains(records: list[dict]) -> list[dict]:
+def gains(records: list[dict], defaults: dict) -> list[dict]:
     """Each ``labelcorank`` record beside its plain fine-tune, with the gains and the target check.
+
+    Args:
+        records: the benchmark's records (``bench/results/<dataset>-recipe.json``).
+        defaults: the recipe's settings (:func:`recipe_defaults`); a record without a learning rate
+            (written before the rates were kept) ran at the recipe's.
 
     Returns:
         One row per ``labelcorank`` record that has a plain fine-tune to compare with, ordered by
@@ -49,15 +63,15 @@ def gains(records: list[dict]) -> list[dict]:
     for record in records:
         if record["variant"] != "labelcorank" or record.get("summary_tokens", 1) != 1:
             continue
-        settings = {**record, "lr": record.get("lr", RECIPE["lr"]), "schedule": record.get("schedule", "constant")}
+        settings = {**record, "lr": record.get("lr", defaults["lr"]), "schedule": record.get("schedule", "constant")}
         base = reference(record["dataset"], settings)
         if base is None:
             continue
         gain = {c: 100 * (record[c] - base[c]) for c in COLUMNS}
         meets = all(gain[c] >= 100 * TARGET - 1e-9 for c in NDCG) and all(gain[c] >= 0 for c in PRECISION)
-        rows.append({"record": record, "reference": base, "gain": gain, "meets": meets})
-    return sorted(rows, key=lambda r: (r["record"]["max_length"], r["record"]["epochs"], recipe(r["record"]),
-                                       r["record"]["seed"]))
+        rows.append({"record": record, "reference": base, "gain": gain, "meets": meets,
+                     "recipe": recipe(record, defaults)})
+    return sorted(rows, key=lambda r: (r["record"]["max_length"], r["record"]["epochs"], r["recipe"], r["record"]["seed"]))
 
 
 def recipes_meeting(rows: list[dict]) -> list[str]:
@@ -65,7 +79,7 @@ def recipes_meeting(rows: list[dict]) -> list[str]:
     by_recipe: dict[tuple, dict[int, bool]] = {}
     for row in rows:
         r = row["record"]
-        by_recipe.setdefault((r["max_length"], r["epochs"], recipe(r)), {})[r["seed"]] = row["meets"]
+        by_recipe.setdefault((r["max_length"], r["epochs"], row["recipe"]), {})[r["seed"]] = row["meets"]
     return [f"{name} ({tokens} tokens, {epochs} epochs)" for (tokens, epochs, name), seeds in by_recipe.items()
             if seeds.get(0) and seeds.get(1)]
 
@@ -90,7 +104,7 @@ def markdown(rows: list[dict], dataset: str, command: str, revision: str) -> str
     ]
     for row in rows:
         r, b, g = row["record"], row["reference"], row["gain"]
-        lines.append(f"| {recipe(r)} | {r['max_length']} | {r['epochs']} | {r.get('schedule', 'constant')} | "
+        lines.append(f"| {row['recipe']} | {r['max_length']} | {r['epochs']} | {r.get('schedule', 'constant')} | "
                      f"{r['seed']} | {r['nDCG@3']:.4f} | {r['nDCG@5']:.4f} | {b['nDCG@3']:.4f} | {b['nDCG@5']:.4f} | "
                      + " | ".join(f"{g[c]:+.2f}" for c in COLUMNS)
                      + f" | {'yes' if row['meets'] else 'no'} | {r.get('commit', '?')} ({b.get('commit', '?')}) |")
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"error: {path} does not exist: run python -m bench.bench_reuters first", file=sys.stderr)
         return 2
-    rows = gains(json.loads(path.read_text(encoding="utf-8")))
+    rows = gains(json.loads(path.read_text(encoding="utf-8")), recipe_defaults(args.dataset))
     text = markdown(rows, args.dataset, report.command_line("python -m bench.bench_gains", argv).strip(), commit())
     print(text)
     if not args.no_report:

@@ -29,8 +29,7 @@ import sys
 from pathlib import Path
 
 from bench import report
-from bench.bench_reuters import COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, trained_commit
-from lcr.atomic import atomic_open
+from bench.bench_reuters import COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, merge_records, tracked_run
 
 PREDICTIONS = "predictions-test.jsonl"
 
@@ -43,10 +42,7 @@ def run_info(folder: Path) -> dict:
     if not config.is_file():
         raise LcrError(f"{folder}: not a run folder (no config.json)")
     settings = json.loads(config.read_text(encoding="utf-8"))
-    tracked = folder / "mlflow_run.json"
-    mlflow_run = json.loads(tracked.read_text(encoding="utf-8")) if tracked.exists() else {}
-    return {"folder": folder, "settings": settings, "predictions": folder / PREDICTIONS,
-            "run_id": mlflow_run.get("run_id"), "commit": trained_commit(mlflow_run) if mlflow_run else None}
+    return {"folder": folder, "settings": settings, "predictions": folder / PREDICTIONS, **tracked_run(folder)}
 
 
 def comparisons(pairs: list[tuple[dict, dict]], *, data_dir: Path, resamples: int, seed: int = 0) -> list[dict]:
@@ -152,13 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_report:
         dataset = pairs[0][0]["settings"]["dataset"]
         report.update_section(args.section or f"{dataset}-paired", text, RESULTS)
-        path = RECORDS_DIR / f"{RECORD_NAMES.get(dataset, dataset)}-paired.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        new = records(results)
-        old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-        kept = [r for r in old if record_key(r) not in {record_key(n) for n in new}]  # the same runs again: replaced
-        with atomic_open(path, "w", encoding="utf-8") as handle:
-            json.dump(kept + new, handle, indent=2)
+        # the same runs compared again replace their records
+        merge_records(RECORDS_DIR / f"{RECORD_NAMES.get(dataset, dataset)}-paired.json", records(results), record_key)
     return 0
 
 

@@ -118,14 +118,22 @@ def reuse(args: argparse.Namespace) -> list[dict]:
             params = _params(config, args, variant, seed)
             folder = run_dir(args.runs_dir, args.dataset, params)
             result = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-            run_file = folder / "mlflow_run.json"
-            if run_file.exists():
-                run_info = json.loads(run_file.read_text(encoding="utf-8"))
-                result["run_id"] = run_info["run_id"]
-                result["commit"] = trained_commit(run_info)
+            tracked = tracked_run(folder)
+            if tracked["run_id"]:
+                result.update(tracked)
             result["output_dir"] = str(folder)
             results.append(_with_settings(result, params))
     return results
+
+
+def tracked_run(folder: Path) -> dict:
+    """A run folder's MLflow run: ``{"run_id", "commit"}`` (the commit it was trained at, see
+    :func:`trained_commit`); both None for a folder without ``mlflow_run.json``."""
+    run_file = folder / "mlflow_run.json"
+    if not run_file.exists():
+        return {"run_id": None, "commit": None}
+    run_info = json.loads(run_file.read_text(encoding="utf-8"))
+    return {"run_id": run_info["run_id"], "commit": trained_commit(run_info)}
 
 
 def trained_commit(run_info: dict) -> str | None:
@@ -202,12 +210,18 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     added beside it (records written before the schedule or the summary tokens were recorded ran
     at the constant rate, with one summary token; before the second-stage settings, with them off).
     """
-    from lcr.atomic import atomic_open
-
-    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     key = lambda r: (r["dataset"], r["variant"], r["seed"], r["epochs"], r["max_length"],  # noqa: E731
                      r.get("schedule", "constant"), r.get("summary_tokens", 1), *(r.get(k) for k in RATES),
                      *(r.get(k, off) for k, off in SECOND_STAGE.items()), *(r.get(k) for k in FAMILY_SETTINGS))
+    return merge_records(path, new, key)
+
+
+def merge_records(path: Path, new: list[dict], key) -> list[dict]:
+    """Write ``new`` into the JSON list of records at ``path`` (atomically), replacing the old records
+    whose ``key(record)`` one of them has; returns the merged list."""
+    from lcr.atomic import atomic_open
+
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     replaced = {key(r) for r in new}
     merged = [r for r in old if key(r) not in replaced] + new
     path.parent.mkdir(parents=True, exist_ok=True)

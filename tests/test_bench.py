@@ -318,14 +318,17 @@ def test_gains_set_each_labelcorank_run_beside_its_plain_fine_tune_and_check_the
     ]
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "toy-recipe.json").write_text(json.dumps(records))
-    rows = bench_gains.gains(records)
-    assert [(bench_gains.recipe(r["record"]), r["record"]["seed"]) for r in rows] == [
+    defaults = {"lr": 5e-5, "head_lr": 1e-3, "gamma": 20, "beta": 0.3, "alpha": 0.3}
+    rows = bench_gains.gains(records, defaults)
+    assert [(r["recipe"], r["record"]["seed"]) for r in rows] == [
         ("label_attention=encoder_readers", 0), ("label_attention=encoder_readers", 1),
         ("the recipe (label_attention=head)", 0)]
     assert rows[0]["gain"]["nDCG@5"] == pytest.approx(0.6) and rows[0]["gain"]["P@1"] == pytest.approx(1.0)
     assert [r["meets"] for r in rows] == [True, True, False]
     assert bench_gains.recipes_meeting(rows) == ["label_attention=encoder_readers (128 tokens, 2 epochs)"]
     assert bench_gains.recipes_meeting(rows[:1] + rows[2:]) == []  # one seed is not enough
+    assert bench_gains.recipe({**records[2], "gamma": 10}, defaults) == "label_attention=encoder_readers, gamma=10"
+    monkeypatch.setattr(bench_gains, "recipe_defaults", lambda dataset: defaults)  # toy is no profile dataset: the demo recipe
     assert bench_gains.main(["--dataset", "toy"]) == 0
     text = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- begin toy-gains -->" in text and "| label_attention=encoder_readers | 128 | 2 | linear | 1 |" in text

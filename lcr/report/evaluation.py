@@ -63,14 +63,15 @@ def _existing(pred: str | Path, option: str = "--pred") -> Path:
     return pred
 
 
-def _aligned(reference: dict, pred: str | Path, width: int, *, option: str = "--pred", widest: bool = False):
-    """A prediction file's rankings in the order of the gold's documents.
+def _aligned(reference: dict, pred: str | Path, width: int, *, widest: bool = False):
+    """A prediction file's rankings (its existence checked by :func:`_existing` first) in the order
+    of the gold's documents.
 
     Returns:
         ``(topk, scores, report)`` as :func:`lcr.report.predictions.align_predictions` gives them,
         ``width`` ranks wide (or as wide as the file's longest ranking with ``widest``).
     """
-    pred = _existing(pred, option)
+    pred = Path(pred)
     pred_ids, pred_labels, pred_scores = predictions.read_predictions(pred)
     if widest and pred_labels:
         width = max([width, *(len(row) for row in pred_labels)])
@@ -145,17 +146,15 @@ def compare_prediction_files(gold: str, baseline: Sequence[str | Path], candidat
 
     if not baseline or not candidate:
         raise LcrError("compare needs at least one --baseline and one --candidate prediction file")
-    for side, files in (("--baseline", baseline), ("--candidate", candidate)):
-        for path in files:
-            _existing(path, side)
+    sides = {"--baseline": [_existing(p, "--baseline") for p in baseline],
+             "--candidate": [_existing(p, "--candidate") for p in candidate]}
     reference = load_gold(gold, data_dir)
     rankings, reports = {}, {}
-    for side, files in (("--baseline", baseline), ("--candidate", candidate)):
+    for side, files in sides.items():
         rankings[side] = []
         for path in files:
-            topk, _, report = _aligned(reference, path, max(ks), option=side)
+            topk, _, reports[str(path)] = _aligned(reference, path, max(ks))
             rankings[side].append(topk)
-            reports[str(path)] = report
     try:
         result = compare(reference["matrix"], rankings["--baseline"], rankings["--candidate"], ks=ks,
                          resamples=resamples, confidence=confidence, seed=seed)
