@@ -68,7 +68,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     """Model and training settings (``lcr train``); the paper's values where it gives them.
 
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
-    attention_dropout, ffn_dim, selection, classifier_rank, pooling, residual, final_head,
+    attention_dropout, ffn_dim, selection, fill_to_gamma, classifier_rank, pooling, residual, final_head,
     detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, label_init,
     final_blend, label_interaction_layers, label_attention, reader_weights;
     label_text, label_name_length;

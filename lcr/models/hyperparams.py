@@ -102,6 +102,7 @@ class LabelCoRankSettings(SharedModelSettings):
     attention_dropout: float = 0.0
     ffn_dim: int | None = None
     selection: str = "threshold"
+    fill_to_gamma: bool = False
     classifier_rank: int | None = None
     pooling: str = "cls"
     residual: bool = False

@@ -92,6 +92,12 @@ class LabelCoRankConfig(LabelCoRankSettings):
         ffn_dim: hidden width of the eq. 12 feed-forward block (None = delta; not in the paper).
         selection: ``threshold`` (the paper: S2 = S1 >= alpha) or ``topk`` (the authors' code:
             S2 = the top-gamma of S1).
+        fill_to_gamma: with ``threshold`` selection, the slots of S that S2 and its co-occurring
+            labels S3 leave empty are filled with S1's best remaining labels, in S1's order, so
+            that S always holds gamma labels (an extension; the paper pads them). Without it, a
+            document whose first prediction is wrong with confidence gets an S of the wrong
+            label's neighbours, and one where no label reaches alpha gets an empty S, so the
+            reranking stage never sees the gold label its first prediction ranked second.
         use_cooc: expand S2 with co-occurring labels (False = the "w/o co-occurrence" ablation:
             S = the top-gamma of S1).
         use_rank: sort S by training-set frequency (False = keep the selection order).
@@ -432,7 +438,8 @@ def cooc_row_sums(matrix: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor
 def select_labels(probs: torch.Tensor, *, gamma: int, alpha: float = 0.3,
                   cooc_t: torch.Tensor | None = None, freq_rank: torch.Tensor | None = None,
                   selection: str = "threshold", use_cooc: bool = True,
-                  use_rank: bool = True, cooc: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  use_rank: bool = True, cooc: torch.Tensor | None = None,
+                  fill_to_gamma: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Select and order the label sequence S for each document (eqs. 9-11), fully batched.
 
     Everything runs on the device of ``probs``, without a loop over documents (and on CUDA
@@ -453,6 +460,9 @@ def select_labels(probs: torch.Tensor, *, gamma: int, alpha: float = 0.3,
             ``topk``: S2 = the top-gamma of S1 (the authors' code; nothing is added).
         use_cooc: False = S is the top-gamma of S1 (no expansion).
         use_rank: False = keep S4 in selection order (S2 by score, then S3 by M_hat).
+        fill_to_gamma: with ``threshold`` selection and ``use_cooc``, fill the slots that S2 and
+            S3 leave free with the best remaining labels of S1 (in S1's order), so that S holds
+            gamma labels.
 
     Returns:
         ``(S, mask)``: LongTensor (B x gamma) of label indices, PAD (= K) where there is no
@@ -482,10 +492,18 @@ def select_labels(probs: torch.Tensor, *, gamma: int, alpha: float = 0.3,
         slot = torch.arange(gamma, device=device)  # (gamma,)
         # Only labels that do co-occur (M_hat > 0), and only the gamma - V that fit.
         in_s3 = (m_top > 0) & (slot[None, :] < (gamma - size_s2)[:, None])  # (B, gamma)
-        # S4 = S2 u S3 in selection order: move the valid candidates to the front, keeping their
-        # order (a stable sort on "is invalid"). At most gamma are valid, so gamma slots suffice.
         cand = torch.cat([top_idx, s3_idx], dim=1)  # (B, 2 gamma)
         valid = torch.cat([in_s2, in_s3], dim=1)  # (B, 2 gamma)
+        if fill_to_gamma:
+            # The slots still free go to S1's best labels that S2 and S3 do not hold, in S1's order.
+            taken = is_s2 | torch.zeros_like(is_s2).scatter_(1, s3_idx, in_s3)  # (B, K) S2 u S3
+            free = ~taken.gather(1, top_idx)  # (B, gamma) top-gamma labels of S1 not in S yet
+            room = gamma - size_s2 - in_s3.sum(dim=1)  # (B,) empty slots
+            in_fill = free & (torch.cumsum(free, dim=1) <= room[:, None])  # (B, gamma)
+            cand = torch.cat([cand, top_idx], dim=1)  # (B, 3 gamma)
+            valid = torch.cat([valid, in_fill], dim=1)  # (B, 3 gamma)
+        # S4 = S2 u S3 (u the fill) in selection order: move the valid candidates to the front,
+        # keeping their order (a stable sort on "is invalid"). At most gamma are valid.
         front = torch.sort((~valid).to(torch.uint8), dim=1, stable=True).indices[:, :gamma]  # (B, gamma)
         labels = cand.gather(1, front)  # (B, gamma) S4
         mask = valid.gather(1, front)  # (B, gamma)
@@ -791,7 +809,8 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             return select_labels(probs, gamma=cfg.gamma, alpha=cfg.alpha,
                                  cooc=self.cooc_matrix() if expands else None,
                                  freq_rank=self.freq_rank, selection=cfg.selection,
-                                 use_cooc=cfg.use_cooc, use_rank=cfg.use_rank)
+                                 use_cooc=cfg.use_cooc, use_rank=cfg.use_rank,
+                                 fill_to_gamma=cfg.fill_to_gamma)
 
     @torch.no_grad()
     def s2_sizes(self, logits1: torch.Tensor) -> torch.Tensor:
