@@ -33,6 +33,33 @@ from bench.bench_reuters import (COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, co
 SPLITS = ("dev", "test")
 
 
+def scoring_inputs(run: Path, *, data_dir: Path, splits=SPLITS):
+    """A trained LabelCoRank run's best model, its pad token id and its encoded splits (by name).
+
+    Raises:
+        LcrError: the run's model has no second stage (not of the LabelCoRank family).
+    """
+    from transformers import AutoTokenizer
+
+    from lcr.datasets.batches import encode_split
+    from lcr.datasets.store import read_vocab
+    from lcr.errors import LcrError
+    from lcr.models.factory import load_model
+    from lcr.runs import BEST_DIR
+    from lcr.train.loop import pad_id_of
+
+    settings = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    model = load_model(run / BEST_DIR / "model")
+    if not hasattr(model, "s2_sizes"):  # only the LabelCoRank family has a second stage
+        raise LcrError(f"{run}: a {settings['variant']} model has no second stage")
+    tokenizer = AutoTokenizer.from_pretrained(str(run / BEST_DIR / "tokenizer"))
+    dataset_dir = data_dir / settings["dataset"]
+    vocab, _ = read_vocab(dataset_dir)
+    encoded = {name: encode_split(dataset_dir, name, tokenizer, vocab, settings["max_length"], cache=True)
+               for name in splits}
+    return model, pad_id_of(tokenizer), encoded
+
+
 def blend_rows(run: Path, weights: list[float], *, data_dir: Path, batch_size: int = 64) -> list[dict]:
     """Dev and test metrics of one run's best model at each blend weight.
 
@@ -46,26 +73,11 @@ def blend_rows(run: Path, weights: list[float], *, data_dir: Path, batch_size: i
         P@1, P@3, P@5, nDCG@3, nDCG@5.
     """
     import torch
-    from transformers import AutoTokenizer
 
-    from lcr.datasets.batches import encode_split
-    from lcr.datasets.store import read_vocab
-    from lcr.errors import LcrError
-    from lcr.models.factory import load_model
     from lcr.report import metrics
-    from lcr.runs import BEST_DIR
-    from lcr.train.loop import pad_id_of, predict
+    from lcr.train.loop import predict
 
-    settings = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    model = load_model(run / BEST_DIR / "model")
-    if not hasattr(model, "s2_sizes"):  # only the LabelCoRank family has a second stage
-        raise LcrError(f"{run}: a {settings['variant']} model has no second stage to blend")
-    tokenizer = AutoTokenizer.from_pretrained(str(run / BEST_DIR / "tokenizer"))
-    dataset_dir = data_dir / settings["dataset"]
-    vocab, _ = read_vocab(dataset_dir)
-    pad_id = pad_id_of(tokenizer)
-    splits = {name: encode_split(dataset_dir, name, tokenizer, vocab, settings["max_length"], cache=True)
-              for name in SPLITS}
+    model, pad_id, splits = scoring_inputs(run, data_dir=data_dir)
     rows = []
     for weight in weights:
         model.config = model.config.model_copy(update={"final_blend": weight}).validate()

@@ -261,6 +261,33 @@ def test_blend_scores_a_trained_run_at_each_weight_and_picks_the_weight_on_dev(r
     assert bench_blend.reference("toy", {**settings, "lr": 1e-4})["P@1"] == 0.6
 
 
+def test_coverage_counts_gold_in_s_and_out_of_the_reranking_stages_reach(registered, tmp_path, monkeypatch):
+    import scipy.sparse as sp
+
+    from bench import bench_coverage
+
+    # 4 documents, K = 5 (PAD = 5), gamma = 2
+    gold = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]]))
+    top1 = np.array([0, 2, 3, 4])  # doc 0 right; 1 and 2 wrong; 3 has no gold label (not counted)
+    s1_top = np.array([[0, 1], [2, 1], [3, 2], [4, 0]])
+    selected = np.array([[0, 5], [2, 1], [3, 4], [5, 5]])
+    mask = selected != 5
+    counts = bench_coverage.coverage(gold, top1, s1_top, selected, mask)
+    assert counts["gold_in_S"] == 2 / 3 and counts["gold_in_S1_top"] == 1.0
+    assert counts["empty_S"] == 0.25 and counts["mean_S"] == 1.25
+    # doc 1: gold in S; doc 2: gold in S1's top 2 but not in S
+    assert (counts["top1_wrong"], counts["wrong_gold_in_S"], counts["wrong_out_of_reach"]) == (2, 1, 1)
+
+    run = registered["root"] / "run"
+    final = json.loads((run / "metrics.json").read_text())["eval"]["full"]
+    counts = bench_coverage.run_coverage(run, data_dir=registered["data"])
+    assert abs(counts["gold_in_S"] - final["s_gold_coverage"]) < 1e-9  # the run's own diagnostic
+    assert counts["n_docs"] == 16 and counts["top1_wrong"] >= counts["wrong_gold_in_S"] + counts["wrong_out_of_reach"]
+    monkeypatch.setattr(bench_coverage, "RESULTS", tmp_path / "RESULTS.md")
+    assert bench_coverage.main(["--runs", str(run), "--data-dir", str(registered["data"])]) == 0
+    assert "<!-- begin toy-coverage -->" in (tmp_path / "RESULTS.md").read_text()
+
+
 def test_paired_compares_two_runs_predictions_and_pools_the_seeds(registered, tmp_path, monkeypatch):
     from bench import bench_paired, bench_reuters
     from lcr.datasets import store as data_store

@@ -3,6 +3,7 @@ ablation flags, gradient paths, padding, overfitting a toy set, save/load, the o
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -107,6 +108,24 @@ def test_topk_mode_and_no_cooc_take_the_top_gamma_of_s1():
         assert bool(mask.all())
 
 
+def test_fill_to_gamma_fills_the_free_slots_with_the_best_remaining_labels_of_s1():
+    labels, mask = _select(PROBS, use_rank=False, fill_to_gamma=True)
+    # Full rows are untouched; doc 2 (nothing passes alpha) gets S1's top 4 (2, then 0 and 1 tie,
+    # then 3); doc 3 (S2 = {6}, S3 = {7}) gets S1's best two others, 0 and 1 (all tie at 0).
+    assert labels.tolist() == [
+        [0, 2, 7, 1],
+        [0, 1, 2, 3],
+        [2, 0, 1, 3],
+        [6, 7, 0, 1],
+        [3, 0, 1, 2],
+        [0, 1, 2, 3],
+    ]
+    assert bool(mask.all())
+    # The filled labels are ranked by frequency like the others.
+    ranked, _ = _select(PROBS, fill_to_gamma=True)
+    assert ranked[3].tolist() == [1, 0, 6, 7]
+
+
 def test_selection_accepts_csr_and_needs_its_statistics():
     csr = torch.tensor(M).t().to_sparse_csr()
     probs = torch.tensor(PROBS, dtype=torch.float32)
@@ -120,7 +139,8 @@ def test_selection_accepts_csr_and_needs_its_statistics():
 
 
 def _reference(probs: list[float], matrix: np.ndarray, gamma: int, alpha: float, freq_rank: list[int],
-               selection: str, use_cooc: bool, use_rank: bool) -> tuple[list[int], list[bool]]:
+               selection: str, use_cooc: bool, use_rank: bool,
+               fill_to_gamma: bool = False) -> tuple[list[int], list[bool]]:
     """The selection written out for one document, the obvious way."""
     k = len(probs)
     by_score = sorted(range(k), key=lambda label: (-probs[label], label))
@@ -132,6 +152,8 @@ def _reference(probs: list[float], matrix: np.ndarray, gamma: int, alpha: float,
         m_hat = [sum(matrix[l, j] for l in s2) for j in range(k)]
         s3 = sorted((j for j in range(k) if j not in s2 and m_hat[j] > 0), key=lambda j: (-m_hat[j], j))
         s4 = s2 + s3[: gamma - len(s2)]
+        if fill_to_gamma:
+            s4 += [label for label in by_score if label not in s4][: gamma - len(s4)]
     if use_rank:
         s4 = sorted(s4, key=lambda label: (freq_rank[label], label))
     pad = gamma - len(s4)
@@ -155,15 +177,15 @@ def test_vectorised_selection_equals_a_per_document_reference():
         cooc_t = torch.sparse_coo_tensor(indices, values, (k, k), check_invariants=True)
         for selection in ("threshold", "topk"):
             for use_cooc in (True, False):
-                for use_rank in (True, False):
+                for use_rank, fill in itertools.product((True, False), (True, False)):
                     labels, mask = select_labels(probs, gamma=gamma, alpha=alpha, cooc_t=cooc_t,
                                                  freq_rank=torch.as_tensor(freq_rank), selection=selection,
-                                                 use_cooc=use_cooc, use_rank=use_rank)
+                                                 use_cooc=use_cooc, use_rank=use_rank, fill_to_gamma=fill)
                     for row in range(batch):
                         expected = _reference(probs[row].tolist(), matrix, gamma, alpha, list(freq_rank),
-                                              selection, use_cooc, use_rank)
+                                              selection, use_cooc, use_rank, fill)
                         got = (labels[row].tolist(), mask[row].tolist())
-                        assert got == expected, (trial, selection, use_cooc, use_rank, row)
+                        assert got == expected, (trial, selection, use_cooc, use_rank, fill, row)
 
 
 def test_cooc_row_sums_gather_and_sparse_product_equal_dense_row_sums():
