@@ -113,12 +113,9 @@ def reference(dataset: str, settings: dict) -> dict | None:
 def markdown(runs: list[dict], command: str, revision: str) -> str:
     """The script's section of RESULTS.md."""
     first = runs[0]["settings"]
-    trained = ", ".join(dict.fromkeys(r["commit"] or "unknown" for r in runs))
     lines = [
-        f"## {first['dataset']}: `labelcorank` ranked with `final_blend` w, (1 - w) z2 + w z1",
-        "",
-        f"- Command: `{command}`",
-        f"- Commit: runs trained at {trained}; scored at {revision}; date: {report.today()}",
+        *report.rescored_header(f"{first['dataset']}: `labelcorank` ranked with `final_blend` w, (1 - w) z2 + w z1",
+                                command, runs, revision),
         f"- Machine: {report.machine()}",
         f"- Runs: {', '.join('`' + r['run'] + '`' for r in runs)}; max_length {first['max_length']}, "
         f"{first['epochs']} epochs, schedule {first['schedule']}; each run's best epoch was chosen on dev "

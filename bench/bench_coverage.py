@@ -82,12 +82,9 @@ def run_coverage(run: Path, *, data_dir: Path, batch_size: int = 64) -> dict:
 def markdown(runs: list[dict], command: str, revision: str) -> str:
     """The script's section of RESULTS.md."""
     first = runs[0]["settings"]
-    trained = ", ".join(dict.fromkeys(r["commit"] or "unknown" for r in runs))
     lines = [
-        f"## {first['dataset']}: which gold labels the reranking stage can reach (S against S1's top gamma)",
-        "",
-        f"- Command: `{command}`",
-        f"- Commit: runs trained at {trained}; scored at {revision}; date: {report.today()}",
+        *report.rescored_header(f"{first['dataset']}: which gold labels the reranking stage can reach "
+                                "(S against S1's top gamma)", command, runs, revision),
         f"- Machine: {report.machine()}",
         "- Test split. gold in S / in S1 top gamma: share of all gold labels; empty S: documents where no label "
         "reached alpha (their final prediction is S1's); top label wrong: documents with gold labels whose final "

@@ -82,13 +82,10 @@ def markdown(results: list[dict], command: str, revision: str, resamples: int) -
     first = results[0]
     settings = first["baseline"][0]["settings"]
     runs = [r for c in results if c["label"] != "pooled" for r in c["baseline"] + c["candidate"]]
-    trained = ", ".join(dict.fromkeys(r["commit"] or "unknown" for r in runs))
     lines = [
-        f"## {settings['dataset']}: `{_variant(first['candidate'])}` against `{_variant(first['baseline'])}`, "
-        "paired bootstrap over the test documents",
-        "",
-        f"- Command: `{command}`",
-        f"- Commit: runs trained at {trained}; compared at {revision}; date: {report.today()}",
+        *report.rescored_header(f"{settings['dataset']}: `{_variant(first['candidate'])}` against "
+                                f"`{_variant(first['baseline'])}`, paired bootstrap over the test documents",
+                                command, runs, revision, action="compared"),
         f"- Runs: {', '.join('`' + str(r['folder']) + '`' for r in runs)}",
         f"- Each row: candidate minus baseline in points (x 100) over the {first['metrics']['P@1']['n_docs']:,} test "
         f"documents; 95% percentile interval of {resamples:,} resamples of the documents (both models scored on the "

@@ -101,3 +101,11 @@ def machine() -> str:
 def today() -> str:
     """The date, ISO format (UTC)."""
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def rescored_header(title: str, command: str, runs: list[dict], revision: str, action: str = "scored") -> list[str]:
+    """The first lines of a section about runs trained earlier and scored now: its title, the
+    command, the commits the runs were trained at (each ``run["commit"]``) and this one."""
+    trained = ", ".join(dict.fromkeys(r["commit"] or "unknown" for r in runs))
+    return [f"## {title}", "", f"- Command: `{command}`",
+            f"- Commit: runs trained at {trained}; {action} at {revision}; date: {today()}"]
