@@ -4,7 +4,7 @@ The reranking stage rescores the labels of S only; a gold label that S1 ranks lo
 hold stays where S1 put it. For each run folder that ``python -m bench.bench_reuters`` trained,
 this script predicts the test split with the run's best model, keeping S, and counts: the share
 of gold labels in S and in S1's top gamma (what S could hold), the documents with an empty S
-(no label reached alpha: their final prediction is S1's), and, over the documents whose final
+(no label reached alpha: with the ``per_label`` head their final prediction is S1's), and, over the documents whose final
 top label is wrong, how many have a gold label in S and how many have one in S1's top gamma but
 none in S (out of the reranking stage's reach).
 
@@ -87,7 +87,7 @@ def markdown(runs: list[dict], command: str, revision: str) -> str:
                                 "(S against S1's top gamma)", command, runs, revision),
         f"- Machine: {report.machine()}",
         "- Test split. gold in S / in S1 top gamma: share of all gold labels; empty S: documents where no label "
-        "reached alpha (their final prediction is S1's); top label wrong: documents with gold labels whose final "
+        "reached alpha (with the per_label head their final prediction is S1's); top label wrong: documents with gold labels whose final "
         "top label is not one; of these, with a gold label in S, and with one in S1's top gamma but none in S "
         "(out of reach: the reranking stage rescores S only).",
         "",
