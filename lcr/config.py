@@ -105,6 +105,10 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             encoder (W1/W2, M_f, M_pos, the eq. 12 FFN, the attention projections, W5; the
             heads and label layers of ``roberta``, ``bertxml``, ``ligcn`` and ``gudn``); None =
             ``lr`` (the paper: one rate).
+        reader_lr: learning rate of LabelCoRank's own readers (``reader_weights: own``: the copy
+            of the pretrained encoder that the labels of S read the text through), which learn a
+            job the pretrained weights were not trained for; None = ``lr``, like the encoder they
+            were copied from.
         weight_decay: AdamW's decoupled weight decay, applied to every weight matrix but not
             to biases, LayerNorm weights and embedding tables of LayerNorm'd models (see
             :func:`lcr.train.loop.parameter_groups`).
@@ -205,6 +209,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     cooccurrence: str = "counts"
     lr: float = 1e-5
     head_lr: float | None = 1e-3
+    reader_lr: float | None = None
     weight_decay: float = 0.01
     bias_init: str = "log_odds"
     pooler_init: bool = True
@@ -260,6 +265,10 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.max_length >= 8, "max_length must be at least 8"),
             (self.lr > 0, "lr must be positive"),
             (self.head_lr is None or self.head_lr > 0, "head_lr must be positive or null (= lr)"),
+            (self.reader_lr is None or self.reader_lr > 0, "reader_lr must be positive or null (= lr)"),
+            (self.reader_lr is None or self.reader_weights == "own",
+             f"reader_lr is the rate of the readers' own weights and needs reader_weights 'own'; "
+             f"reader_weights is {self.reader_weights!r}"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.bias_init in ("log_odds", "zero"), "bias_init must be 'log_odds' or 'zero'"),
             (self.pooling in ("auto", "cls", "mean"), "pooling must be 'auto', 'cls' or 'mean'"),

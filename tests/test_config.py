@@ -172,3 +172,9 @@ def test_settings_are_coerced_to_their_types_or_refused_by_name():
         train_params({"pooler_init": "yes please"})
     with pytest.raises(LcrError, match=r"max_train_docs = 'all' is not a valid int or null"):
         train_params({"max_train_docs": "all"})
+    readers = {"label_attention": "encoder_readers", "summary_tokens": 1}
+    assert train_params({**readers, "reader_weights": "own", "reader_lr": "1e-4"}).reader_lr == 1e-4
+    with pytest.raises(LcrError, match=r"reader_lr .* needs reader_weights 'own'; reader_weights is 'shared'"):
+        train_params({**readers, "reader_lr": 1e-4})
+    with pytest.raises(LcrError, match=r"reader_lr must be positive or null"):
+        train_params({**readers, "reader_weights": "own", "reader_lr": 0})

@@ -270,6 +270,15 @@ def test_parameter_groups_give_the_encoder_lr_the_new_layers_head_lr_and_spare_b
     assert readers and readers <= members["encoder"] | members["encoder/no_decay"]
     assert "reader_encoder.embeddings.word_embeddings.weight" not in readers  # a frozen one-row placeholder
     assert any("LayerNorm" in n for n in readers & members["encoder/no_decay"])
+    # reader_lr: the readers' copy gets a rate of its own, the text encoder keeps lr
+    groups = {g["name"]: g for g in parameter_groups(model, settings(toy, lr=2e-5, head_lr=1e-3, reader_lr=7e-5,
+                                                                     label_attention="encoder_readers",
+                                                                     reader_weights="own"))}
+    members = {name: {names[id(p)] for p in g["params"]} for name, g in groups.items()}
+    assert members["readers"] | members["readers/no_decay"] == readers
+    assert {groups["readers"]["lr"], groups["readers/no_decay"]["lr"]} == {7e-5}
+    assert {groups["encoder"]["lr"], groups["encoder/no_decay"]["lr"]} == {2e-5}
+    assert not readers & (members["encoder"] | members["encoder/no_decay"] | members["head"] | members["head/no_decay"])
 
 
 def test_word_level_models_learn_at_their_own_lr(toy):

@@ -63,20 +63,26 @@ def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
     """AdamW parameter groups, as practitioners fine-tune a pretrained encoder.
 
     * The pretrained encoder (``model.encoder``, and LabelCoRank's ``reader_encoder``, a copy of
-      it) learns at ``lr``; everything that starts from random on top of it (W1/W2, M_f, M_pos,
-      the eq. 12 FFN, the attention projections, W5, a baseline's head) at ``head_lr``. A model
-      without a pretrained encoder (the word-level baselines) is new throughout and learns at
-      ``lr``, its own block's rate.
+      it, unless ``reader_lr`` gives the readers a rate of their own) learns at ``lr``;
+      everything that starts from random on top of it (W1/W2, M_f, M_pos, the eq. 12 FFN, the
+      attention projections, W5, a baseline's head) at ``head_lr``. A model without a
+      pretrained encoder (the word-level baselines) is new throughout and learns at ``lr``, its
+      own block's rate.
     * Biases and LayerNorm weights get no weight decay; every other parameter ``weight_decay``.
 
     Returns:
-        Up to four groups, each ``{"name", "params", "lr", "weight_decay"}`` (empty ones are
-        left out); ``name`` is ``encoder`` or ``head``, with ``/no_decay`` for the undecayed.
+        Up to six groups, each ``{"name", "params", "lr", "weight_decay"}`` (empty ones are
+        left out); ``name`` is ``encoder``, ``readers`` (with ``reader_lr``) or ``head``, with
+        ``/no_decay`` for the undecayed.
     """
     encoder = getattr(model, "encoder", None)
-    pretrained = [m for m in (encoder, getattr(model, "reader_encoder", None)) if m is not None]
-    in_encoder = {id(p) for m in pretrained for p in m.parameters()}
+    readers = getattr(model, "reader_encoder", None)
+    own_reader_rate = readers is not None and params.reader_lr is not None
+    in_encoder = {id(p) for m in (encoder, None if own_reader_rate else readers) if m is not None
+                  for p in m.parameters()}
+    in_readers = {id(p) for p in readers.parameters()} if own_reader_rate else set()
     head_lr = params.head_lr if (encoder is not None and params.head_lr is not None) else params.lr
+    rates = {"encoder": params.lr, "readers": params.reader_lr, "head": head_lr}
     undecayed = set()
     for module in model.modules():
         for name, parameter in module.named_parameters(recurse=False):
@@ -88,10 +94,10 @@ def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
         if id(parameter) in seen or not parameter.requires_grad:
             continue
         seen.add(id(parameter))
-        part = "encoder" if id(parameter) in in_encoder else "head"
+        part = "encoder" if id(parameter) in in_encoder else "readers" if id(parameter) in in_readers else "head"
         decay = id(parameter) not in undecayed
         name = part if decay else f"{part}/no_decay"
-        group = groups.setdefault(name, {"name": name, "params": [], "lr": params.lr if part == "encoder" else head_lr,
+        group = groups.setdefault(name, {"name": name, "params": [], "lr": rates[part],
                                          "weight_decay": params.weight_decay if decay else 0.0})
         group["params"].append(parameter)
     return list(groups.values())
@@ -480,14 +486,15 @@ def settings_block(params: TrainParams, sources: dict[str, str] | None, used: in
         return f"  ({'; '.join(found)})" if found else ""
 
     encoder = "none (word-level: a vocabulary counted on train)" if is_word_level(params.variant) else params.encoder
-    rates = f"{params.lr:g}" + (f", head {params.head_lr:g}" if params.head_lr is not None else "")
+    rates = (f"{params.lr:g}" + (f", head {params.head_lr:g}" if params.head_lr is not None else "")
+             + (f", readers {params.reader_lr:g}" if params.reader_lr is not None else ""))
     lines = [f"training {params.variant} (seed {params.seed})",
              f"  documents: {used:,} of {available:,} training documents" + origin("max_train_docs"),
              f"  epochs: {params.epochs}" + origin("epochs", "max_steps"),
              f"  tokens: {params.max_length}" + origin("max_length"),
              f"  encoder: {encoder}" + origin("encoder"),
-             f"  learning rates: {rates}" + origin("lr", "head_lr")]
-    shown = {"max_train_docs", "epochs", "max_steps", "max_length", "encoder", "lr", "head_lr"}
+             f"  learning rates: {rates}" + origin("lr", "head_lr", "reader_lr")]
+    shown = {"max_train_docs", "epochs", "max_steps", "max_length", "encoder", "lr", "head_lr", "reader_lr"}
     rest = [f"    {key} = {getattr(params, key)!r} ({where})" for key, where in sources.items() if key not in shown]
     if rest:
         lines += ["  other settings that are not the built-in defaults:", *rest]
