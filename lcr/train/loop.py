@@ -77,10 +77,9 @@ def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
     """
     encoder = getattr(model, "encoder", None)
     readers = getattr(model, "reader_encoder", None)
-    own_reader_rate = readers is not None and params.reader_lr is not None
-    in_encoder = {id(p) for m in (encoder, None if own_reader_rate else readers) if m is not None
-                  for p in m.parameters()}
-    in_readers = {id(p) for p in readers.parameters()} if own_reader_rate else set()
+    readers_part = "encoder" if params.reader_lr is None else "readers"
+    part_of = {id(p): part for part, module in ((readers_part, readers), ("encoder", encoder)) if module is not None
+               for p in module.parameters()}  # the encoder's own parameters last: they win
     head_lr = params.head_lr if (encoder is not None and params.head_lr is not None) else params.lr
     rates = {"encoder": params.lr, "readers": params.reader_lr, "head": head_lr}
     undecayed = set()
@@ -94,7 +93,7 @@ def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
         if id(parameter) in seen or not parameter.requires_grad:
             continue
         seen.add(id(parameter))
-        part = "encoder" if id(parameter) in in_encoder else "readers" if id(parameter) in in_readers else "head"
+        part = part_of.get(id(parameter), "head")
         decay = id(parameter) not in undecayed
         name = part if decay else f"{part}/no_decay"
         group = groups.setdefault(name, {"name": name, "params": [], "lr": rates[part],
