@@ -1116,6 +1116,60 @@ def test_reader_weights_own_start_as_the_shared_readers_and_then_learn_apart(tin
         train_params({"reader_weights": "own"})
 
 
+def test_reader_keys_own_start_as_the_encoders_keys_and_then_learn_apart(tiny, tmp_path):
+    """``reader_keys: own``: the readers' copy projects each layer's text states with its own key and
+    value weights. They start equal to the encoder's, so the model starts as the one that reads the
+    encoder's cached keys and values; then L2 trains the copy's projections, and no longer the
+    encoder's projections of its last layer (which now only give S1)."""
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    setting = dict(final_head="per_label", label_attention="encoder_readers", reader_weights="own", gamma=7,
+                   detach_first=True)
+    cached = _model(tiny, **setting)
+    own = _model(tiny, **setting, reader_keys="own")
+    with torch.no_grad():
+        for m in (cached, own):
+            m.label_scorer.weight.normal_(generator=torch.Generator().manual_seed(3))
+            m.shared_scorer.weight.normal_(generator=torch.Generator().manual_seed(4))
+    start = own(ids, attn)
+    assert torch.allclose(start.logits2, cached(ids, attn).logits2, atol=1e-5)  # same keys and values at the start
+
+    last = lambda m: m.encoder.layer[-1].attention.self  # noqa: E731 (the last layer's projections)
+    for m in (cached, own):
+        m.train()
+        m.zero_grad()
+        m(ids, attn, labels=labels).loss2.backward()
+    assert last(cached.encoder).key.weight.grad.abs().sum() > 0  # the encoder's keys serve the readers
+    grad = last(own.encoder).key.weight.grad
+    assert grad is None or grad.abs().sum() == 0  # ... or no longer: S1 alone uses them
+    assert last(own.reader_encoder).key.weight.grad.abs().sum() > 0  # the readers' own keys learn
+    assert last(own.reader_encoder).value.weight.grad.abs().sum() > 0
+    assert own.encoder.encoder.layer[0].attention.self.key.weight.grad.abs().sum() > 0  # the text's states still learn
+    with torch.no_grad():  # the copy's keys move: the final prediction changes, S1 does not
+        last(own.reader_encoder).key.weight.add_(torch.randn_like(last(own.reader_encoder).key.weight))
+    own.eval()
+    moved = own(ids, attn)
+    assert torch.allclose(moved.logits1, start.logits1, atol=1e-6)
+    assert not torch.allclose(moved.logits2, start.logits2, atol=1e-4)
+    own.save_pretrained(tmp_path / "own")
+    loaded = load_model(tmp_path / "own").eval()
+    assert loaded.config.reader_keys == "own"
+    assert torch.equal(loaded(ids, attn).logits, moved.logits)
+    with pytest.raises(LcrError, match="reader_keys 'own' .* needs reader_weights 'own'; reader_weights is 'shared'"):
+        train_params({"reader_keys": "own", "label_attention": "encoder_readers"})
+
+
+def test_readers_own_keys_refuse_an_encoder_not_laid_out_like_bert():
+    from lcr.models.summary import project_text_for_readers
+
+    class Flat(torch.nn.Module):
+        config = type("Config", (), {"model_type": "flat"})()
+
+    with pytest.raises(LcrError, match="reader_keys 'own' needs a BERT-like encoder.*'flat'"):
+        project_text_for_readers(Flat(), (torch.zeros(1, 3, 4),))
+
+
 def two_layer_bert(implementation: str, seed: int):
     """A tiny random BERT (2 layers, hidden 16, 2 token types, no dropout) with the given attention."""
     from transformers import BertConfig, BertModel

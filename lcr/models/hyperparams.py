@@ -117,6 +117,7 @@ class LabelCoRankSettings(SharedModelSettings):
     label_interaction_layers: int = 0
     label_attention: Literal["head", "encoder", "encoder_readers"] = "head"
     reader_weights: Literal["shared", "own"] = "shared"
+    reader_keys: Literal["encoder", "own"] = "encoder"
 
     def reading_checks(self) -> list[tuple[bool, str]]:
         """How the label queries read the text: the checks that the model config and the training
@@ -128,6 +129,9 @@ class LabelCoRankSettings(SharedModelSettings):
             (self.reader_weights == "shared" or self.label_attention == "encoder_readers",
              f"reader_weights {self.reader_weights!r} needs label_attention 'encoder_readers' (only readers have "
              f"weights of their own); label_attention is {self.label_attention!r}"),
+            (self.reader_keys == "encoder" or self.reader_weights == "own",
+             f"reader_keys {self.reader_keys!r} projects the text with the readers' own weights and needs "
+             f"reader_weights 'own'; reader_weights is {self.reader_weights!r}"),
         ]
 
 

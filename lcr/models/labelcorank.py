@@ -55,8 +55,8 @@ from torch import nn
 from lcr.errors import LcrError
 from lcr.models.hyperparams import LabelCoRankSettings, pick
 from lcr.models.base import ModelOutput, SaveLoad, bce
-from lcr.models.summary import (SummaryTokens, encode_text_for_readers, encode_with_inserted, max_tokens,
-                                read_with_readers)
+from lcr.models.summary import (SummaryTokens, encode_text_for_readers, encode_text_states, encode_with_inserted,
+                                max_tokens, project_text_for_readers, read_with_readers)
 
 # torch calls its sparse CSR support "beta"; selection relies on it on purpose (see select_labels).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -179,6 +179,12 @@ class LabelCoRankConfig(LabelCoRankSettings):
             text's keys and values rather than the first stage's model asked again; the text's
             keys and values stay the encoder's, computed once). Costs the copy's parameters
             (about the encoder's, less its word embeddings), not another pass over the text.
+        reader_keys: with ``reader_weights: own``, the keys and values of the text that the readers
+            read at each layer: ``encoder`` (the encoder's own, cached by the text pass) or ``own``
+            (an extension: the readers' copy projects the text's input states of each layer with
+            its own key and value weights, :func:`lcr.models.summary.project_text_for_readers`, so
+            that the text's self-attention, which gives S1, and the readers' view of the text no
+            longer share one pair of projections). Costs two projections of the text per layer.
     """
 
     num_labels: int
@@ -845,7 +851,11 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
         text_mask = attention_mask  # (B, T) the text's own mask (a second encoder pass reads it)
         readers = cfg.label_attention == "encoder_readers" and not first_stage_only
-        if readers:  # the text pass keeps every layer's keys and values for the labels of S to read
+        if readers and cfg.reader_keys == "own":  # the readers project each layer's text states themselves
+            hidden, attention_mask, layer_inputs = encode_text_states(self.encoder, input_ids, attention_mask,
+                                                                      limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
+            logits1 = self.first_logits_of(hidden, attention_mask)  # (B, K)
+        elif readers:  # the text pass keeps every layer's keys and values for the labels of S to read
             hidden, attention_mask, cache = encode_text_for_readers(self.encoder, input_ids, attention_mask,
                                                                     limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
             logits1 = self.first_logits_of(hidden, attention_mask)  # (B, K)
@@ -871,6 +881,8 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             # S's queries read the text's cached keys and values at every layer (and each other);
             # the text was encoded once, blind to them.
             readers_encoder = self.encoder if self.reader_encoder is None else self.reader_encoder
+            if cfg.reader_keys == "own":  # (the readers' own keys and values of the text, layer by layer)
+                cache = project_text_for_readers(readers_encoder, layer_inputs)
             attended = read_with_readers(readers_encoder, cache, attention_mask, queries,
                                          selected_mask, segment=1)  # (B, gamma, delta)
         else:

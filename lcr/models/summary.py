@@ -11,7 +11,9 @@ The two ways the models put their own embeddings into the encoder's input are he
 :func:`encode_with_inserted` (after [CLS], read by the text and reading it: the summary tokens,
 and LabelCoRank's label queries with ``label_attention: encoder``) and readers appended after the
 text, which does not read them (``label_attention: encoder_readers``), in two halves:
-:func:`encode_text_for_readers` encodes the text once and keeps its keys and values, and
+:func:`encode_text_for_readers` encodes the text once and keeps its keys and values (or, with
+``reader_keys: own``, :func:`encode_text_states` keeps each layer's input states and
+:func:`project_text_for_readers` projects them with the readers' own weights), and
 :func:`read_with_readers` runs the readers, chosen from what that pass predicts, against them.
 """
 
@@ -176,14 +178,82 @@ def encode_text_for_readers(encoder: nn.Module, input_ids: torch.Tensor, attenti
     Raises:
         LcrError: an encoder that keeps no keys and values.
     """
-    if limit is not None and input_ids.size(1) + room > limit:
-        input_ids, attention_mask = input_ids[:, :limit - room], attention_mask[:, :limit - room]
+    input_ids, attention_mask = _room_for_readers(input_ids, attention_mask, limit, room)
     cache = DynamicCache(config=encoder.config)
     name = _cache_argument(encoder)
     hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **{name: cache}).last_hidden_state  # (B, T, delta)
     if cache.get_seq_length() != input_ids.size(1):
         raise _keeps_no_cache(encoder)
     return hidden, attention_mask, cache
+
+
+def encode_text_states(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+                       limit: int | None, room: int) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Encode the text and keep what each layer read, for readers with keys and values of their own.
+
+    The first half of an ``encoder_readers`` pass with ``reader_keys: own``: like
+    :func:`encode_text_for_readers`, but instead of the encoder's keys and values it keeps each
+    layer's input states, which :func:`project_text_for_readers` projects with the readers' weights.
+
+    Args:
+        encoder: the Hugging Face encoder.
+        input_ids: token ids (B x T).
+        attention_mask: 1 on real tokens, 0 on padding (B x T).
+        limit: the longest input the position table allows (:func:`max_tokens`); None = no limit.
+        room: how many readers will follow the text.
+
+    Returns:
+        ``(hidden, mask, layer_inputs)``: the text's states (B x T' x delta), their mask (B x T')
+        and, per layer, the states it read (L tensors of B x T' x delta: the embeddings, then each
+        layer's output but the last).
+    """
+    input_ids, attention_mask = _room_for_readers(input_ids, attention_mask, limit, room)
+    out = encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    return out.last_hidden_state, attention_mask, tuple(out.hidden_states[:-1])  # (B, T, delta), (B, T), L x (B, T, delta)
+
+
+def project_text_for_readers(readers_encoder: nn.Module, layer_inputs: tuple[torch.Tensor, ...]) -> Cache:
+    """The text's keys and values as the readers' own layers project them (``reader_keys: own``).
+
+    Each reader layer projects the text's input states of the same layer with its own key and
+    value weights, so that what a reader finds in the text is its own choice, not the keys and
+    values the encoder learnt for the text's self-attention (and the first prediction); the text's
+    states themselves are still the encoder's, computed once.
+
+    Args:
+        readers_encoder: the readers' copy of the encoder (``reader_weights: own``), BERT-like: its
+            layers at ``encoder.layer`` with ``attention.self.key`` / ``.value`` projections.
+        layer_inputs: per layer, the text's input states (L tensors of B x T x delta), as
+            :func:`encode_text_states` returned them.
+
+    Returns:
+        A cache of every layer's keys and values, for :func:`read_with_readers`.
+
+    Raises:
+        LcrError: an encoder whose layers are not laid out like BERT's.
+    """
+    layers = getattr(getattr(readers_encoder, "encoder", None), "layer", None)
+    attentions = [getattr(getattr(layer, "attention", None), "self", None) for layer in layers or []]
+    if not attentions or len(attentions) != len(layer_inputs) or not all(
+            hasattr(a, "key") and hasattr(a, "value") and hasattr(a, "attention_head_size") for a in attentions):
+        kind = getattr(readers_encoder.config, "model_type", None) or type(readers_encoder).__name__
+        raise LcrError(f"reader_keys 'own' needs a BERT-like encoder (layers with their own key and value "
+                       f"projections at encoder.layer[i].attention.self); {kind!r} is laid out otherwise")
+    cache = DynamicCache(config=readers_encoder.config)
+    for index, (attention, states) in enumerate(zip(attentions, layer_inputs)):
+        shape = (*states.shape[:-1], -1, attention.attention_head_size)  # (B, T, heads, head size)
+        keys = attention.key(states).view(shape).transpose(1, 2)  # (B, heads, T, head size)
+        values = attention.value(states).view(shape).transpose(1, 2)  # (B, heads, T, head size)
+        cache.update(keys, values, index)
+    return cache
+
+
+def _room_for_readers(input_ids: torch.Tensor, attention_mask: torch.Tensor, limit: int | None,
+                      room: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut the text's end so that ``room`` readers fit in the position table after it."""
+    if limit is not None and input_ids.size(1) + room > limit:
+        return input_ids[:, :limit - room], attention_mask[:, :limit - room]
+    return input_ids, attention_mask
 
 
 def read_with_readers(encoder: nn.Module, cache: Cache, text_mask: torch.Tensor, readers: torch.Tensor,
@@ -194,7 +264,8 @@ def read_with_readers(encoder: nn.Module, cache: Cache, text_mask: torch.Tensor,
 
     Args:
         encoder: the encoder that filled ``cache`` (attention ``sdpa`` or ``eager``).
-        cache: the text's keys and values (used up: the readers' are appended to it).
+        cache: the text's keys and values (:func:`encode_text_for_readers` or
+            :func:`project_text_for_readers`; used up: the readers' are appended to it).
         text_mask: the text's mask (B x T), as :func:`encode_text_for_readers` returned it.
         readers: the embeddings to append (B x m x delta), in the word-embedding space.
         readers_mask: True where a reader is real (B x m); a masked reader is read by nobody.
