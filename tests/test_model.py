@@ -1104,17 +1104,22 @@ def test_reader_weights_own_start_as_the_shared_readers_and_then_learn_apart(tin
     with torch.no_grad():  # the copy moved: the final prediction changes, S1 does not
         for p in copy.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    own.eval()
-    moved = own(ids, attn)
-    assert torch.allclose(moved.logits1, start.logits1, atol=1e-6)
-    assert not torch.allclose(moved.logits2, start.logits2, atol=1e-4)
-    own.save_pretrained(tmp_path / "own")
-    loaded = load_model(tmp_path / "own").eval()
-    assert loaded.config.reader_weights == "own"
-    assert torch.equal(loaded(ids, attn).logits, moved.logits)
+    _moved_readers_change_only_the_final_prediction(own, ids, attn, start, tmp_path / "own", "reader_weights")
     with pytest.raises(LcrError, match="reader_weights 'own' needs label_attention 'encoder_readers'"):
         train_params({"reader_weights": "own"})
 
+
+def _moved_readers_change_only_the_final_prediction(model, ids, attn, start, folder, setting):
+    """After the readers' weights moved: S1 is as at ``start``, the final prediction is not, and the
+    model saved to ``folder`` loads with ``setting`` 'own' and predicts the same."""
+    model.eval()
+    moved = model(ids, attn)
+    assert torch.allclose(moved.logits1, start.logits1, atol=1e-6)
+    assert not torch.allclose(moved.logits2, start.logits2, atol=1e-4)
+    model.save_pretrained(folder)
+    loaded = load_model(folder).eval()
+    assert getattr(loaded.config, setting) == "own"
+    assert torch.equal(loaded(ids, attn).logits, moved.logits)
 
 def test_reader_keys_own_start_as_the_encoders_keys_and_then_learn_apart(tiny, tmp_path):
     """``reader_keys: own``: the readers' copy projects each layer's text states with its own key and
@@ -1148,14 +1153,7 @@ def test_reader_keys_own_start_as_the_encoders_keys_and_then_learn_apart(tiny, t
     assert own.encoder.encoder.layer[0].attention.self.key.weight.grad.abs().sum() > 0  # the text's states still learn
     with torch.no_grad():  # the copy's keys move: the final prediction changes, S1 does not
         last(own.reader_encoder).key.weight.add_(torch.randn_like(last(own.reader_encoder).key.weight))
-    own.eval()
-    moved = own(ids, attn)
-    assert torch.allclose(moved.logits1, start.logits1, atol=1e-6)
-    assert not torch.allclose(moved.logits2, start.logits2, atol=1e-4)
-    own.save_pretrained(tmp_path / "own")
-    loaded = load_model(tmp_path / "own").eval()
-    assert loaded.config.reader_keys == "own"
-    assert torch.equal(loaded(ids, attn).logits, moved.logits)
+    _moved_readers_change_only_the_final_prediction(own, ids, attn, start, tmp_path / "own", "reader_keys")
     with pytest.raises(LcrError, match="reader_keys 'own' .* needs reader_weights 'own'; reader_weights is 'shared'"):
         train_params({"reader_keys": "own", "label_attention": "encoder_readers"})
 
