@@ -851,13 +851,14 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
         text_mask = attention_mask  # (B, T) the text's own mask (a second encoder pass reads it)
         readers = cfg.label_attention == "encoder_readers" and not first_stage_only
-        if readers and cfg.reader_keys == "own":  # the readers project each layer's text states themselves
-            hidden, attention_mask, layer_inputs = encode_text_states(self.encoder, input_ids, attention_mask,
-                                                                      limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
-            logits1 = self.first_logits_of(hidden, attention_mask)  # (B, K)
-        elif readers:  # the text pass keeps every layer's keys and values for the labels of S to read
-            hidden, attention_mask, cache = encode_text_for_readers(self.encoder, input_ids, attention_mask,
-                                                                    limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
+        if readers:  # the text is encoded once; the labels of S read every layer's keys and values later
+            if cfg.reader_keys == "own":  # ... as the readers' own weights project each layer's text states
+                hidden, attention_mask, layer_inputs = encode_text_states(self.encoder, input_ids, attention_mask,
+                                                                          limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
+                cache = project_text_for_readers(self.reader_encoder, layer_inputs)
+            else:  # ... as the text pass itself computed (and cached) them
+                hidden, attention_mask, cache = encode_text_for_readers(self.encoder, input_ids, attention_mask,
+                                                                        limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
             logits1 = self.first_logits_of(hidden, attention_mask)  # (B, K)
         else:
             hidden, attention_mask, logits1 = self.first_prediction(input_ids, attention_mask)  # (B, T, delta) H, (B, T), (B, K)
@@ -881,8 +882,6 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             # S's queries read the text's cached keys and values at every layer (and each other);
             # the text was encoded once, blind to them.
             readers_encoder = self.encoder if self.reader_encoder is None else self.reader_encoder
-            if cfg.reader_keys == "own":  # (the readers' own keys and values of the text, layer by layer)
-                cache = project_text_for_readers(readers_encoder, layer_inputs)
             attended = read_with_readers(readers_encoder, cache, attention_mask, queries,
                                          selected_mask, segment=1)  # (B, gamma, delta)
         else:
