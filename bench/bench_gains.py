@@ -11,7 +11,9 @@ Usage::
 
     python -m bench.bench_gains [--dataset reuters21578] [--section reuters21578-gains] [--no-report]
 
-It rewrites its section of ``bench/RESULTS.md``.
+It rewrites its section of ``bench/RESULTS.md`` and draws ``bench/results/<dataset>-gains.png``:
+each run's final nDCG@5 against its own first prediction's (S1), beside each seed's plain fine-tune
+and the target, for the tokens and epochs with the most runs that kept S1's nDCG@5.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import argparse
 import json
 import sys
 
+import pandas as pd
+
 from bench import report
 from bench.bench_blend import reference
 from bench.bench_reuters import COLUMNS, RESULTS, SECOND_STAGE, commit, records_path
+from lcr.report.plots import plot_first_vs_final
 
 # The settings a run's recipe names when it set them otherwise than params.yaml does for the dataset.
 RECIPE_SETTINGS = ("lr", "head_lr", "gamma", "beta", "alpha")
@@ -111,6 +116,30 @@ def markdown(rows: list[dict], dataset: str, command: str, revision: str) -> str
     return "\n".join(lines) + "\n"
 
 
+def figure_points(rows: list[dict], defaults: dict) -> tuple[pd.DataFrame, dict, tuple[int, int] | None]:
+    """What the figure draws: the runs (seed, S1 nDCG@5, final nDCG@5) of the tokens and epochs with
+    the most runs that kept S1's nDCG@5 and ran at the recipe's encoder rate, and each seed's plain
+    fine-tune (the newest reference among them).
+
+    Returns:
+        ``(runs, plain, (max_length, epochs))``; empty runs and None when no run kept S1's nDCG@5.
+    """
+    kept = [r for r in rows if r["record"].get("s1_nDCG@5") is not None
+            and r["record"].get("lr", defaults["lr"]) == defaults["lr"]]
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for row in kept:
+        groups.setdefault((row["record"]["max_length"], row["record"]["epochs"]), []).append(row)
+    if not groups:
+        return pd.DataFrame(columns=["seed", "first", "final"]), {}, None
+    group = max(groups, key=lambda g: len(groups[g]))
+    chosen = groups[group]
+    runs = pd.DataFrame({"seed": [r["record"]["seed"] for r in chosen],
+                         "first": [r["record"]["s1_nDCG@5"] for r in chosen],
+                         "final": [r["record"]["nDCG@5"] for r in chosen]})
+    plain = {r["record"]["seed"]: r["reference"]["nDCG@5"] for r in chosen}
+    return runs, plain, group
+
+
 def main(argv: list[str] | None = None) -> int:
     """Read the records and rewrite the section."""
     parser = argparse.ArgumentParser(prog="python -m bench.bench_gains", description=__doc__.split("\n\n")[0])
@@ -123,10 +152,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {path} does not exist: run python -m bench.bench_reuters first", file=sys.stderr)
         return 2
     rows = gains(json.loads(path.read_text(encoding="utf-8")), recipe_defaults(args.dataset))
+    runs, plain, group = figure_points(rows, recipe_defaults(args.dataset))
+    png = path.with_name(f"{args.dataset}-gains.png")
     text = markdown(rows, args.dataset, report.command_line("python -m bench.bench_gains", argv).strip(), commit())
+    if group:
+        text += (f"\n![final nDCG@5 against S1's](results/{png.name})\n\n`results/{png.name}`: each run at "
+                 f"{group[0]} tokens, {group[1]} epochs that kept S1's nDCG@5, its final nDCG@5 against its own "
+                 "first prediction's; dashed: the plain fine-tune of that seed, dotted: the target.\n")
     print(text)
     if not args.no_report:
         report.update_section(args.section or f"{args.dataset}-gains", text, RESULTS)
+        if group:
+            plot_first_vs_final(runs, png, plain=plain, target=TARGET,
+                                title=f"{args.dataset}, {group[0]} tokens, {group[1]} epochs: final nDCG@5 against S1")
     return 0
 
 

@@ -12,7 +12,7 @@ warm-up; a baseline's own ``baselines`` block) and the options given here. It wr
   share, mean |S2| and |S3|), and
 * the records of ``bench/results/<dataset>-recipe.json`` (one per run, replaced by a rerun of
   the same dataset, variant and seed): ``dataset, variant, seed, subset, P@1, P@3, P@5,
-  nDCG@3, nDCG@5, s1_P@1, s_gold_coverage, s_distinct_share, train_minutes, max_length, epochs,
+  nDCG@3, nDCG@5, s1_P@1, s1_nDCG@5, s_gold_coverage, s_distinct_share, train_minutes, max_length, epochs,
   train_docs`` (the ``s_`` keys only on LabelCoRank-family rows) plus the commit the run was
   trained at (with ``--reuse``: its MLflow run's git tag, where the store still has it).
 
@@ -185,7 +185,7 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
         record = {"dataset": args.dataset, "variant": p["variant"], "seed": p["seed"], "subset": "full",
                   **{c: full[c] for c in COLUMNS}}
         if p["variant"] in FAMILY:
-            record.update({k: full.get(k) for k in ("s1_P@1", "s_gold_coverage", "s_distinct_share")})
+            record.update({k: full.get(k) for k in ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share")})
             record.update({k: p[k] for k in FAMILY_SETTINGS})
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
                       epochs=p["epochs"], schedule=p["schedule"], summary_tokens=p.get("summary_tokens", 1),

@@ -145,7 +145,7 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     records = bench_reuters.records(results, args, "abc1234")
     keys = {"dataset", "variant", "seed", "subset", "P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "train_minutes",
             "max_length", "epochs", "train_docs"}
-    assert keys | {"s1_P@1", "s_gold_coverage", "s_distinct_share"} <= set(records[0])
+    assert keys | {"s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share"} <= set(records[0])
     assert keys <= set(records[1]) and "s1_P@1" not in records[1]
     assert records[0]["train_minutes"] == 10.0 and records[0]["subset"] == "full" and records[0]["train_docs"] == 6993
     assert records[0]["schedule"] == "constant"
@@ -337,8 +337,9 @@ def test_gains_set_each_labelcorank_run_beside_its_plain_fine_tune_and_check_the
     records = [
         {**base, "variant": "roberta", **metrics(0.94, 0.950)},
         {**base, "variant": "roberta", "seed": 1, **metrics(0.94, 0.960)},
-        {**base, "variant": "labelcorank", "label_attention": "encoder_readers", **metrics(0.95, 0.956)},
-        {**base, "variant": "labelcorank", "seed": 1, "label_attention": "encoder_readers", **metrics(0.95, 0.9651)},
+        {**base, "variant": "labelcorank", "label_attention": "encoder_readers", **metrics(0.95, 0.956), "s1_nDCG@5": 0.951},
+        {**base, "variant": "labelcorank", "seed": 1, "label_attention": "encoder_readers", **metrics(0.95, 0.9651),
+         "s1_nDCG@5": 0.96},
         {**base, "variant": "labelcorank", **metrics(0.93, 0.960)},  # +1 point nDCG but below on P@1
         {**base, "variant": "labelcorank", "lr": 1e-4, **metrics(0.95, 0.99)},  # no plain run at that rate
         {**base, "variant": "no_cooc", **metrics(0.95, 0.99)},  # an ablation: not a recipe
@@ -359,6 +360,12 @@ def test_gains_set_each_labelcorank_run_beside_its_plain_fine_tune_and_check_the
     assert bench_gains.main(["--dataset", "toy"]) == 0
     text = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- begin toy-gains -->" in text and "| label_attention=encoder_readers | 128 | 2 | linear | 1 |" in text
+    # The figure: the two runs that kept S1's nDCG@5, beside their seeds' plain fine-tunes.
+    runs, plain, group = bench_gains.figure_points(rows, defaults)
+    assert group == (128, 2) and runs.to_dict("list") == {"seed": [0, 1], "first": [0.951, 0.96], "final": [0.956, 0.9651]}
+    assert plain == {0: 0.950, 1: 0.960}
+    assert (tmp_path / "results" / "toy-gains.png").read_bytes().startswith(b"\x89PNG")
+    assert "results/toy-gains.png" in text
     assert bench_gains.main(["--dataset", "nothing"]) == 2
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lcr.report.plots import plot_gamma_sweep, plot_label_distribution, plot_training_curves
+from lcr.report.plots import plot_first_vs_final, plot_gamma_sweep, plot_label_distribution, plot_training_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -53,3 +53,13 @@ def test_training_curves_write_a_png(tmp_path):
     # No history at all, or none of the requested metric: still a (placeholder) figure.
     assert plot_training_curves(history.iloc[0:0], tmp_path / "e.png").read_bytes().startswith(PNG_MAGIC)
     assert plot_training_curves(history, tmp_path / "m.png", metric="P@1").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_first_vs_final_writes_a_png(tmp_path):
+    runs = pd.DataFrame({"seed": [0, 1, 1, 2], "first": [0.956, 0.959, 0.961, 0.958],
+                         "final": [0.962, 0.965, 0.964, 0.964]})
+    path = plot_first_vs_final(runs, tmp_path / "f.png", plain={0: 0.957, 1: 0.961}, target=0.005)
+    assert path.read_bytes().startswith(PNG_MAGIC)
+    # No run with S1 scores: a placeholder figure, not an error.
+    assert plot_first_vs_final(runs.iloc[0:0], tmp_path / "e.png").read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.png", "f.png"]

@@ -252,3 +252,55 @@ def plot_long_tail(frame, path: str | Path, *, max_legend: int = 12) -> Path:
                     axes.legend(fontsize=6, loc="best")
     figure.suptitle("the long tail: where each model loses", fontsize=12)
     return _save(figure, path)
+
+
+#: Colours of the seeds in the first-versus-final figure (cycled beyond five seeds).
+_SEED_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+
+
+def plot_first_vs_final(runs, path: str | Path, *, plain: dict | None = None, target: float = 0.0,
+                        metric: str = "nDCG@5", title: str | None = None) -> Path:
+    """Each LabelCoRank run's final score against its own first prediction's (S1), one colour per seed.
+
+    The height of a point above the diagonal is what the reranking stage added to S1; a point to
+    the left of another was bought with a weaker S1. With ``plain``, each seed's plain fine-tune is a
+    dashed line in that seed's colour (and, with ``target`` > 0, the plain fine-tune plus the target
+    a dotted one), so the points above the dotted line of their colour meet the target.
+
+    Args:
+        runs: a :class:`pandas.DataFrame` with the columns ``seed``, ``first`` (S1's score) and
+            ``final`` (the final prediction's), one row per run.
+        path: the PNG file to write (atomically).
+        plain: the plain fine-tune's score per seed (``{seed: score}``); seeds without runs are left out.
+        target: the gain over the plain fine-tune that counts (same scale as the scores), e.g. 0.005.
+        metric: the score's name, for the axes.
+        title: the figure title (default: ``<metric>: final prediction against S1``).
+
+    Returns:
+        ``path``.
+    """
+    figure = _figure(width=6.4, height=4.8)
+    axes = figure.subplots()
+    if not len(runs):
+        axes.text(0.5, 0.5, "no run with S1 scores yet", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+    else:
+        seeds = sorted(set(runs["seed"]))
+        for i, seed in enumerate(seeds):
+            color = _SEED_COLORS[i % len(_SEED_COLORS)]
+            points = runs[runs["seed"] == seed]
+            axes.scatter(points["first"], points["final"], s=22, color=color, label=f"seed {seed}", zorder=3)
+            if plain and seed in plain:
+                axes.axhline(plain[seed], color=color, linestyle="--", linewidth=1, label=f"plain fine-tune, seed {seed}")
+                if target > 0:
+                    axes.axhline(plain[seed] + target, color=color, linestyle=":", linewidth=1,
+                                 label=f"plain + {100 * target:g} point, seed {seed}")
+        low = min(runs["first"].min(), runs["final"].min())
+        high = max(runs["first"].max(), runs["final"].max())
+        axes.plot([low, high], [low, high], color="0.6", linewidth=0.8, label="final = S1")  # no stage gain
+        axes.set_xlabel(f"S1 {metric} (first prediction)")
+        axes.set_ylabel(f"final {metric}")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=6, loc="best")
+    figure.suptitle(title or f"{metric}: final prediction against S1", fontsize=11)
+    return _save(figure, path)
