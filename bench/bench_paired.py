@@ -1,7 +1,9 @@
 """Is a variant's gain over another more than the test split's luck? Paired bootstrap of trained runs.
 
 For each ``--pair BASELINE_RUN CANDIDATE_RUN`` (run folders that ``python -m bench.bench_reuters``
-trained, usually the same seed of two variants) this script scores both runs' saved test
+trained, usually the same seed of two variants; ``RUN+RUN`` on either side stands for the ensemble of
+those runs, their test predictions averaged by :func:`lcr.report.evaluation.ensemble_prediction_files`,
+the ``lcr ensemble`` command) this script scores both runs' saved test
 predictions (``predictions-test.jsonl``) on the same documents with :func:`lcr.report.evaluation.
 compare_prediction_files` (the ``lcr compare`` command): candidate minus baseline on P@1, P@3, P@5,
 nDCG@3 and nDCG@5, with a 95% paired bootstrap interval over the test documents and the share of
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from bench import report
@@ -43,6 +46,24 @@ def run_info(folder: Path) -> dict:
         raise LcrError(f"{folder}: not a run folder (no config.json)")
     settings = json.loads(config.read_text(encoding="utf-8"))
     return {"folder": folder, "settings": settings, "predictions": folder / PREDICTIONS, **tracked_run(folder)}
+
+
+def side_info(spec: str | Path, workdir: Path) -> dict:
+    """One side of a pair: a run folder, or run folders joined by ``+``: their ensemble, the test
+    predictions averaged into one file in ``workdir`` (:func:`lcr.report.evaluation.ensemble_prediction_files`)."""
+    from lcr.report.evaluation import ensemble_prediction_files
+
+    parts = [Path(part) for part in str(spec).split("+")]
+    if len(parts) == 1:
+        return run_info(parts[0])
+    members = [run_info(part) for part in parts]
+    output = workdir / f"ensemble-{len(list(workdir.iterdir()))}.jsonl"
+    ensemble_prediction_files([m["predictions"] for m in members], output)
+    settings = {**members[0]["settings"], "variant": f"{_variant(members)} x{len(members)}",
+                "seed": "+".join(str(m["settings"]["seed"]) for m in members)}
+    return {"folder": "+".join(str(part) for part in parts), "settings": settings, "predictions": output,
+            "run_id": "+".join(m["run_id"] or str(m["folder"]) for m in members),
+            "commit": "+".join(m["commit"] or "?" for m in members)}
 
 
 def comparisons(pairs: list[tuple[dict, dict]], *, data_dir: Path, resamples: int, seed: int = 0) -> list[dict]:
@@ -130,16 +151,18 @@ def record_key(record: dict) -> tuple:
 def main(argv: list[str] | None = None) -> int:
     """Compare each pair (and the pooled pairs) and rewrite the section and the records."""
     parser = argparse.ArgumentParser(prog="python -m bench.bench_paired", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pair", nargs=2, action="append", required=True, type=Path,
-                        metavar=("BASELINE_RUN", "CANDIDATE_RUN"), help="two run folders (repeatable)")
+    parser.add_argument("--pair", nargs=2, action="append", required=True,
+                        metavar=("BASELINE_RUN", "CANDIDATE_RUN"),
+                        help="two run folders (repeatable); RUN+RUN[+...] on either side: their ensemble")
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--section", default=None, help="the section of bench/RESULTS.md (default: <dataset>-paired)")
     parser.add_argument("--no-report", action="store_true", help="write neither bench/RESULTS.md nor the records")
     args = parser.parse_args(argv)
     command = report.command_line("python -m bench.bench_paired", argv).strip()
-    pairs = [(run_info(base), run_info(cand)) for base, cand in args.pair]
-    results = comparisons(pairs, data_dir=args.data_dir, resamples=args.resamples)
+    with tempfile.TemporaryDirectory(prefix="lcr-ensembles-") as workdir:
+        pairs = [(side_info(base, Path(workdir)), side_info(cand, Path(workdir))) for base, cand in args.pair]
+        results = comparisons(pairs, data_dir=args.data_dir, resamples=args.resamples)
     text = markdown(results, command, commit(), args.resamples)
     print(text)
     if not args.no_report:

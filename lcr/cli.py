@@ -213,6 +213,23 @@ def compare(
 
 @app.command()
 @_user_errors
+def ensemble(
+    pred: list[Path] = typer.Option(..., "--pred", help="A predictions JSONL with scores; repeat it (two or more), "
+                                    "e.g. the same model trained with several seeds."),
+    output: Path = typer.Option(..., "--output", help="The averaged predictions JSONL to write (what `lcr metrics` "
+                                "and `lcr compare` read)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Labels kept per document (default: the widest "
+                                        "input ranking)."),
+):
+    """Average several prediction files into one ranking per document (a label missing from a file's
+    ranking counts 0 there); no model is loaded."""
+    from lcr.report.evaluation import ensemble_prediction_files
+
+    typer.echo(str(ensemble_prediction_files(pred, output, top_k=top_k)))
+
+
+@app.command()
+@_user_errors
 def predict(
     model: str = typer.Option(..., "--model", help="A model folder (runs/D/RUN/best_model), an MLflow model "
                               "directory, or a model URI: models:/lcr-D/VERSION, runs:/RUN_ID/model."),

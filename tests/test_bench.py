@@ -16,6 +16,7 @@ from bench import report
 from bench.synthetic import SHAPES, LabelModel, generate_store
 from lcr import labels
 from lcr.datasets import store
+from lcr.errors import LcrError
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "bench" / "BENCHMARKS.md"
@@ -313,6 +314,13 @@ def test_paired_compares_two_runs_predictions_and_pools_the_seeds(registered, tm
                                     data_dir=registered["data"], resamples=200)
     assert [c["label"] for c in both] == ["s0", "s0", "pooled"]
     assert abs(both[2]["metrics"]["nDCG@5"]["difference"]) < 1e-12  # each side averages the same two rankings
+    # RUN+RUN: the ensemble of the runs' test predictions; a run averaged with itself ranks as it did.
+    twice = bench_paired.side_info(f"{run}+{run}", tmp_path)
+    assert twice["settings"]["variant"] == "labelcorank x2" and twice["settings"]["seed"] == "0+0"
+    (same,) = bench_paired.comparisons([(twice, bench_paired.run_info(run))], data_dir=registered["data"], resamples=200)
+    assert same["label"] == "s0+0/s0" and same["metrics"]["nDCG@5"]["difference"] == 0
+    with pytest.raises(LcrError, match="no scores"):  # the gold-label run has no scores to average
+        bench_paired.side_info(f"{run}+{perfect}", tmp_path)
 
     monkeypatch.setattr(bench_paired, "RESULTS", tmp_path / "RESULTS.md")
     monkeypatch.setattr(bench_paired, "RECORDS_DIR", tmp_path / "results")

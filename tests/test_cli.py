@@ -76,6 +76,26 @@ def test_compare_two_prediction_files_on_a_dataset_split(custom_store, tmp_path)
     assert "Traceback" not in missing.output
 
 
+def test_ensemble_of_two_prediction_files_is_scored_like_one(custom_store, tmp_path):
+    out = tmp_path / "train.jsonl"
+    assert invoke("export", "toy", "train", "-o", out, "--data-dir", custom_store).exit_code == 0
+    gold = [json.loads(line) for line in out.read_text().splitlines()]
+    # Each member ranks a wrong label first, a different one; their mean ranks the gold labels first.
+    members = []
+    for name, wrong in (("m1.jsonl", "zz1"), ("m2.jsonl", "zz2")):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({"id": g["id"], "labels": [wrong, *g["labels"]],
+                                            "scores": [0.9] + [0.8] * len(g["labels"])}) + "\n" for g in gold))
+        members.append(path)
+    ens = tmp_path / "ens.jsonl"
+    result = invoke("ensemble", "--pred", members[0], "--pred", members[1], "--output", ens)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(invoke("metrics", "--gold", "toy:train", "--pred", ens, "--data-dir", custom_store).output)
+    assert scores["metrics"]["full"]["P@1"] == 1.0
+    one = invoke("ensemble", "--pred", members[0], "--output", ens)
+    assert one.exit_code != 0 and "at least two prediction files" in one.output and "Traceback" not in one.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["fetch", "imagenet"], "unknown dataset 'imagenet'"),
     (["prepare", "nothing"], "lcr fetch nothing"),

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from lcr.errors import LcrError
-from lcr.report.evaluation import compare_prediction_files, evaluate_prediction_file, oracle_prediction_file
+from lcr.report.evaluation import (compare_prediction_files, ensemble_prediction_files, evaluate_prediction_file,
+                                   oracle_prediction_file)
 
 
 def write_jsonl(path, rows):
@@ -106,3 +107,41 @@ def test_compare_prediction_files_names_what_is_wrong(files, tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "zzz", "labels": ["x"], "scores": [1.0]}])
     with pytest.raises(LcrError, match="zzz"):
         compare_prediction_files(str(gold), [bad], [pred])
+
+
+def test_ensemble_averages_the_scores_of_its_members(files, tmp_path):
+    gold, pred = files
+    other = write_jsonl(tmp_path / "other.jsonl", [
+        {"id": "c", "labels": ["x", "y"], "scores": [0.9, 0.1]},  # document order of the first file is kept
+        {"id": "a", "labels": ["x", "y"], "scores": [0.9, 0.5]},
+        {"id": "b", "labels": ["z"], "scores": [0.8]},
+    ])
+    out = ensemble_prediction_files([pred, other], tmp_path / "sub" / "ens.jsonl")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    # a: x (0.6 + 0.9) / 2, y (0.7 + 0.5) / 2, z and q only in the first file (0 in the other).
+    assert rows[0] == {"id": "a", "labels": ["x", "y", "z", "q"], "scores": [0.75, 0.6, 0.45, 0.4]}
+    assert rows[1] == {"id": "b", "labels": ["z", "x", "y"], "scores": [0.4, 0.25, 0.2]}
+    assert rows[2] == {"id": "c", "labels": ["x", "y", "z"], "scores": [0.5, 0.2, 0.1]}
+    assert evaluate_prediction_file(str(gold), pred)["metrics"]["full"]["P@1"] == 0.0
+    assert evaluate_prediction_file(str(gold), out)["metrics"]["full"]["P@1"] == 1.0  # scored like any file
+    narrow = ensemble_prediction_files([pred, other], tmp_path / "top1.jsonl", top_k=1)
+    assert [json.loads(line)["labels"] for line in narrow.read_text().splitlines()] == [["x"], ["z"], ["x"]]
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["ens.jsonl"]  # no temporary file left
+
+
+def test_ensemble_names_what_is_wrong(files, tmp_path):
+    gold, pred = files
+    out = tmp_path / "ens.jsonl"
+    with pytest.raises(LcrError, match="at least two"):
+        ensemble_prediction_files([pred], out)
+    with pytest.raises(LcrError, match="no such file"):
+        ensemble_prediction_files([pred, tmp_path / "missing.jsonl"], out)
+    bare = write_jsonl(tmp_path / "bare.jsonl", [{"id": i, "labels": ["x"]} for i in "abc"])
+    with pytest.raises(LcrError, match="bare.jsonl: no scores"):
+        ensemble_prediction_files([pred, bare], out)
+    short = write_jsonl(tmp_path / "short.jsonl", [{"id": i, "labels": ["x"], "scores": [1.0]} for i in "ab"])
+    with pytest.raises(LcrError, match="short.jsonl: not the documents of .*1 of them missing.*'c'"):
+        ensemble_prediction_files([pred, short], out)
+    with pytest.raises(LcrError, match="at least 1"):
+        ensemble_prediction_files([pred, pred], out, top_k=0)
+    assert not out.exists()

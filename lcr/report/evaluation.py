@@ -213,3 +213,56 @@ def oracle_prediction_file(gold: str, pred: str | Path, output: str | Path, *, m
             scores = None if pred_scores is None else [pred_scores[line][c] for c in cols]
             out.write(doc_id, [pred_labels[line][c] for c in cols], scores)
     return evaluate_prediction_file(gold, output, data_dir=data_dir, threshold=threshold)
+
+
+def ensemble_prediction_files(preds: Sequence[str | Path], output: str | Path, *, top_k: int | None = None) -> Path:
+    """Average several models' prediction files into one: the ensemble of, e.g., the same model
+    trained with several seeds, scored like any other file. No model is loaded.
+
+    A label's score is the mean of its scores over the files, 0 in a file whose ranking leaves it
+    out (so each file's ranking should reach past the ranks that will be scored: a run's
+    ``predictions-<split>.jsonl`` holds its top 10); documents are ranked by that mean, ties in the
+    order in which the files first rank them.
+
+    Args:
+        preds: at least two predictions JSONL files with scores, over the same documents.
+        output: where the averaged predictions JSONL is written (atomically).
+        top_k: labels kept per document (default: as many as the widest input ranking).
+
+    Returns:
+        ``output``.
+
+    Raises:
+        LcrError: fewer than two files, a missing file, a file without scores, or a file whose
+            documents are not those of the first (named with an example id).
+        DataFormatError: a malformed line (file, line and field named).
+    """
+    files = [_existing(p) for p in preds]
+    if len(files) < 2:
+        raise LcrError(f"an ensemble needs at least two prediction files, got {len(files)}")
+    if top_k is not None and top_k < 1:
+        raise LcrError(f"--top-k {top_k}: must be at least 1")
+    rankings = []  # per file: {doc id: (labels, scores)}
+    for path in files:
+        ids, labels, scores = predictions.read_predictions(path)
+        if scores is None:
+            raise LcrError(f"{path}: no scores; an ensemble averages the scores of its members")
+        rankings.append(dict(zip(ids, zip(labels, scores))))
+    first = rankings[0]
+    for path, rows in zip(files[1:], rankings[1:]):
+        missing = [doc for doc in first if doc not in rows]
+        extra = [doc for doc in rows if doc not in first]
+        if missing or extra:
+            example = missing[0] if missing else extra[0]
+            raise LcrError(f"{path}: not the documents of {files[0]} ({len(missing)} of them missing, {len(extra)} "
+                           f"others; e.g. id {example!r})")
+    width = top_k or max(len(labels) for rows in rankings for labels, _ in rows.values())
+    with predictions.PredictionWriter(output) as out:
+        for doc in first:
+            mean: dict[str, float] = {}
+            for rows in rankings:
+                for label, score in zip(*rows[doc]):
+                    mean[label] = mean.get(label, 0.0) + score / len(rankings)
+            ranked = sorted(mean, key=lambda label: -mean[label])[:width]  # stable: ties keep first-seen order
+            out.write(doc, ranked, [round(mean[label], predictions.SCORE_DIGITS) for label in ranked])
+    return Path(output)
