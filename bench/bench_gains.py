@@ -151,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         print(f"error: {path} does not exist: run python -m bench.bench_reuters first", file=sys.stderr)
         return 2
-    rows = gains(json.loads(path.read_text(encoding="utf-8")), recipe_defaults(args.dataset))
-    runs, plain, group = figure_points(rows, recipe_defaults(args.dataset))
+    defaults = recipe_defaults(args.dataset)
+    rows = gains(json.loads(path.read_text(encoding="utf-8")), defaults)
+    runs, plain, group = figure_points(rows, defaults)
     png = path.with_name(f"{args.dataset}-gains.png")
     text = markdown(rows, args.dataset, report.command_line("python -m bench.bench_gains", argv).strip(), commit())
     if group:
