@@ -1121,6 +1121,7 @@ def _moved_readers_change_only_the_final_prediction(model, ids, attn, start, fol
     assert getattr(loaded.config, setting) == "own"
     assert torch.equal(loaded(ids, attn).logits, moved.logits)
 
+
 def test_reader_keys_own_start_as_the_encoders_keys_and_then_learn_apart(tiny, tmp_path):
     """``reader_keys: own``: the readers' copy projects each layer's text states with its own key and
     value weights. They start equal to the encoder's, so the model starts as the one that reads the
