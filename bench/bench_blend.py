@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 
 from bench import report
-from bench.bench_reuters import (COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, merge_records, records_path,
-                                 tracked_run)
+from bench.bench_reuters import (BATCH_SIZE, COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, merge_records,
+                                 records_path, tracked_run)
 
 SPLITS = ("dev", "test")
 
@@ -97,8 +97,9 @@ def chosen_weight(rows: list[dict]) -> float:
 
 
 def reference(dataset: str, settings: dict) -> dict | None:
-    """The plain fine-tune's record with the run's seed, epochs, tokens, schedule and encoder learning
-    rate, if one was kept."""
+    """The plain fine-tune's record with the run's seed, epochs, tokens, schedule, batch size and encoder
+    learning rate, if one was kept (records and settings without a batch size ran at
+    :data:`bench.bench_reuters.BATCH_SIZE`)."""
     path = records_path(dataset)
     if not path.exists():
         return None
@@ -106,6 +107,7 @@ def reference(dataset: str, settings: dict) -> dict | None:
                if r["variant"] == "roberta" and r["seed"] == settings["seed"] and r["epochs"] == settings["epochs"]
                and r["max_length"] == settings["max_length"]
                and r.get("schedule", "constant") == settings["schedule"] and r.get("summary_tokens", 1) == 1
+               and r.get("batch_size", BATCH_SIZE) == settings.get("batch_size", BATCH_SIZE)
                and r.get("lr", settings["lr"]) == settings["lr"]]  # records before the rates were kept: the recipe's
     return matches[-1] if matches else None
 

@@ -59,6 +59,9 @@ FAMILY_SETTINGS = ("gamma", "beta", "alpha")
 # The learning rates (encoder, new layers): every record names them, and a run at other rates is
 # another recipe; records written before they were recorded have none (a rerun of one is kept beside it).
 RATES = ("lr", "head_lr")
+# Documents per optimiser step: every record names it, and a run at another batch is another recipe;
+# records written before it was recorded ran at this default of the script.
+BATCH_SIZE = 16
 STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2", "mean_S3")
 
 
@@ -102,7 +105,7 @@ def _with_settings(result: dict, params) -> dict:
     result["params"] = {k: getattr(params, k) for k in (
         "variant", "seed", "gamma", "beta", "alpha", "lr", "head_lr", "pooling", "schedule", "warmup_ratio",
         "first_stage_steps", "bias_init", "pooler_init", "weight_decay", "max_length", "epochs",
-        "max_train_docs", "summary_tokens", *SECOND_STAGE)}
+        "max_train_docs", "summary_tokens", "batch_size", *SECOND_STAGE)}
     result["params"]["pooling"] = params.resolved_pooling
     return result
 
@@ -189,6 +192,7 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
             record.update({k: p[k] for k in FAMILY_SETTINGS})
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
                       epochs=p["epochs"], schedule=p["schedule"], summary_tokens=p.get("summary_tokens", 1),
+                      batch_size=p.get("batch_size", BATCH_SIZE),
                       **{k: p[k] for k in RATES if k in p},
                       **{k: p[k] for k, off in SECOND_STAGE.items() if p.get(k, off) != off},
                       train_docs=train_docs, commit=result.get("commit") or revision,
@@ -206,13 +210,14 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     """Merge ``new`` into the records file.
 
     A rerun under the same budget and recipe (dataset, variant, seed, epochs, tokens, schedule,
-    summary tokens, the learning rates (:data:`RATES`), the :data:`SECOND_STAGE` settings, and on the LabelCoRank family's records
+    summary tokens, the batch size, the learning rates (:data:`RATES`), the :data:`SECOND_STAGE` settings, and on the LabelCoRank family's records
     the :data:`FAMILY_SETTINGS`) replaces its record; any other run is
     added beside it (records written before the schedule or the summary tokens were recorded ran
     at the constant rate, with one summary token; before the second-stage settings, with them off).
     """
     key = lambda r: (r["dataset"], r["variant"], r["seed"], r["epochs"], r["max_length"],  # noqa: E731
-                     r.get("schedule", "constant"), r.get("summary_tokens", 1), *(r.get(k) for k in RATES),
+                     r.get("schedule", "constant"), r.get("summary_tokens", 1), r.get("batch_size", BATCH_SIZE),
+                     *(r.get(k) for k in RATES),
                      *(r.get(k, off) for k, off in SECOND_STAGE.items()), *(r.get(k) for k in FAMILY_SETTINGS))
     return merge_records(path, new, key)
 
@@ -313,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="reuters21578")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--max-train-docs", type=int, default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=CONFIG_VARIANTS)

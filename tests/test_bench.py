@@ -150,6 +150,7 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     assert keys <= set(records[1]) and "s1_P@1" not in records[1]
     assert records[0]["train_minutes"] == 10.0 and records[0]["subset"] == "full" and records[0]["train_docs"] == 6993
     assert records[0]["schedule"] == "constant"
+    assert records[0]["batch_size"] == 16  # params without one: the script's default
     path = tmp_path / "reuters-recipe.json"
     bench_reuters.write_records(records, path)
     rerun = [{**records[0], "P@1": 0.95}]
@@ -172,6 +173,13 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     assert "query_confidence" not in records[0] and "rank_loss_weight" not in records[0]
     assert (records[0]["gamma"], records[0]["beta"], records[0]["alpha"]) == (20, 0.3, 0.3)
     assert "gamma" not in records[1]  # a baseline's record: the LabelCoRank settings mean nothing there
+    batches = tmp_path / "batches.json"
+    bench_reuters.write_records(records[:1], batches)
+    merged = bench_reuters.write_records([{**records[0], "batch_size": 8, "P@1": 0.91}], batches)  # another batch
+    assert sorted(r["P@1"] for r in merged) == [0.9, 0.91]
+    unnamed = {k: v for k, v in records[0].items() if k != "batch_size"}  # written before batches were kept: 16
+    merged = bench_reuters.write_records([{**unnamed, "P@1": 0.92}], batches)
+    assert sorted(r["P@1"] for r in merged) == [0.91, 0.92]
     swept = [{**other_budget[0], "gamma": 10, "P@1": 0.94}]  # the gamma sweep: beside the gamma 20 run
     merged = bench_reuters.write_records(swept, path)
     assert sorted(r["P@1"] for r in merged if r["variant"] == "labelcorank") == [0.94, 0.95, 0.96, 0.97, 0.98, 0.99]
@@ -260,6 +268,9 @@ def test_blend_scores_a_trained_run_at_each_weight_and_picks_the_weight_on_dev(r
     settings = {"seed": 0, "epochs": 2, "max_length": 64, "schedule": "linear"}
     assert bench_blend.reference("toy", {**settings, "lr": 5e-5})["P@1"] == 0.5  # no rate kept: the recipe's
     assert bench_blend.reference("toy", {**settings, "lr": 1e-4})["P@1"] == 0.6
+    # a run at another batch has its own plain fine-tune or none; records without a batch ran at 16
+    assert bench_blend.reference("toy", {**settings, "lr": 5e-5, "batch_size": 8}) is None
+    assert bench_blend.reference("toy", {**settings, "lr": 5e-5, "batch_size": 16})["P@1"] == 0.5
 
 
 def test_coverage_counts_gold_in_s_and_out_of_the_reranking_stages_reach(registered, tmp_path, monkeypatch):
@@ -351,18 +362,21 @@ def test_gains_set_each_labelcorank_run_beside_its_plain_fine_tune_and_check_the
         {**base, "variant": "labelcorank", **metrics(0.93, 0.960)},  # +1 point nDCG but below on P@1
         {**base, "variant": "labelcorank", "lr": 1e-4, **metrics(0.95, 0.99)},  # no plain run at that rate
         {**base, "variant": "no_cooc", **metrics(0.95, 0.99)},  # an ablation: not a recipe
+        {**base, "variant": "roberta", "batch_size": 8, **metrics(0.95, 0.955)},
+        {**base, "variant": "labelcorank", "batch_size": 8, **metrics(0.96, 0.958), "s1_nDCG@5": 0.95},
     ]
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "toy-recipe.json").write_text(json.dumps(records))
     defaults = {"lr": 5e-5, "head_lr": 1e-3, "gamma": 20, "beta": 0.3, "alpha": 0.3}
     rows = bench_gains.gains(records, defaults)
     assert [(r["recipe"], r["record"]["seed"]) for r in rows] == [
-        ("label_attention=encoder_readers", 0), ("label_attention=encoder_readers", 1),
+        ("batch_size=8", 0), ("label_attention=encoder_readers", 0), ("label_attention=encoder_readers", 1),
         ("the recipe (label_attention=head)", 0)]
-    assert rows[0]["gain"]["nDCG@5"] == pytest.approx(0.6) and rows[0]["gain"]["P@1"] == pytest.approx(1.0)
-    assert [r["meets"] for r in rows] == [True, True, False]
+    assert rows[0]["gain"]["nDCG@5"] == pytest.approx(0.3)  # beside the plain fine-tune at batch 8
+    assert rows[1]["gain"]["nDCG@5"] == pytest.approx(0.6) and rows[1]["gain"]["P@1"] == pytest.approx(1.0)
+    assert [r["meets"] for r in rows] == [False, True, True, False]
     assert bench_gains.recipes_meeting(rows) == ["label_attention=encoder_readers (128 tokens, 2 epochs)"]
-    assert bench_gains.recipes_meeting(rows[:1] + rows[2:]) == []  # one seed is not enough
+    assert bench_gains.recipes_meeting(rows[:2] + rows[3:]) == []  # one seed is not enough
     assert bench_gains.recipe({**records[2], "gamma": 10}, defaults) == "label_attention=encoder_readers, gamma=10"
     monkeypatch.setattr(bench_gains, "recipe_defaults", lambda dataset: defaults)  # toy is no profile dataset: the demo recipe
     assert bench_gains.main(["--dataset", "toy"]) == 0
