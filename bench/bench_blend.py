@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from bench import report
-from bench.bench_reuters import (BATCH_SIZE, COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, commit, merge_records,
+from bench.bench_reuters import (COLUMNS, RECORD_NAMES, RECORDS_DIR, RESULTS, batch_of, commit, merge_records,
                                  records_path, tracked_run)
 
 SPLITS = ("dev", "test")
@@ -107,7 +107,7 @@ def reference(dataset: str, settings: dict) -> dict | None:
                if r["variant"] == "roberta" and r["seed"] == settings["seed"] and r["epochs"] == settings["epochs"]
                and r["max_length"] == settings["max_length"]
                and r.get("schedule", "constant") == settings["schedule"] and r.get("summary_tokens", 1) == 1
-               and r.get("batch_size", BATCH_SIZE) == settings.get("batch_size", BATCH_SIZE)
+               and batch_of(r) == batch_of(settings)
                and r.get("lr", settings["lr"]) == settings["lr"]]  # records before the rates were kept: the recipe's
     return matches[-1] if matches else None
 

@@ -2,8 +2,8 @@
 
 ``python -m bench.bench_reuters`` keeps one record per run in ``bench/results/<dataset>-recipe.json``.
 This script reads them (no training) and sets each ``labelcorank`` run beside the plain fine-tune
-(``roberta``) of the same seed, tokens, epochs, schedule, batch size and encoder learning rate (the newest such
-record), with the gain in points on P@1, P@3, P@5, nDCG@3 and nDCG@5, and whether that run meets
+(``roberta``) of the same seed, tokens, epochs, schedule, batch size and encoder learning rate (the
+newest such record), with the gain in points on P@1, P@3, P@5, nDCG@3 and nDCG@5, and whether that run meets
 issue #13's target for its seed (at least +0.5 point nDCG@3 and nDCG@5, and not below on P@1, P@3
 or P@5). A recipe meets the target when its runs at seeds 0 and 1 both do.
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench import report
 from bench.bench_blend import reference
-from bench.bench_reuters import BATCH_SIZE, COLUMNS, RESULTS, SECOND_STAGE, commit, records_path
+from bench.bench_reuters import BATCH_SIZE, COLUMNS, RESULTS, SECOND_STAGE, batch_of, commit, records_path
 from lcr.report.plots import plot_first_vs_final
 
 # The settings a run's recipe names when it set them otherwise than params.yaml does for the dataset.
@@ -49,7 +49,7 @@ def recipe(record: dict, defaults: dict) -> str:
     ``label_attention=encoder_readers``."""
     changed = [f"{k}={record[k]}" for k, off in SECOND_STAGE.items() if record.get(k, off) != off]
     changed += [f"{k}={record[k]:g}" for k, value in defaults.items() if record.get(k, value) != value]
-    if record.get("batch_size", BATCH_SIZE) != BATCH_SIZE:  # records without one ran at the script's default
+    if batch_of(record) != BATCH_SIZE:
         changed.append(f"batch_size={record['batch_size']}")
     return ", ".join(changed) or "the recipe (label_attention=head)"
 
@@ -120,15 +120,15 @@ def markdown(rows: list[dict], dataset: str, command: str, revision: str) -> str
 
 def figure_points(rows: list[dict], defaults: dict) -> tuple[pd.DataFrame, dict, tuple[int, int] | None]:
     """What the figure draws: the runs (seed, S1 nDCG@5, final nDCG@5) of the tokens and epochs with
-    the most runs that kept S1's nDCG@5 and ran at the recipe's encoder rate and the default batch, and each seed's plain
-    fine-tune (the newest reference among them).
+    the most runs that kept S1's nDCG@5 and ran at the recipe's encoder rate and the default batch, and
+    each seed's plain fine-tune (the newest reference among them).
 
     Returns:
         ``(runs, plain, (max_length, epochs))``; empty runs and None when no run kept S1's nDCG@5.
     """
     kept = [r for r in rows if r["record"].get("s1_nDCG@5") is not None
             and r["record"].get("lr", defaults["lr"]) == defaults["lr"]
-            and r["record"].get("batch_size", BATCH_SIZE) == BATCH_SIZE]
+            and batch_of(r["record"]) == BATCH_SIZE]
     groups: dict[tuple[int, int], list[dict]] = {}
     for row in kept:
         groups.setdefault((row["record"]["max_length"], row["record"]["epochs"]), []).append(row)

@@ -65,6 +65,11 @@ BATCH_SIZE = 16
 STAGE = ("s1_P@1", "s1_nDCG@5", "s_gold_coverage", "s_distinct_share", "mean_S2", "mean_S3")
 
 
+def batch_of(record: dict) -> int:
+    """The batch size a record (or a run's params, or settings) ran at: :data:`BATCH_SIZE` when it names none."""
+    return record.get("batch_size", BATCH_SIZE)
+
+
 def _settings(args: argparse.Namespace) -> dict:
     """``--set key=value`` as YAML values, plus this benchmark's own budget options."""
     from lcr.config import parse_settings
@@ -192,7 +197,7 @@ def records(results: list[dict], args: argparse.Namespace, revision: str) -> lis
             record.update({k: p[k] for k in FAMILY_SETTINGS})
         record.update(train_minutes=round(result["train_seconds"] / 60, 2), max_length=p["max_length"],
                       epochs=p["epochs"], schedule=p["schedule"], summary_tokens=p.get("summary_tokens", 1),
-                      batch_size=p.get("batch_size", BATCH_SIZE),
+                      batch_size=batch_of(p),
                       **{k: p[k] for k in RATES if k in p},
                       **{k: p[k] for k, off in SECOND_STAGE.items() if p.get(k, off) != off},
                       train_docs=train_docs, commit=result.get("commit") or revision,
@@ -216,7 +221,7 @@ def write_records(new: list[dict], path: Path) -> list[dict]:
     at the constant rate, with one summary token; before the second-stage settings, with them off).
     """
     key = lambda r: (r["dataset"], r["variant"], r["seed"], r["epochs"], r["max_length"],  # noqa: E731
-                     r.get("schedule", "constant"), r.get("summary_tokens", 1), r.get("batch_size", BATCH_SIZE),
+                     r.get("schedule", "constant"), r.get("summary_tokens", 1), batch_of(r),
                      *(r.get(k) for k in RATES),
                      *(r.get(k, off) for k, off in SECOND_STAGE.items()), *(r.get(k) for k in FAMILY_SETTINGS))
     return merge_records(path, new, key)
