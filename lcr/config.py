@@ -164,6 +164,11 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             trained on every fold but i, score fold i, and the second stage starts from their
             logits on the training documents (:mod:`lcr.train.cross_fit`; 0 = off, the paper).
             Costs about one more training of the first stage.
+        first_in_training: what LabelCoRank's reranking stage starts from on a training document:
+            ``current`` (the model's S1 now, the paper) or ``unseen`` (from the second epoch on, the S1
+            logits the model gave that document on its first visit, before any step had trained on
+            it: a first prediction that errs as on unseen text, against the stacking trap, at no
+            extra training cost; kept in memory and in the checkpoint, N x K floats).
         cross_fit_fold: set by a cross-fitted run for its fold models: train on every fold of
             the ``cross_fit_folds`` but this one (None = the whole training split).
         grad_accum: micro-batches accumulated per optimiser step.
@@ -216,6 +221,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     first_stage_steps: int = 0
     cross_fit_folds: int = 0
     cross_fit_fold: int | None = None
+    first_in_training: str = "current"
     batch_size: int = 16
     grad_accum: int = 1
     epochs: int = 10
@@ -279,6 +285,12 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
              f"({self.cross_fit_folds})"),
             (self.cross_fit_folds == 0 or self.cross_fit_fold is not None or self.variant in LABELCORANK_FAMILY,
              f"cross_fit_folds trains a LabelCoRank reranking stage; variant '{self.variant}' has none"),
+            (self.first_in_training in ("current", "unseen"), "first_in_training must be 'current' or 'unseen'"),
+            (self.first_in_training == "current" or self.variant in LABELCORANK_FAMILY,
+             f"first_in_training 'unseen' trains a LabelCoRank reranking stage; variant '{self.variant}' has none"),
+            (self.first_in_training == "current" or self.cross_fit_folds == 0,
+             "first_in_training 'unseen' and cross_fit_folds both choose what the second stage starts from; "
+             "set one of them"),
             (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
             (self.summary_tokens == 1 or self.resolved_pooling == "cls",
              f"summary_tokens = {self.summary_tokens} needs pooling cls (the summary states are pooled, not the "

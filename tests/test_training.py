@@ -116,13 +116,19 @@ def _weights(folder: Path) -> dict:
     return load_file(files[0])
 
 
-def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path):
+@pytest.mark.parametrize("first_in_training", ["current", "unseen"])
+def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path, first_in_training):
+    """Killed after its first checkpoint (in the first epoch) and resumed, a run ends with the
+    weights of an uninterrupted one; with first_in_training unseen the first-epoch logits it had
+    recorded come back from the checkpoint."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = lambda output, *extra: _train_command(toy, output, "--set", f"first_in_training={first_in_training}",  # noqa: E731
+                                                    *extra)
     reference = tmp_path / "reference"
-    subprocess.run(_train_command(toy, reference), check=True, env=env, capture_output=True)
+    subprocess.run(command(reference), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_train_command(toy, killed), env=env, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
@@ -131,7 +137,7 @@ def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "metrics.json").exists()
-    subprocess.run(_train_command(toy, killed, "--resume"), check=True, env=env, capture_output=True)
+    subprocess.run(command(killed, "--resume"), check=True, env=env, capture_output=True)
 
     a, b = _weights(reference / "best_model" / "model"), _weights(killed / "best_model" / "model")
     assert a.keys() == b.keys()
@@ -433,3 +439,45 @@ def test_cross_fit_trains_fold_models_on_the_other_folds_and_the_second_stage_fr
     stamp = (cross_fit.fold_dir(tmp_path / "run", 0) / "metrics.json").stat().st_mtime_ns
     train_job("toy", params, data_dir=toy["data"], output_dir=tmp_path / "run", track=False, progress=False)
     assert (cross_fit.fold_dir(tmp_path / "run", 0) / "metrics.json").stat().st_mtime_ns == stamp  # read back
+
+
+def test_first_in_training_unseen_starts_the_second_stage_from_first_visit_logits(toy, tmp_path):
+    """first_in_training unseen changes nothing in the first epoch (the logits of a first visit
+    are the model's current ones) and, from the second, trains the reranking stage from the
+    recorded first-epoch logits: the weights then part from a run with the current S1."""
+    import torch
+
+    from lcr.train.cross_fit import UnseenFirst
+    from lcr.train.loop import CHECKPOINT, _load_checkpoint
+
+    def last_weights(name, **overrides):  # the weights after the last step (the checkpoint's)
+        params = settings(toy, variant="labelcorank", dropout=0.0, final_head="per_label", **overrides)
+        train_job("toy", params, data_dir=toy["data"], output_dir=tmp_path / name, track=False, progress=False)
+        state = _load_checkpoint(tmp_path / name / CHECKPOINT)
+        return state["model"], state.get("unseen_first")
+
+    one = [last_weights(f"{how}-1", first_in_training=how, epochs=1) for how in ("current", "unseen")]
+    for name, value in one[0][0].items():
+        assert torch.equal(value, one[1][0][name]), name
+    assert one[0][1] is None and bool((one[1][1]["visits"] == 1).all())  # every document recorded once
+    two = [last_weights(f"{how}-2", first_in_training=how, epochs=2) for how in ("current", "unseen")]
+    assert any(not torch.equal(value, two[1][0][name]) for name, value in two[0][0].items())
+    assert torch.equal(two[1][1]["sums"], one[1][1]["sums"])  # the second epoch records nothing
+
+    unseen = UnseenFirst(4, 3)
+    unseen.record(np.array([2, 0, 2]), torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [3.0, 4.0, 5.0]]))
+    np.testing.assert_allclose(unseen.of([0, 2], torch.device("cpu")).float().numpy(),
+                               [[4.0, 5.0, 6.0], [2.0, 3.0, 4.0]])  # document 2 seen twice: the mean
+    with pytest.raises(LcrError, match="no first-epoch logits"):
+        unseen.of([1], torch.device("cpu"))
+    again = UnseenFirst(4, 3)
+    again.load_state_dict(unseen.state_dict())
+    assert torch.equal(again.sums, unseen.sums)
+    with pytest.raises(LcrError, match="needs \\(5, 3\\)"):
+        UnseenFirst(5, 3).load_state_dict(unseen.state_dict())
+    with pytest.raises(LcrError, match="first_in_training must be"):
+        settings(toy, first_in_training="old")
+    with pytest.raises(LcrError, match="set one of them"):
+        settings(toy, first_in_training="unseen", cross_fit_folds=2)
+    with pytest.raises(LcrError, match="variant 'roberta' has none"):
+        settings(toy, first_in_training="unseen", variant="roberta")

@@ -330,6 +330,19 @@ def first_logits(model, split: EncodedSplit, *, batch_size: int, device: torch.d
     return logits
 
 
+def _every_process_share(batch: np.ndarray, logits: torch.Tensor, env) -> list[tuple[np.ndarray, torch.Tensor]]:
+    """Each process's documents of a global training batch with their logits (B x K, no
+    gradient): this process's alone, or with several processes every one's (an all-gather)."""
+    logits = logits.detach().float()  # (B, K)
+    if env.world_size == 1:
+        return [(shard(batch, 0, 1, pad=True), logits)]
+    import torch.distributed as dist
+
+    gathered = [torch.empty_like(logits) for _ in range(env.world_size)]  # world x (B, K)
+    dist.all_gather(gathered, logits.contiguous())
+    return [(shard(batch, rank, env.world_size, pad=True), part) for rank, part in enumerate(gathered)]
+
+
 def _cross_fit(dataset_dir: Path, output_dir: Path, params: TrainParams, vocab, *, eval_split: str,
                resume: bool, progress: bool | None, token_cache: bool) -> np.ndarray:
     """Out-of-fold first-prediction logits of the training documents (N x K), for
@@ -627,6 +640,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         total_steps = min(total_steps, params.max_steps)
     optimizer = build_optimizer(raw_model, params, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(params, total_steps))
+    # first_in_training unseen: the second stage starts from each document's first-visit S1 after epoch 1.
+    unseen = (cross_fit.UnseenFirst(len(train_split), train_split.labels.shape[1])
+              if params.first_in_training == "unseen" else None)
 
     position = {"epoch": 0, "batch": 0, "step": 0}
     best = {"metric": -math.inf, "epoch": -1, "dev": {}}
@@ -639,6 +655,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
         _set_rng_state(state["rng"])
         position, best, history = state["position"], state["best"], state["history"]
         patience_left = state["patience_left"]
+        if unseen is not None:
+            unseen.load_state_dict(state["unseen_first"])
 
     tracking = tracker if env.is_main else None
     if tracking is not None and state is None:
@@ -651,7 +669,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
                 "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": _rng_state(), "position": position,
                 "best": best, "history": history, "patience_left": patience_left,
-                "params": params.model_dump()})
+                "params": params.model_dump(),
+                **({"unseen_first": unseen.state_dict()} if unseen is not None else {})})
 
     def evaluate_dev() -> dict:
         if len(dev_split) == 0:
@@ -686,9 +705,14 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
             extra = {"first_stage_only": True} if warm_up and position["step"] < params.first_stage_steps else {}
             if out_of_fold is not None and not extra:  # cross-fitting: the second stage starts from unseen-text S1
                 extra["first_logits"] = out_of_fold[torch.from_numpy(np.asarray(mine))].to(device)  # (B, K)
+            if unseen is not None and epoch > 0 and not extra:  # the S1 of the document's first visit
+                extra["first_logits"] = unseen.of(mine, device)  # (B, K)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"], **extra)
             (out.loss / params.grad_accum).backward()
+            if unseen is not None and epoch == 0:  # scored before any step trained on these documents
+                for positions, logits1 in _every_process_share(batches[b], out.logits1, env):
+                    unseen.record(positions, logits1)
             for name in ("loss1", "loss2"):
                 if getattr(out, name, None) is not None:
                     total = epoch_losses.setdefault(name, [0.0, 0])
