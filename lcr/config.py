@@ -70,7 +70,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, fill_to_gamma, classifier_rank, pooling, residual, final_head,
     detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, label_init,
-    final_blend, label_interaction_layers, label_attention, reader_weights, reader_keys;
+    final_blend, label_interaction_layers, label_attention, reader_weights, reader_keys, reader_text_grad;
     label_text, label_name_length;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 

@@ -1159,6 +1159,32 @@ def test_reader_keys_own_start_as_the_encoders_keys_and_then_learn_apart(tiny, t
         train_params({"reader_keys": "own", "label_attention": "encoder_readers"})
 
 
+def test_reader_text_grad_false_keeps_l2_out_of_the_encoder_but_not_out_of_the_readers(tiny):
+    """``reader_text_grad: false``: the readers project detached text states, so with S1's logits
+    also detached (detach_first) L2 leaves every encoder weight without a gradient, while the
+    readers' own weights learn; the predictions are those of the model that reads them attached."""
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    setting = dict(final_head="per_label", label_attention="encoder_readers", reader_weights="own", gamma=7,
+                   detach_first=True, reader_keys="own")
+    attached, detached = _model(tiny, **setting), _model(tiny, **setting, reader_text_grad=False)
+    with torch.no_grad():
+        for m in (attached, detached):
+            m.label_scorer.weight.normal_(generator=torch.Generator().manual_seed(3))
+    assert torch.equal(attached(ids, attn).logits2, detached(ids, attn).logits2)  # the same forward pass
+    for m in (attached, detached):
+        m.train()
+        m.zero_grad()
+        m(ids, attn, labels=labels).loss2.backward()
+    moved = lambda params: [n for n, p in params if p.grad is not None and p.grad.abs().sum() > 0]  # noqa: E731
+    assert moved(attached.encoder.named_parameters())  # L2 trains the encoder through the readers' reading
+    assert moved(detached.encoder.named_parameters()) == []  # ... or not at all
+    assert moved(detached.reader_encoder.named_parameters()) == moved(attached.reader_encoder.named_parameters()) != []
+    with pytest.raises(LcrError, match="reader_text_grad false .* needs reader_keys 'own'; reader_keys is 'encoder'"):
+        train_params({"reader_text_grad": False, "label_attention": "encoder_readers", "reader_weights": "own"})
+
+
 def test_readers_own_keys_refuse_an_encoder_not_laid_out_like_bert():
     from lcr.models.summary import project_text_for_readers
 

@@ -190,6 +190,30 @@ def test_two_process_ddp_matches_one_process(toy, tmp_path):
     assert ddp_eval["P@1"] == pytest.approx(single_eval["P@1"])
 
 
+def test_two_process_ddp_first_in_training_unseen_matches_one_process(toy, tmp_path):
+    """With first_in_training unseen, 2 gloo processes each record both processes' first-epoch
+    logits (rank 0's checkpoint holds every document's) and follow 1 process into the second epoch."""
+    import torch
+
+    from lcr.train.loop import CHECKPOINT, _load_checkpoint
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    common = ["--set", "dropout=0.0", "--set", "epochs=2", "--set", "first_in_training=unseen",
+              "--set", "final_head=per_label"]
+    single, double = tmp_path / "single", tmp_path / "ddp"
+    subprocess.run(_train_command(toy, single, "--set", "batch_size=8", *common), check=True, env=env,
+                   capture_output=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lcr.cli"]
+    result = subprocess.run(torchrun + _train_command(toy, double, "--set", "batch_size=4", *common)[3:], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = _load_checkpoint(single / CHECKPOINT), _load_checkpoint(double / CHECKPOINT)
+    assert bool((b["unseen_first"]["visits"] == 1).all())  # 48 documents, each once, from both processes
+    torch.testing.assert_close(b["unseen_first"]["sums"], a["unseen_first"]["sums"], rtol=0, atol=1e-3)
+    for name, value in a["model"].items():  # as in the test above: summation-order noise only
+        torch.testing.assert_close(b["model"][name], value, rtol=0, atol=5e-4, msg=name)
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"variant": "labelcorank-xl"}, "unknown variant"),
     ({"gamma": 99}, "larger than the number of labels"),

@@ -118,6 +118,7 @@ class LabelCoRankSettings(SharedModelSettings):
     label_attention: Literal["head", "encoder", "encoder_readers"] = "head"
     reader_weights: Literal["shared", "own"] = "shared"
     reader_keys: Literal["encoder", "own"] = "encoder"
+    reader_text_grad: bool = True
 
     def reading_checks(self) -> list[tuple[bool, str]]:
         """How the label queries read the text: the checks that the model config and the training
@@ -132,6 +133,9 @@ class LabelCoRankSettings(SharedModelSettings):
             (self.reader_keys == "encoder" or self.reader_weights == "own",
              f"reader_keys {self.reader_keys!r} projects the text with the readers' own weights and needs "
              f"reader_weights 'own'; reader_weights is {self.reader_weights!r}"),
+            (self.reader_text_grad or self.reader_keys == "own",
+             f"reader_text_grad false detaches the text states that the readers project with their own keys and "
+             f"values and needs reader_keys 'own'; reader_keys is {self.reader_keys!r}"),
         ]
 
 

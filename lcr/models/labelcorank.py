@@ -185,6 +185,11 @@ class LabelCoRankConfig(LabelCoRankSettings):
             its own key and value weights, :func:`lcr.models.summary.project_text_for_readers`, so
             that the text's self-attention, which gives S1, and the readers' view of the text no
             longer share one pair of projections). Costs two projections of the text per layer.
+        reader_text_grad: with ``reader_keys: own``, whether L2 trains the encoder through the
+            text states the readers project (True) or the readers read them detached (False, an
+            extension): the encoder then learns from L1 and, through the S1 logits the final
+            prediction corrects, from L2 at the logit level only, as the plain fine-tune's encoder
+            does, while the readers learn to rerank on their own weights.
     """
 
     num_labels: int
@@ -855,6 +860,8 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             if cfg.reader_keys == "own":  # ... as the readers' own weights project each layer's text states
                 hidden, attention_mask, layer_inputs = encode_text_states(self.encoder, input_ids, attention_mask,
                                                                           limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
+                if not cfg.reader_text_grad:  # L2 does not reach the encoder through what the readers read
+                    layer_inputs = tuple(states.detach() for states in layer_inputs)  # each (B, T, delta)
                 cache = project_text_for_readers(self.reader_encoder, layer_inputs)
             else:  # ... as the text pass itself computed (and cached) them
                 hidden, attention_mask, cache = encode_text_for_readers(self.encoder, input_ids, attention_mask,
