@@ -36,5 +36,7 @@ def test_logits_round_trip_and_a_file_of_another_run_is_refused(tmp_path):
 
 def test_a_cross_fit_too_large_for_memory_is_refused_before_training():
     cross_fit.check_size(10_000, 100)
-    with pytest.raises(LcrError, match="max_train_docs"):
+    with pytest.raises(LcrError, match="max_train_docs.* or set cross_fit_folds: 0"):
         cross_fit.check_size(1_000_000, 18_000)
+    with pytest.raises(LcrError, match="^first_in_training: .* or set first_in_training: current"):
+        cross_fit.UnseenFirst(1_000_000, 18_000)  # refused before the N x K table is allocated

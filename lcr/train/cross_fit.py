@@ -54,13 +54,13 @@ def logits_path(output_dir: str | Path) -> Path:
     return Path(output_dir) / CROSS_FIT_DIR / LOGITS_FILE
 
 
-def check_size(n_docs: int, num_labels: int, setting: str = "cross_fit_folds: 0") -> None:
+def check_size(n_docs: int, num_labels: int, setting: str = "cross_fit_folds", off: str = "0") -> None:
     """Refuse out-of-sample logits (N x K) that would not fit in memory, before anything trains;
-    ``setting`` is the one that turns them off."""
+    ``setting: off`` is what turns them off."""
     if n_docs * num_labels > MAX_CELLS:
-        raise LcrError(f"{setting.split(':')[0]}: the out-of-sample logits of {n_docs:,} training documents x "
+        raise LcrError(f"{setting}: the out-of-sample logits of {n_docs:,} training documents x "
                        f"{num_labels:,} labels ({n_docs * num_labels:,} cells) exceed {MAX_CELLS:,}; "
-                       f"cap the training split (max_train_docs) or set {setting}")
+                       f"cap the training split (max_train_docs) or set {setting}: {off}")
 
 
 def save_logits(output_dir: str | Path, logits: np.ndarray) -> Path:
@@ -103,7 +103,7 @@ class UnseenFirst:
     """
 
     def __init__(self, n_docs: int, num_labels: int):
-        check_size(n_docs, num_labels, "first_in_training: current")
+        check_size(n_docs, num_labels, "first_in_training", "current")
         self.sums = torch.zeros(n_docs, num_labels, dtype=torch.float32)  # (N, K) logits summed over visits
         self.visits = torch.zeros(n_docs, dtype=torch.int32)  # (N,) first-epoch visits
 
