@@ -17,7 +17,8 @@ from lcr.models.encoder import check_encoder, load_encoder
 from lcr.errors import LcrError
 from lcr.models.factory import build_model, load_model
 from lcr.models.labelcorank import (LabelCoRank, LabelCoRankConfig, LabelInteraction, LabelTextAttention, RobertaBaseline, cooc_csr,
-                       cooc_row_sums, cooc_transposed, oracle_rerank, select_labels, top_labels)
+                       cooc_row_sums, cooc_transposed, oracle_rerank, select_labels, swap_gold_with_wrong,
+                       top_labels)
 from lcr.models.variants import MODEL_VARIANTS
 
 K = 8
@@ -793,6 +794,53 @@ def test_rerank_noise_perturbs_what_the_reranking_stage_starts_from_in_training_
     with pytest.raises(LcrError, match="rerank_noise must be at least 0"):
         LabelCoRankConfig(num_labels=K, rerank_noise=-0.5).validate()
 
+
+
+def test_swap_gold_with_wrong_swaps_a_gold_label_with_a_lower_ranked_wrong_one():
+    first = torch.tensor([[5.0, 1.0, 0.0, -1.0, -2.0],   # gold 0; wrong labels 1, 2 among the top 3
+                          [4.0, 3.0, -1.0, -2.0, -3.0],  # gold 1; label 0 ranks above it, so only 2 is drawn
+                          [0.0, 1.0, 2.0, 3.0, 4.0],     # no gold label: left alone
+                          [1.0, 0.0, 9.0, -1.0, -2.0]],  # gold 0, 2; no wrong label below either in the top 2
+                         requires_grad=True)
+    labels = torch.tensor([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0], [0, 0, 0, 0, 0], [1.0, 0, 1.0, 0, 0]])
+    seen = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = swap_gold_with_wrong(first, labels, 3, 1.0)
+        seen.add(tuple(out[0].tolist()))
+        assert torch.equal(out[1], torch.tensor([4.0, -1.0, 3.0, -2.0, -3.0]))
+        assert torch.equal(out[2], first[2]) and torch.equal(swap_gold_with_wrong(first, labels, 2, 1.0)[3], first[3])
+    # the wrong label is drawn among S1's top 3 below the gold one: label 1 or label 2, never 3 or 4
+    assert seen == {(1.0, 5.0, 0.0, -1.0, -2.0), (0.0, 1.0, 5.0, -1.0, -2.0)}
+    # straight through: each column's gradient reaches that label's own logit
+    out = swap_gold_with_wrong(first, labels, 3, 1.0)
+    weights = torch.arange(1.0, 6.0)
+    (out * weights).sum().backward()
+    assert torch.equal(first.grad, weights.expand(4, 5))
+    # p = 0 swaps nothing
+    assert torch.equal(swap_gold_with_wrong(first, labels, 3, 0.0), first)
+
+
+def test_rerank_swap_acts_in_training_only_and_leaves_s1_and_l1_clean(tiny):
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    plain, swapped = _model(tiny, final_head="per_label"), _model(tiny, final_head="per_label", rerank_swap=1.0)
+    a, b = plain.eval()(ids, attn, labels=labels), swapped.eval()(ids, attn, labels=labels)
+    assert torch.equal(a.logits2, b.logits2) and torch.equal(a.selected, b.selected)
+    a, b = plain.train()(ids, attn, labels=labels), swapped.train()(ids, attn, labels=labels)
+    assert torch.equal(a.logits1, b.logits1) and torch.equal(a.loss1, b.loss1)
+    # the per-label head starts at zero, so the final logits are the swapped S1: label 2 moved
+    # down in every document that had a wrong label below it, and only two columns changed per row
+    changed = (b.logits2 != b.logits1).sum(1)  # (B,)
+    assert set(changed.tolist()) <= {0, 2} and changed.sum() > 0
+    moved = changed == 2
+    assert (b.logits2[moved, 2] < b.logits1[moved, 2]).all()
+    assert torch.equal(b.logits2.detach().sort(1).values, b.logits1.detach().sort(1).values)
+    with pytest.raises(LcrError, match=r"rerank_swap must be in \[0, 1\]"):
+        train_params({"rerank_swap": 1.5})
+    with pytest.raises(LcrError, match=r"rerank_swap must be in \[0, 1\]"):
+        LabelCoRankConfig(num_labels=K, rerank_swap=-0.1).validate()
 
 def test_final_blend_ranks_with_a_mix_of_the_two_predictions_and_leaves_the_losses_alone(tiny):
     ids, attn = _batch(tiny)

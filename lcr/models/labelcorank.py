@@ -140,6 +140,14 @@ class LabelCoRankConfig(LabelCoRankSettings):
             An extension against a stacking trap: on its own training documents S1 is already
             right, so a reranking stage fit on them learns to change nothing; with sigma > 0 it
             is fit on a first prediction that errs, as S1 does on unseen text (0 = off, the paper).
+        rerank_swap: p in [0, 1]: in training only, each document's first prediction that steps 2
+            and 5 start from has, with probability p, one of its gold labels swap logits with a
+            non-gold label that S1 ranks below it among its top gamma (both drawn uniformly), so
+            that S1 seems to rank a wrong label where the gold one was and the gold one lower (an
+            extension against the stacking trap, like ``rerank_noise``, but the error it makes is
+            the one S1 makes on unseen text: a gold label out-ranked by a wrong one, while the other
+            labels keep their logits; L1 still scores the clean z1, and L2's gradient reaches each
+            label's own S1 logit; 0 = off, the paper).
         label_init: how M_f (the label embedding of step 3) starts: ``random`` (the paper) or
             ``names``: row l is the encoder's own embedding of label l's text (the mean of its
             output states over the name's tokens, :func:`lcr.models.encoder.embed_texts`),
@@ -219,6 +227,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.summary_tokens == 1 or self.pooling == "cls", "summary_tokens > 1 needs pooling 'cls'"),
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
+            (0.0 <= self.rerank_swap <= 1.0, "rerank_swap must be in [0, 1]"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
             (self.label_attention in LABEL_ATTENTION, f"label_attention must be one of {', '.join(LABEL_ATTENTION)}"),
@@ -880,6 +889,8 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
         first = logits1 if first_logits is None else first_logits.to(logits1.dtype).detach()  # (B, K)
         if self.training and cfg.rerank_noise > 0:
             first = first + cfg.rerank_noise * torch.randn_like(logits1)  # (B, K); the noise has no gradient
+        if self.training and cfg.rerank_swap > 0 and labels is not None:
+            first = swap_gold_with_wrong(first, labels, cfg.gamma, cfg.rerank_swap)  # (B, K)
 
         # Step 2: label reranking; a discrete choice, so no gradient flows through it.
         selected, selected_mask = self.select(first)  # (B, gamma), (B, gamma)
@@ -978,6 +989,41 @@ def reader_copy(encoder: nn.Module) -> nn.Module:
 def at_selected(values: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
     """The columns of ``values`` (B x K) named by S (B x gamma, PAD = K), 0 at PAD."""
     return F.pad(values, (0, 1)).gather(1, selected)  # (B, gamma)
+
+
+def swap_gold_with_wrong(first: torch.Tensor, labels: torch.Tensor, gamma: int, p: float) -> torch.Tensor:
+    """A first prediction that errs as S1 does on unseen text (``rerank_swap``, training only).
+
+    In each document, with probability ``p``, a gold label g drawn uniformly and a non-gold label n
+    drawn uniformly among S1's top ``gamma`` labels ranked below g swap their logits; documents
+    without such a pair are left alone. The swap is in the values only: the gradient of each
+    column still reaches that label's own S1 logit (straight through), so L2 never pushes a
+    wrong label's S1 logit up for a gold label's sake.
+
+    Args:
+        first: S1's logits (B x K).
+        labels: multi-hot gold labels (B x K).
+        gamma: how deep in S1's ranking the wrong label may be drawn.
+        p: the probability, per document, of a swap.
+
+    Returns:
+        The logits with the swaps made (B x K), of ``first``'s dtype.
+    """
+    values = first.detach()  # (B, K)
+    gold = labels > 0.5  # (B, K)
+    top = values.topk(min(gamma, values.size(1)), dim=1).indices  # (B, g) S1's best labels
+    # g: a gold label drawn uniformly (random keys, non-gold ones masked out)
+    g = torch.rand(values.shape, device=values.device).masked_fill(~gold, -1.0).argmax(1)  # (B,)
+    z_g = values.gather(1, g[:, None])  # (B, 1)
+    # n: a wrong label drawn uniformly among the top ones that S1 ranks below g
+    wrong = ~gold.gather(1, top) & (values.gather(1, top) < z_g)  # (B, g)
+    n = top.gather(1, torch.rand(top.shape, device=values.device).masked_fill(~wrong, -1.0).argmax(1)[:, None])  # (B, 1)
+    z_n = values.gather(1, n)  # (B, 1)
+    swap = (torch.rand(values.size(0), 1, device=values.device) < p) & gold.any(1, keepdim=True) \
+        & wrong.any(1, keepdim=True)  # (B, 1)
+    swapped = values.scatter(1, g[:, None], torch.where(swap, z_n, z_g))  # (B, K)
+    swapped = swapped.scatter(1, n, torch.where(swap, z_g, z_n))  # (B, K)
+    return swapped + (first - values)  # (B, K) the swapped values (+ exact zeros), each column's gradient its own
 
 
 def pairwise_rank_loss(logits: torch.Tensor, labels: torch.Tensor, selected: torch.Tensor,
