@@ -812,11 +812,14 @@ def test_swap_gold_with_wrong_swaps_a_gold_label_with_a_lower_ranked_wrong_one()
         assert torch.equal(out[2], first[2]) and torch.equal(swap_gold_with_wrong(first, labels, 2, 1.0)[3], first[3])
     # the wrong label is drawn among S1's top 3 below the gold one: label 1 or label 2, never 3 or 4
     assert seen == {(1.0, 5.0, 0.0, -1.0, -2.0), (0.0, 1.0, 5.0, -1.0, -2.0)}
-    # straight through: each column's gradient reaches that label's own logit
+    # the swapped pair carries no gradient; every other logit is S1's own
+    torch.manual_seed(0)
     out = swap_gold_with_wrong(first, labels, 3, 1.0)
     weights = torch.arange(1.0, 6.0)
     (out * weights).sum().backward()
-    assert torch.equal(first.grad, weights.expand(4, 5))
+    moved = out != first  # (4, 5) two entries in each swapped row
+    assert moved.sum(1).tolist() == [2, 2, 0, 2]
+    assert torch.equal(first.grad, torch.where(moved, 0.0, weights.expand(4, 5)))
     # p = 0 swaps nothing
     assert torch.equal(swap_gold_with_wrong(first, labels, 3, 0.0), first)
 

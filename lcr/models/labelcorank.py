@@ -146,8 +146,8 @@ class LabelCoRankConfig(LabelCoRankSettings):
             that S1 seems to rank a wrong label where the gold one was and the gold one lower (an
             extension against the stacking trap, like ``rerank_noise``, but the error it makes is
             the one S1 makes on unseen text: a gold label out-ranked by a wrong one, while the other
-            labels keep their logits; L1 still scores the clean z1, and L2's gradient reaches each
-            label's own S1 logit; 0 = off, the paper).
+            labels keep their logits; L1 still scores the clean z1, and the swapped pair's logits
+            carry no gradient into S1; 0 = off, the paper).
         label_init: how M_f (the label embedding of step 3) starts: ``random`` (the paper) or
             ``names``: row l is the encoder's own embedding of label l's text (the mean of its
             output states over the name's tokens, :func:`lcr.models.encoder.embed_texts`),
@@ -996,9 +996,9 @@ def swap_gold_with_wrong(first: torch.Tensor, labels: torch.Tensor, gamma: int, 
 
     In each document, with probability ``p``, a gold label g drawn uniformly and a non-gold label n
     drawn uniformly among S1's top ``gamma`` labels ranked below g swap their logits; documents
-    without such a pair are left alone. The swap is in the values only: the gradient of each
-    column still reaches that label's own S1 logit (straight through), so L2 never pushes a
-    wrong label's S1 logit up for a gold label's sake.
+    without such a pair are left alone. The two swapped logits carry no gradient (L2 must not
+    train S1 on values that are not S1's: straight through, the large losses of the swapped pairs
+    would push S1's already right logits further apart); the other logits are ``first`` itself.
 
     Args:
         first: S1's logits (B x K).
@@ -1023,7 +1023,8 @@ def swap_gold_with_wrong(first: torch.Tensor, labels: torch.Tensor, gamma: int, 
         & wrong.any(1, keepdim=True)  # (B, 1)
     swapped = values.scatter(1, g[:, None], torch.where(swap, z_n, z_g))  # (B, K)
     swapped = swapped.scatter(1, n, torch.where(swap, z_g, z_n))  # (B, K)
-    return swapped + (first - values)  # (B, K) the swapped values (+ exact zeros), each column's gradient its own
+    moved = torch.zeros_like(gold).scatter(1, g[:, None], swap).scatter(1, n, swap)  # (B, K) the swapped pair
+    return torch.where(moved, swapped, first)  # (B, K) no gradient through the swapped pair
 
 
 def pairwise_rank_loss(logits: torch.Tensor, labels: torch.Tensor, selected: torch.Tensor,
