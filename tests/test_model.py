@@ -770,19 +770,25 @@ def test_pairwise_rank_loss_equals_a_hand_computation_and_trains_the_reranker(ti
         train_params({"rank_loss_weight": -1})
 
 
-def test_rerank_noise_perturbs_what_the_reranking_stage_starts_from_in_training_only(tiny):
+def _perturbed_first_prediction(tiny, **setting):
+    """A per-label model with a training-only perturbation of S1 (``setting``) beside one without:
+    checks that it changes nothing in evaluation and leaves S1 and L1 clean in training, and returns
+    the two training outputs (plain, perturbed) and the perturbed model."""
     ids, attn = _batch(tiny)
     labels = torch.zeros(len(TEXTS), K)
     labels[:, 2] = 1
-    plain, noisy = _model(tiny, final_head="per_label"), _model(tiny, final_head="per_label", rerank_noise=2.0)
-    # evaluation: the setting changes nothing
-    a, b = plain.eval()(ids, attn, labels=labels), noisy.eval()(ids, attn, labels=labels)
+    plain, perturbed = _model(tiny, final_head="per_label"), _model(tiny, final_head="per_label", **setting)
+    a, b = plain.eval()(ids, attn, labels=labels), perturbed.eval()(ids, attn, labels=labels)
     assert torch.equal(a.logits2, b.logits2) and torch.equal(a.selected, b.selected)
-    # training: S1 and L1 are the clean ones; the per-label head starts at zero, so the final
-    # logits are exactly the perturbed S1 that the selection also read
-    a, b = plain.train()(ids, attn, labels=labels), noisy.train()(ids, attn, labels=labels)
+    a, b = plain.train()(ids, attn, labels=labels), perturbed.train()(ids, attn, labels=labels)
     assert torch.equal(a.logits1, b.logits1) and torch.equal(a.loss1, b.loss1)
+    # the per-label head starts at zero, so the final logits are exactly the perturbed S1
     assert torch.equal(a.logits2, a.logits1)
+    return a, b, perturbed
+
+
+def test_rerank_noise_perturbs_what_the_reranking_stage_starts_from_in_training_only(tiny):
+    _, b, noisy = _perturbed_first_prediction(tiny, rerank_noise=2.0)
     noise = (b.logits2 - b.logits1).detach()  # (B, K)
     assert 1.0 < noise.std().item() < 3.0 and noise.abs().min() > 0
     selected, mask = noisy.select(b.logits2)
@@ -793,7 +799,6 @@ def test_rerank_noise_perturbs_what_the_reranking_stage_starts_from_in_training_
         train_params({"rerank_noise": -0.5})
     with pytest.raises(LcrError, match="rerank_noise must be at least 0"):
         LabelCoRankConfig(num_labels=K, rerank_noise=-0.5).validate()
-
 
 
 def test_swap_gold_with_wrong_swaps_a_gold_label_with_a_lower_ranked_wrong_one():
@@ -825,16 +830,9 @@ def test_swap_gold_with_wrong_swaps_a_gold_label_with_a_lower_ranked_wrong_one()
 
 
 def test_rerank_swap_acts_in_training_only_and_leaves_s1_and_l1_clean(tiny):
-    ids, attn = _batch(tiny)
-    labels = torch.zeros(len(TEXTS), K)
-    labels[:, 2] = 1
-    plain, swapped = _model(tiny, final_head="per_label"), _model(tiny, final_head="per_label", rerank_swap=1.0)
-    a, b = plain.eval()(ids, attn, labels=labels), swapped.eval()(ids, attn, labels=labels)
-    assert torch.equal(a.logits2, b.logits2) and torch.equal(a.selected, b.selected)
-    a, b = plain.train()(ids, attn, labels=labels), swapped.train()(ids, attn, labels=labels)
-    assert torch.equal(a.logits1, b.logits1) and torch.equal(a.loss1, b.loss1)
-    # the per-label head starts at zero, so the final logits are the swapped S1: label 2 moved
-    # down in every document that had a wrong label below it, and only two columns changed per row
+    _, b, _ = _perturbed_first_prediction(tiny, rerank_swap=1.0)
+    # the final logits are the swapped S1: label 2 moved down in every document that had a wrong
+    # label below it, and only two columns changed per row
     changed = (b.logits2 != b.logits1).sum(1)  # (B,)
     assert set(changed.tolist()) <= {0, 2} and changed.sum() > 0
     moved = changed == 2
@@ -844,6 +842,7 @@ def test_rerank_swap_acts_in_training_only_and_leaves_s1_and_l1_clean(tiny):
         train_params({"rerank_swap": 1.5})
     with pytest.raises(LcrError, match=r"rerank_swap must be in \[0, 1\]"):
         LabelCoRankConfig(num_labels=K, rerank_swap=-0.1).validate()
+
 
 def test_final_blend_ranks_with_a_mix_of_the_two_predictions_and_leaves_the_losses_alone(tiny):
     ids, attn = _batch(tiny)
