@@ -773,7 +773,7 @@ def test_pairwise_rank_loss_equals_a_hand_computation_and_trains_the_reranker(ti
 def _perturbed_first_prediction(tiny, **setting):
     """A per-label model with a training-only perturbation of S1 (``setting``) beside one without:
     checks that it changes nothing in evaluation and leaves S1 and L1 clean in training, and returns
-    the two training outputs (plain, perturbed) and the perturbed model."""
+    the perturbed model's training output and the model."""
     ids, attn = _batch(tiny)
     labels = torch.zeros(len(TEXTS), K)
     labels[:, 2] = 1
@@ -784,11 +784,11 @@ def _perturbed_first_prediction(tiny, **setting):
     assert torch.equal(a.logits1, b.logits1) and torch.equal(a.loss1, b.loss1)
     # the per-label head starts at zero, so the final logits are exactly the perturbed S1
     assert torch.equal(a.logits2, a.logits1)
-    return a, b, perturbed
+    return b, perturbed
 
 
 def test_rerank_noise_perturbs_what_the_reranking_stage_starts_from_in_training_only(tiny):
-    _, b, noisy = _perturbed_first_prediction(tiny, rerank_noise=2.0)
+    b, noisy = _perturbed_first_prediction(tiny, rerank_noise=2.0)
     noise = (b.logits2 - b.logits1).detach()  # (B, K)
     assert 1.0 < noise.std().item() < 3.0 and noise.abs().min() > 0
     selected, mask = noisy.select(b.logits2)
@@ -830,7 +830,7 @@ def test_swap_gold_with_wrong_swaps_a_gold_label_with_a_lower_ranked_wrong_one()
 
 
 def test_rerank_swap_acts_in_training_only_and_leaves_s1_and_l1_clean(tiny):
-    _, b, _ = _perturbed_first_prediction(tiny, rerank_swap=1.0)
+    b, _ = _perturbed_first_prediction(tiny, rerank_swap=1.0)
     # the final logits are the swapped S1: label 2 moved down in every document that had a wrong
     # label below it, and only two columns changed per row
     changed = (b.logits2 != b.logits1).sum(1)  # (B,)
