@@ -53,7 +53,7 @@ SECOND_STAGE = {"selection": "threshold", "fill_to_gamma": False, "final_head": 
                 "final_blend": 0.0, "label_interaction_layers": 0, "cross_fit_folds": 0,
                 "label_attention": "head", "reader_weights": "shared", "reader_lr": None,
                 "reader_keys": "encoder", "first_in_training": "current",
-                "reader_text_grad": True}
+                "reader_text_grad": True, "separate_stages": False}
 # The LabelCoRank settings that tell the family's runs apart (``--set gamma=10`` is another run
 # than gamma 20); every record before they were recorded ran at the dataset's params.yaml values.
 FAMILY_SETTINGS = ("gamma", "beta", "alpha")

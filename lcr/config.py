@@ -70,7 +70,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, fill_to_gamma, classifier_rank, pooling, residual, final_head,
     detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, rerank_swap, label_init,
-    final_blend, label_interaction_layers, label_attention, reader_weights, reader_keys, reader_text_grad;
+    final_blend, label_interaction_layers, label_attention, reader_weights, reader_keys, reader_text_grad,
+    separate_stages;
     label_text, label_name_length;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
 
@@ -162,6 +163,10 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         reader_weights: with ``encoder_readers``: ``shared`` (the readers run through the encoder's
             own layers) or ``own`` (through a copy of them started from the same pretrained weights
             and trained at ``lr``: a reranker with weights of its own; see the model config).
+        separate_stages: train LabelCoRank's two stages apart: the first exactly as the ``roberta``
+            variant at the same seed (L1 alone, the same random numbers and gradient clipping, so
+            the same weights after every step), the reranking stage on top of it, reading S1 and
+            the text without a gradient (beta not used; see the model config).
         cross_fit_folds: k >= 2 trains LabelCoRank's reranking stage from out-of-fold first
             predictions: k first-stage models (the ``roberta`` variant, the same recipe), model i
             trained on every fold but i, score fold i, and the second stage starts from their

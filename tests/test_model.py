@@ -1235,6 +1235,58 @@ def test_reader_text_grad_false_keeps_l2_out_of_the_encoder_but_not_out_of_the_r
         train_params({"reader_text_grad": False, "label_attention": "encoder_readers", "reader_weights": "own"})
 
 
+def test_separate_stages_keeps_the_reranking_stage_out_of_the_first_stages_weights_and_random_numbers(tiny):
+    """``separate_stages``: built at one seed, the first stage starts as the `roberta` variant's and
+    building the reranking stage draws nothing from the global stream; in training its forward
+    draws nothing from it either (its dropout draws from a stream of its own), L = L1 + L2, and
+    every first-stage gradient is the plain fine-tune's while the reranking stage's layers learn."""
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = labels[0, 5] = 1
+
+    def built(variant, **config):
+        torch.manual_seed(5)
+        encoder, _ = load_encoder(tiny)
+        settings = LabelCoRankConfig(num_labels=K, gamma=7, num_heads=2, dropout=0.3, **config)
+        return build_model(variant, settings, encoder, sp.csr_matrix(M), FREQ_RANK), torch.get_rng_state()
+
+    plain, after_plain = built("roberta")
+    stacked, after_stacked = built("labelcorank", separate_stages=True, final_head="per_label", fill_to_gamma=True,
+                                   label_attention="encoder_readers", reader_weights="own", reader_keys="own")
+    assert torch.equal(after_plain, after_stacked)
+    own = dict(stacked.named_parameters())
+    assert all(torch.equal(p, own[name]) for name, p in plain.named_parameters())
+    with torch.no_grad():
+        stacked.label_scorer.weight.normal_(generator=torch.Generator().manual_seed(3))  # L2 reaches every reader
+    outputs, states = [], []
+    for m in (plain, stacked):
+        m.train()
+        m.zero_grad()
+        torch.manual_seed(9)
+        outputs.append(m(ids, attn, labels=labels))
+        states.append(torch.get_rng_state())
+        outputs[-1].loss.backward()
+    assert torch.equal(states[0], states[1])
+    assert torch.equal(outputs[1].logits1, outputs[0].logits)
+    assert torch.equal(outputs[1].loss, outputs[1].loss1 + outputs[1].loss2)
+    for name, p in plain.named_parameters():
+        assert (p.grad is None) == (own[name].grad is None), name
+        assert p.grad is None or torch.equal(p.grad, own[name].grad), name
+    moved = lambda params: [n for n, p in params if p.grad is not None and p.grad.abs().sum() > 0]  # noqa: E731
+    assert moved(stacked.reader_encoder.named_parameters()) and moved(stacked.label_scorer.named_parameters())
+    assert stacked.stage_stream[1] == 1  # one training forward counted; prediction counts none
+    stacked.eval()
+    stacked(ids, attn)
+    assert stacked.stage_stream[1] == 1
+    groups = stacked.clipping_groups()
+    assert [len(g) for g in groups] == [len(list(plain.parameters())), len(own) - len(list(plain.parameters()))]
+    with pytest.raises(LcrError, match="separate_stages keeps the reranking stage out .* label_attention is 'encoder'"):
+        train_params({"separate_stages": True, "label_attention": "encoder"})
+    with pytest.raises(LcrError, match="separate_stages .* reader_keys 'encoder'"):
+        LabelCoRankConfig(num_labels=K, separate_stages=True, label_attention="encoder_readers",
+                          reader_weights="own").validate()
+
+
 def test_readers_own_keys_refuse_an_encoder_not_laid_out_like_bert():
     from lcr.models.summary import project_text_for_readers
 

@@ -116,14 +116,14 @@ def _weights(folder: Path) -> dict:
     return load_file(files[0])
 
 
-@pytest.mark.parametrize("first_in_training", ["current", "unseen"])
-def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path, first_in_training):
+@pytest.mark.parametrize("setting", ["first_in_training=current", "first_in_training=unseen", "separate_stages=true"])
+def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path, setting):
     """Killed after its first checkpoint (in the first epoch) and resumed, a run ends with the
     weights of an uninterrupted one; with first_in_training unseen the first-epoch logits it had
-    recorded come back from the checkpoint."""
+    recorded come back from the checkpoint, with separate_stages the count of the reranking
+    stage's own random draws."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = lambda output, *extra: _train_command(toy, output, "--set", f"first_in_training={first_in_training}",  # noqa: E731
-                                                    *extra)
+    command = lambda output, *extra: _train_command(toy, output, "--set", setting, *extra)  # noqa: E731
     reference = tmp_path / "reference"
     subprocess.run(command(reference), check=True, env=env, capture_output=True)
 
@@ -505,3 +505,33 @@ def test_first_in_training_unseen_starts_the_second_stage_from_first_visit_logit
         settings(toy, first_in_training="unseen", cross_fit_folds=2)
     with pytest.raises(LcrError, match="variant 'roberta' has none"):
         settings(toy, first_in_training="unseen", variant="roberta")
+
+
+def test_separate_stages_trains_the_first_stage_exactly_as_the_plain_fine_tune(toy, tmp_path):
+    """separate_stages: after the same steps at the same seed, with dropout on everywhere,
+    LabelCoRank's encoder, W1 and W2 are, to the bit, the `roberta` variant's, whether its label
+    queries read with readers of their own or with the attention head; the reranking stage's
+    layers did learn. Without it the first stage ends elsewhere."""
+    from tests.tiny_encoder import make_tiny_encoder
+
+    encoder = make_tiny_encoder(tmp_path / "encoder")  # hidden and attention dropout 0.1, as checkpoints ship
+    common = dict(encoder=encoder, dropout=0.1, epochs=1, max_steps=5, schedule="linear", warmup_ratio="0.2",
+                  head_lr=0.01, fill_to_gamma=True, clip_norm=0.5)
+
+    def trained(name, variant, **overrides):
+        params = settings(toy, variant=variant, **{**common, **overrides})
+        train_job("toy", params, data_dir=toy["data"], output_dir=tmp_path / name, track=False, progress=False)
+        return _weights(tmp_path / name / "best_model" / "model")
+
+    plain = trained("plain", "roberta")
+    first_stage = [name for name in plain if name.startswith(("encoder.", "pool.", "classifier1."))]
+    assert len(first_stage) == len(plain) and any(name.startswith("encoder.encoder.layer.") for name in plain)
+    readers = dict(label_attention="encoder_readers", reader_weights="own", reader_keys="own", reader_lr=0.01)
+    for name, overrides in (("readers", readers), ("head", {"label_attention": "head"})):
+        model = trained(name, "labelcorank", separate_stages=True, **overrides)
+        for key in first_stage:
+            np.testing.assert_array_equal(model[key], plain[key], err_msg=f"{name}: {key}")
+        assert model["stage_stream"][1] == 5  # one training forward per step, counted for a resumed run
+        assert np.abs(model["label_scorer.weight"]).max() > 0  # the per-label head starts at zero: it learned
+    joint = trained("joint", "labelcorank", **readers)
+    assert any(not np.array_equal(joint[key], plain[key]) for key in first_stage)

@@ -120,6 +120,7 @@ class LabelCoRankSettings(SharedModelSettings):
     reader_weights: Literal["shared", "own"] = "shared"
     reader_keys: Literal["encoder", "own"] = "encoder"
     reader_text_grad: bool = True
+    separate_stages: bool = False
 
     def reading_checks(self) -> list[tuple[bool, str]]:
         """How the label queries read the text: the checks that the model config and the training
@@ -137,6 +138,11 @@ class LabelCoRankSettings(SharedModelSettings):
             (self.reader_text_grad or self.reader_keys == "own",
              f"reader_text_grad false detaches the text states that the readers project with their own keys and "
              f"values and needs reader_keys 'own'; reader_keys is {self.reader_keys!r}"),
+            (not self.separate_stages or self.label_attention == "head" or self.reader_keys == "own",
+             f"separate_stages keeps the reranking stage out of the first stage's weights, so its label queries "
+             f"must read the text with weights of their own: label_attention 'head', or 'encoder_readers' with "
+             f"reader_weights 'own' and reader_keys 'own'; label_attention is {self.label_attention!r}, "
+             f"reader_keys {self.reader_keys!r}"),
         ]
 
 

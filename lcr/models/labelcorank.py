@@ -30,6 +30,8 @@ from that pass's S1 then read them, :func:`lcr.models.summary.read_with_readers`
 from out-of-fold first predictions (cross-fitting: :mod:`lcr.train.cross_fit`).
 :func:`init_heads` starts W1 from the encoder's pooler and the label biases at the training
 log-odds; ``forward(..., first_stage_only=True)`` runs step 1 alone (training's warm-up).
+``separate_stages=True`` trains step 1 exactly as :class:`RobertaBaseline` would (L1 alone, its own
+random numbers): steps 2-5 learn on top of it, reading it without a gradient.
 
 Ablations (Table 6 of the paper) are flags on the same model: ``use_cooc`` (S = the top-gamma of
 S1, no co-occurrence expansion), ``use_rank`` (keep S4 in selection order), ``use_pos`` (no
@@ -45,6 +47,7 @@ the output record, the loss and safetensors saving that every model shares: :mod
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from copy import deepcopy
 
 import numpy as np
@@ -198,6 +201,18 @@ class LabelCoRankConfig(LabelCoRankSettings):
             extension): the encoder then learns from L1 and, through the S1 logits the final
             prediction corrects, from L2 at the logit level only, as the plain fine-tune's encoder
             does, while the readers learn to rerank on their own weights.
+        separate_stages: train the two stages apart (an extension): step 1 learns from L1 alone,
+            with exactly the random numbers (initial weights, dropout masks) and the gradient
+            clipping of :class:`RobertaBaseline` at the same seed, so that its weights after each
+            step equal the plain fine-tune's; steps 2-5 read S1 and the text's states without a
+            gradient (as ``detach_first`` and ``reader_text_grad: false`` would), draw their own
+            random numbers from a stream of their own (:func:`random_stream`, seeded from the
+            global seed and counted per training forward in the ``stage_stream`` buffer, so that
+            a resumed run draws what an uninterrupted one did), and L = L1 + L2 (beta is not used:
+            the stages share no weight, and AdamW's step does not change when a gradient is
+            scaled). The reranking stage is then a model stacked on the plain fine-tune, and what
+            it adds over it is its own. Needs label queries that read the text with weights of
+            their own (``label_attention: head``, or ``encoder_readers`` with ``reader_keys: own``).
     """
 
     num_labels: int
@@ -678,6 +693,28 @@ class FirstPrediction:
         pooled = torch.tanh(self.pool(pool_tokens(hidden, attention_mask, self.config.pooling)))  # (B, delta) P
         return self.classifier1(pooled)  # (B, K)
 
+    def first_stage_parameters(self) -> list[nn.Parameter]:
+        """Step 1's parameters: the encoder, the summary tokens, W1 and W2."""
+        parts = (self.encoder, self.summary, self.pool, self.classifier1)
+        return [p for part in parts if part is not None for p in part.parameters()]
+
+
+@contextmanager
+def random_stream(seed: int, device: torch.device):
+    """Inside the block, torch draws from the CPU stream (and, on CUDA, the device's) seeded with
+    ``seed``; after it, the global streams are where they were before it.
+
+    Only these two generators are seeded: ``torch.manual_seed`` would also reseed every other
+    CUDA device, which the block would not restore.
+    """
+    cuda = device.type == "cuda"
+    index = (device.index if device.index is not None else torch.cuda.current_device()) if cuda else None
+    with torch.random.fork_rng(devices=[index] if cuda else [], device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
 
 class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
     """LabelCoRank: first prediction, label reranking, label-to-text attention, final prediction.
@@ -721,6 +758,19 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
 
         # Step 1: P = tanh(h_cls W1 + b1) (eq. 2), S1 = sigmoid(P W2 + b2) (eq. 3).
         self.build_first_prediction(config, encoder)  # W1, W2 (and the summary tokens)
+        if config.separate_stages:
+            # Steps 2-5 draw from a stream of their own, here and in training (see reranking_stream),
+            # so that step 1 and what comes after it draw what RobertaBaseline's would.
+            stream_seed = torch.initial_seed() % 2**40
+            self.register_buffer("stage_stream", torch.tensor([stream_seed, 0]))  # (seed, training forwards so far)
+            with random_stream(stream_seed, torch.device("cpu")):
+                self._build_reranking_stage(config, encoder, num_labels, gamma, dim)
+        else:
+            self._build_reranking_stage(config, encoder, num_labels, gamma, dim)
+
+    def _build_reranking_stage(self, config: LabelCoRankConfig, encoder: nn.Module, num_labels: int, gamma: int,
+                               dim: int) -> None:
+        """The layers of steps 3-5 (and the readers' copy of the encoder)."""
         # Step 3: M_f (K + 1 rows, the last for PAD) and M_pos (gamma x delta); eq. 12's FFN.
         self.label_embedding = nn.Embedding(num_labels + 1, dim, padding_idx=num_labels)  # M_f
         self.position_embedding = nn.Embedding(gamma, dim) if config.use_pos else None  # M_pos
@@ -869,7 +919,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             if cfg.reader_keys == "own":  # ... as the readers' own weights project each layer's text states
                 hidden, attention_mask, layer_inputs = encode_text_states(self.encoder, input_ids, attention_mask,
                                                                           limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
-                if not cfg.reader_text_grad:  # L2 does not reach the encoder through what the readers read
+                if cfg.separate_stages or not cfg.reader_text_grad:  # L2 does not reach the encoder through what the readers read
                     layer_inputs = tuple(states.detach() for states in layer_inputs)  # each (B, T, delta)
                 cache = project_text_for_readers(self.reader_encoder, layer_inputs)
             else:  # ... as the text pass itself computed (and cached) them
@@ -884,28 +934,55 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                 out.loss = out.loss1 = bce(logits1, labels)  # L = L1 during the warm-up
             return out
 
-        # What steps 2 and 5 start from: S1, or in training an S1 that errs as on unseen text
-        # (out-of-fold logits from cross-fitting, and/or rerank_noise).
-        first = logits1 if first_logits is None else first_logits.to(logits1.dtype).detach()  # (B, K)
-        if self.training and cfg.rerank_noise > 0:
-            first = first + cfg.rerank_noise * torch.randn_like(logits1)  # (B, K); the noise has no gradient
-        if self.training and cfg.rerank_swap > 0 and labels is not None:
-            first = swap_gold_with_wrong(first, labels, cfg.gamma, cfg.rerank_swap)  # (B, K)
+        with self.reranking_stream():  # separate_stages: steps 2-5 draw random numbers of their own
+            # What steps 2 and 5 start from: S1, or in training an S1 that errs as on unseen text
+            # (out-of-fold logits from cross-fitting, and/or rerank_noise).
+            first = logits1 if first_logits is None else first_logits.to(logits1.dtype).detach()  # (B, K)
+            if cfg.separate_stages:  # the reranking stage reads S1 and the text; it trains neither
+                first, hidden = first.detach(), hidden.detach()  # (B, K), (B, T, delta)
+            if self.training and cfg.rerank_noise > 0:
+                first = first + cfg.rerank_noise * torch.randn_like(logits1)  # (B, K); the noise has no gradient
+            if self.training and cfg.rerank_swap > 0 and labels is not None:
+                first = swap_gold_with_wrong(first, labels, cfg.gamma, cfg.rerank_swap)  # (B, K)
 
-        # Step 2: label reranking; a discrete choice, so no gradient flows through it.
-        selected, selected_mask = self.select(first)  # (B, gamma), (B, gamma)
+            # Step 2: label reranking; a discrete choice, so no gradient flows through it.
+            selected, selected_mask = self.select(first)  # (B, gamma), (B, gamma)
 
-        queries = self.label_queries(selected, first)  # (B, gamma, delta) F_hat
-        if readers:
-            # S's queries read the text's cached keys and values at every layer (and each other);
-            # the text was encoded once, blind to them.
-            readers_encoder = self.encoder if self.reader_encoder is None else self.reader_encoder
-            attended = read_with_readers(readers_encoder, cache, attention_mask, queries,
-                                         selected_mask, segment=1)  # (B, gamma, delta)
-        else:
-            attended = self.read_text(queries, hidden, attention_mask, input_ids, text_mask, selected_mask)  # (B, gamma, delta)
+            queries = self.label_queries(selected, first)  # (B, gamma, delta) F_hat
+            if readers:
+                # S's queries read the text's cached keys and values at every layer (and each other);
+                # the text was encoded once, blind to them.
+                readers_encoder = self.encoder if self.reader_encoder is None else self.reader_encoder
+                attended = read_with_readers(readers_encoder, cache, attention_mask, queries,
+                                             selected_mask, segment=1)  # (B, gamma, delta)
+            else:
+                attended = self.read_text(queries, hidden, attention_mask, input_ids, text_mask,
+                                          selected_mask)  # (B, gamma, delta)
 
-        return self.final_prediction(attended, selected, selected_mask, logits1, first, labels)
+            return self.final_prediction(attended, selected, selected_mask, logits1, first, labels)
+
+    @contextmanager
+    def reranking_stream(self):
+        """``separate_stages``, in training: steps 2-5 draw their random numbers (dropout,
+        ``rerank_noise``, ``rerank_swap``) from a stream of their own, the n-th training forward's
+        seeded from (seed, n), and the global streams are left as they were, so that step 1 draws
+        what :class:`RobertaBaseline` draws. Elsewhere nothing changes."""
+        if not (self.config.separate_stages and self.training):
+            yield
+            return
+        seed, draws = (int(v) for v in self.stage_stream.tolist())
+        self.stage_stream[1] += 1
+        with random_stream(seed * 1_000_003 + draws, self.stage_stream.device):
+            yield
+
+    def clipping_groups(self) -> list[list[nn.Parameter]]:
+        """The parameter sets whose gradient norm training clips apart: with ``separate_stages``,
+        step 1's (clipped as :class:`RobertaBaseline`'s whole model is) and the rest; else all together."""
+        everything = list(self.parameters())
+        if not self.config.separate_stages:
+            return [everything]
+        first = {id(p) for p in self.first_stage_parameters()}
+        return [[p for p in everything if id(p) in first], [p for p in everything if id(p) not in first]]
 
     def label_queries(self, selected: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """Step 3: the label features F_hat (B x gamma x delta) of S (B x gamma)."""
@@ -965,7 +1042,10 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             out.loss2 = bce(logits2, labels)  # L2, eq. 7
             if cfg.rank_loss_weight > 0:  # the reranker's own objective: gold labels of S first
                 out.loss2 = out.loss2 + cfg.rank_loss_weight * pairwise_rank_loss(logits2, labels, selected, selected_mask)
-            out.loss = cfg.beta * out.loss1 + (1.0 - cfg.beta) * out.loss2  # L, eq. 8
+            if cfg.separate_stages:  # no weight is shared: each stage's gradient is its own loss's
+                out.loss = out.loss1 + out.loss2
+            else:
+                out.loss = cfg.beta * out.loss1 + (1.0 - cfg.beta) * out.loss2  # L, eq. 8
         return out
 
 

@@ -722,8 +722,10 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
             if accumulated < params.grad_accum and b + 1 < len(batches):
                 continue
             accumulated = 0
-            if params.clip_norm:
-                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), params.clip_norm)
+            if params.clip_norm:  # separate_stages: each stage clipped on its own (the first as the plain fine-tune)
+                groups = raw_model.clipping_groups() if hasattr(raw_model, "clipping_groups") else [raw_model.parameters()]
+                for group in groups:
+                    torch.nn.utils.clip_grad_norm_(group, params.clip_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
