@@ -516,7 +516,7 @@ def test_separate_stages_trains_the_first_stage_exactly_as_the_plain_fine_tune(t
 
     encoder = make_tiny_encoder(tmp_path / "encoder")  # hidden and attention dropout 0.1, as checkpoints ship
     common = dict(encoder=encoder, dropout=0.1, epochs=1, max_steps=5, schedule="linear", warmup_ratio="0.2",
-                  head_lr=0.01, fill_to_gamma=True, clip_norm=0.5)
+                  head_lr=0.01, fill_to_gamma=True, clip_norm=0.5, final_head="per_label")
 
     def trained(name, variant, **overrides):
         params = settings(toy, variant=variant, **{**common, **overrides})
