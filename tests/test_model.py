@@ -662,6 +662,41 @@ def test_per_label_alone_head_scores_the_labels_of_s_on_its_own(tiny):
 
 
 @pytest.mark.parametrize("head", [{"final_head": "per_label"}, {"final_head": "dense", "residual": True}])
+def test_first_temperature_divides_the_s1_logits_that_the_final_prediction_adds(tiny, head):
+    ids, attention = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    outs = {}
+    for temperature in (1.0, 4.0):
+        torch.manual_seed(0)
+        model = _model(tiny, first_temperature=temperature, dropout=0.0, **head).eval()
+        outs[temperature] = model(ids, attention, labels=labels)
+    plain, tempered = outs[1.0], outs[4.0]
+    # the reranking stage starts at zero: the final logits are S1's, divided by T
+    assert torch.allclose(plain.logits2, plain.logits1)
+    assert torch.allclose(tempered.logits2, tempered.logits1 / 4.0)
+    # S1, S and L1 are untouched; L2 scores the tempered logits
+    assert torch.equal(tempered.logits1, plain.logits1) and torch.equal(tempered.loss1, plain.loss1)
+    assert torch.equal(tempered.selected, plain.selected)
+    assert not torch.allclose(tempered.loss2, plain.loss2)
+    # with a correction: z1 / T + change, the same change as at T = 1
+    torch.manual_seed(0)
+    model = _model(tiny, first_temperature=4.0, dropout=0.0, **head).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() and parameter.abs().sum() == 0:
+                parameter.add_(0.01)
+    out = model(ids, attention)
+    model.config = model.config.model_copy(update={"first_temperature": 1.0})
+    change = model(ids, attention).logits2 - out.logits1
+    assert torch.allclose(out.logits2, out.logits1 / 4.0 + change, atol=1e-6)
+    with pytest.raises(LcrError, match="first_temperature must be above 0"):
+        train_params({"first_temperature": 0.0})
+    with pytest.raises(LcrError, match="first_temperature must be above 0"):
+        LabelCoRankConfig(num_labels=K, first_temperature=-1.0).validate()
+
+
+@pytest.mark.parametrize("head", [{"final_head": "per_label"}, {"final_head": "dense", "residual": True}])
 def test_detach_first_keeps_l2_out_of_the_first_prediction(tiny, head):
     labels = torch.zeros(len(TEXTS), K)
     labels[:, 2] = 1

@@ -151,6 +151,15 @@ class LabelCoRankConfig(LabelCoRankSettings):
             the one S1 makes on unseen text: a gold label out-ranked by a wrong one, while the other
             labels keep their logits; L1 still scores the clean z1, and the swapped pair's logits
             carry no gradient into S1; 0 = off, the paper).
+        first_temperature: T > 0: where the final prediction adds S1's logits (``per_label``, and
+            ``residual`` with ``dense``; with ``per_label_alone``, the labels outside S), it adds
+            z1 / T, in training and in prediction; S, L1 and S1's own ranking are untouched. An
+            extension against the stacking trap (1 = off, the paper's and the code's): on its own
+            training documents S1 is so sure (gold logits far above, the others far below) that
+            L2's gradient on the labels of S vanishes and the reranking stage learns corrections
+            too small to move a label on unseen text (scaled by hand after training, c times the
+            correction, c > 1 ranked the dev split better); with T > 1 the stage corrects a first
+            prediction as unsure as S1 is on unseen text, and learns corrections on that scale.
         label_init: how M_f (the label embedding of step 3) starts: ``random`` (the paper) or
             ``names``: row l is the encoder's own embedding of label l's text (the mean of its
             output states over the name's tokens, :func:`lcr.models.encoder.embed_texts`),
@@ -243,6 +252,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.rerank_swap <= 1.0, "rerank_swap must be in [0, 1]"),
+            (self.first_temperature > 0.0, "first_temperature must be above 0"),
             (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
             (self.label_attention in LABEL_ATTENTION, f"label_attention must be one of {', '.join(LABEL_ATTENTION)}"),
@@ -1017,11 +1027,13 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             attended = self.interaction(attended, selected_mask)  # (B, gamma, delta)
 
         # Step 5: final prediction from all gamma label-aware features.
+        base = first.detach() if cfg.detach_first else first  # (B, K) the S1 logits the stage corrects
+        if cfg.first_temperature != 1.0:  # ... as unsure as S1 is on unseen text
+            base = base / cfg.first_temperature  # (B, K)
         if cfg.final_head in PER_LABEL_HEADS:
             # Rescore each label of S from its own feature; the others keep S1's logit.
             change = (attended * (self.label_scorer(selected) + self.shared_scorer.weight)).sum(-1)  # (B, gamma)
             change = (change + self.label_offset(selected).squeeze(-1)) * selected_mask  # (B, gamma) 0 on PAD
-            base = first.detach() if cfg.detach_first else first  # (B, K) what the stage corrects
             padded = F.pad(base, (0, 1))  # (B, K + 1) column K = PAD, dropped below
             if cfg.final_head == "per_label":  # a correction added to S1's logit
                 logits2 = padded.scatter_add(1, selected, change.to(padded.dtype))[:, :-1]  # (B, K) Y before the sigmoid
@@ -1031,7 +1043,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             f_cat = attended.flatten(1)  # (B, gamma delta) f_cat
             logits2 = self.classifier2(f_cat)  # (B, K) Y before the sigmoid
             if cfg.residual:  # (B, K) the reranking stage corrects S1 instead of starting over
-                logits2 = logits2 + (first.detach() if cfg.detach_first else first)
+                logits2 = logits2 + base
 
         # What the model ranks with: Y, or (final_blend w > 0) Y's logits moved a share w back to S1's.
         ranked = logits2 if cfg.final_blend == 0 else torch.lerp(logits2, logits1, cfg.final_blend)  # (B, K)
