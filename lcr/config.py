@@ -150,9 +150,9 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         label_init: how LabelCoRank's label embedding M_f starts: ``random`` (the paper) or
             ``names`` (from the encoder's embedding of each label's text, as ``label_text`` says;
             a store without label names is refused; see the model config).
-        final_blend: w in [0, 1]: LabelCoRank ranks with (1 - w) z2 + w z1, its final logits
-            moved a share w back towards the first prediction's (0 = the final prediction, the
-            paper; training is the same whatever w; see the model config).
+        final_blend: w <= 1: LabelCoRank ranks with (1 - w) z2 + w z1, its final logits
+            moved a share w back towards the first prediction's, or (w < 0) further from it (0 =
+            the final prediction, the paper; training is the same whatever w; see the model config).
         label_interaction_layers: n self-attention blocks among the labels of S between
             LabelCoRank's label-to-text attention and its final prediction, so that each label is
             rescored knowing the others (0 = none, the paper; see the model config).
@@ -309,7 +309,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.rerank_swap <= 1.0, "rerank_swap must be in [0, 1]"),
             (self.first_temperature > 0.0, "first_temperature must be above 0"),
-            (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
+            (self.final_blend <= 1.0, "final_blend must be at most 1"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
             *self.reading_checks(),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio must be in [0, 1)"),

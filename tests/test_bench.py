@@ -240,9 +240,15 @@ def test_blend_scores_a_trained_run_at_each_weight_and_picks_the_weight_on_dev(r
     assert abs(rows[2]["test"]["P@1"] - final["s1_P@1"]) < 1e-9
     assert abs(rows[2]["test"]["nDCG@5"] - final["s1_nDCG@5"]) < 1e-9
     assert [r["final_blend"] for r in rows] == [0.0, 0.5, 1.0] and set(rows[1]) == {"final_blend", "dev", "test"}
+    # w < 0 enlarges the reranking stage's corrections (the weights' rows do not depend on which others are asked)
+    further = bench_blend.blend_rows(run, [-1.0, 0.0], data_dir=registered["data"])
+    assert [r["final_blend"] for r in further] == [-1.0, 0.0] and further[1] == rows[0]
+    with pytest.raises(LcrError, match="final_blend must be at most 1"):
+        bench_blend.blend_rows(run, [0.0, 1.5], data_dir=registered["data"])
     dev = lambda w, v: {"final_blend": w, "dev": {"nDCG@5": v}}  # noqa: E731
-    assert bench_blend.chosen_weight([dev(0.0, 0.5), dev(0.5, 0.7), dev(1.0, 0.7)]) == 0.5  # tie: the smaller
+    assert bench_blend.chosen_weight([dev(0.0, 0.5), dev(0.5, 0.7), dev(1.0, 0.7)]) == 0.5  # tie: the nearer 0
     assert bench_blend.chosen_weight([dev(0.0, 0.9), dev(0.5, 0.7)]) == 0.0
+    assert bench_blend.chosen_weight([dev(-1.0, 0.8), dev(-0.5, 0.8), dev(0.0, 0.7)]) == -0.5  # tie: the nearer 0
 
     monkeypatch.setattr(bench_blend, "RESULTS", tmp_path / "RESULTS.md")
     monkeypatch.setattr(bench_blend, "RECORDS_DIR", tmp_path / "results")

@@ -896,10 +896,13 @@ def test_final_blend_ranks_with_a_mix_of_the_two_predictions_and_leaves_the_loss
         assert not torch.allclose(b.logits, b.logits2)
     whole = _model(tiny, final_blend=1.0).eval()(ids, attn)
     assert torch.allclose(whole.logits, whole.logits1)  # w = 1: S1 alone
-    for bad in (-0.1, 1.5):
-        with pytest.raises(LcrError, match="final_blend must be in \\[0, 1\\]"):
+    further = _model(tiny, final_blend=-1.0).eval()(ids, attn)  # w < 0: the correction of S1 doubled
+    assert not torch.allclose(further.logits2, further.logits1)
+    assert torch.allclose(further.logits, further.logits1 + 2.0 * (further.logits2 - further.logits1), atol=1e-5)
+    for bad in (1.5, 1.0001):
+        with pytest.raises(LcrError, match="final_blend must be at most 1"):
             train_params({"final_blend": bad})
-        with pytest.raises(LcrError, match="final_blend must be in \\[0, 1\\]"):
+        with pytest.raises(LcrError, match="final_blend must be at most 1"):
             LabelCoRankConfig(num_labels=K, final_blend=bad).validate()
 
 

@@ -168,12 +168,14 @@ class LabelCoRankConfig(LabelCoRankSettings):
             labels whose names mean similar things start with similar queries, and a tail label
             seen a few times in training starts from what the pretrained encoder knows of its
             name rather than from noise (an extension; see :meth:`LabelCoRank.init_labels_from_texts`).
-        final_blend: w in [0, 1]: what the model ranks with (``ModelOutput.logits``: prediction,
+        final_blend: w <= 1: what the model ranks with (``ModelOutput.logits``: prediction,
             evaluation, serving) is (1 - w) z2 + w z1, the final logits moved a share w back
-            towards the first prediction's; the losses are untouched, so training is the same
-            whatever w. An extension (0 = the paper's Y): an ensemble of the two heads that the
-            model already has; with ``final_head: per_label`` it scales the reranking stage's
-            corrections by 1 - w.
+            towards the first prediction's (w < 0: moved further away from it); the losses are
+            untouched, so training is the same whatever w. An extension (0 = the paper's Y): an
+            ensemble of the two heads that the model already has; with ``final_head: per_label``
+            it scales the reranking stage's corrections by 1 - w, so that w < 0 enlarges
+            corrections that a stage fit on training documents, where S1 is already right, learned
+            too small (the stacking trap; ``python -m bench.bench_blend`` picks w on dev).
         label_interaction_layers: n >= 1 adds n pre-norm self-attention blocks over the gamma
             attended label features between steps 4 and 5 (:class:`LabelInteraction`), so that
             each label of S is rescored knowing which other labels S holds and what the text says
@@ -254,7 +256,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.rerank_swap <= 1.0, "rerank_swap must be in [0, 1]"),
             (self.first_temperature > 0.0, "first_temperature must be above 0"),
-            (0.0 <= self.final_blend <= 1.0, "final_blend must be in [0, 1]"),
+            (self.final_blend <= 1.0, "final_blend must be at most 1"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
             (self.label_attention in LABEL_ATTENTION, f"label_attention must be one of {', '.join(LABEL_ATTENTION)}"),
             *self.reading_checks(),
@@ -919,7 +921,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
 
         Returns:
             A :class:`ModelOutput`; ``logits`` is what the model ranks with: the final prediction
-            (``logits2``; with ``final_blend`` w > 0, its blend with S1's), or S1's logits with
+            (``logits2``; with ``final_blend`` w != 0, its blend with S1's), or S1's logits with
             ``first_stage_only``.
         """
         cfg = self.config
@@ -1046,7 +1048,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             if cfg.residual:  # (B, K) the reranking stage corrects S1 instead of starting over
                 logits2 = logits2 + base
 
-        # What the model ranks with: Y, or (final_blend w > 0) Y's logits moved a share w back to S1's.
+        # What the model ranks with: Y, or (final_blend w != 0) Y's logits moved a share w back to S1's.
         ranked = logits2 if cfg.final_blend == 0 else torch.lerp(logits2, logits1, cfg.final_blend)  # (B, K)
         out = ModelOutput(logits=ranked, logits1=logits1, logits2=logits2, selected=selected,
                           selected_mask=selected_mask)
