@@ -5,9 +5,10 @@ is trained, so one trained model answers for every w (one pass over each split s
 w < 0 enlarges the reranking stage's corrections of S1). For each run folder that
 ``python -m bench.bench_reuters`` trained, this script loads the best model, runs it once over
 the dev and the test split, ranks each split at every w as the model itself ranks at that w (w = 0
-gives the run's own evaluation, w = 1 its first prediction's), and picks per run the w with the best dev nDCG@5 (ties: the w nearest 0), the choice a user can make
-without looking at the test split. Beside them it shows, where ``bench/results/<dataset>-recipe.json``
-holds one, the plain fine-tune (``roberta``) of the same seed, epochs and tokens.
+gives the run's own evaluation, w = 1 its first prediction's), and picks per run the w with the
+best dev nDCG@5 (ties: the w nearest 0), the choice a user can make without looking at the test
+split. Beside them it shows, where ``bench/results/<dataset>-recipe.json`` holds one, the plain
+fine-tune (``roberta``) of the same seed, epochs and tokens.
 
 Usage::
 
