@@ -66,9 +66,10 @@ def blend_topk(model, split, weights: list[float], *, pad_token_id: int, batch_s
                top_k: int = 5) -> dict:
     """Each weight's top-k labels for every document of a split, from one pass of the model.
 
-    The model's forward is run once per batch; each weight w ranks ``torch.lerp(z2, z1, w)``, what
-    the model itself ranks with at ``final_blend`` w (:meth:`lcr.models.labelcorank.LabelCoRank.forward`),
-    cut to the top k with the same tie rule as :func:`lcr.train.loop.predict`.
+    The model's forward is run once per batch; each weight w ranks what the model itself ranks with
+    at ``final_blend`` w (:func:`lcr.models.labelcorank.blended_logits` of its two logits, which do
+    not depend on the model's own w), cut to the top k with the same tie rule as
+    :func:`lcr.train.loop.predict`.
 
     Returns:
         ``{w: int64 array (N x top_k)}`` in the split's document order.
@@ -77,7 +78,7 @@ def blend_topk(model, split, weights: list[float], *, pad_token_id: int, batch_s
     import torch
 
     from lcr.datasets.batches import collate, length_bucketed_batches
-    from lcr.models.labelcorank import top_labels
+    from lcr.models.labelcorank import blended_logits, top_labels
 
     model.eval()
     k = min(top_k, split.labels.shape[1])
@@ -87,8 +88,7 @@ def blend_topk(model, split, weights: list[float], *, pad_token_id: int, batch_s
             batch = collate(split, positions, pad_token_id, labels=False)
             out = model(batch["input_ids"], batch["attention_mask"])
             for w in weights:
-                ranked = out.logits2 if w == 0 else torch.lerp(out.logits2, out.logits1, w)  # (B, K)
-                topk[w][positions] = top_labels(ranked, k)[1].numpy()
+                topk[w][positions] = top_labels(blended_logits(out.logits2, out.logits1, w), k)[1].numpy()
     return topk
 
 
@@ -109,7 +109,6 @@ def blend_rows(run: Path, weights: list[float], *, data_dir: Path, batch_size: i
 
     model, pad_id, splits = scoring_inputs(run, data_dir=data_dir)
     model.config.model_copy(update={"final_blend": max(weights)}).validate()  # w above 1 is refused
-    model.config = model.config.model_copy(update={"final_blend": 0.0})  # the model ranks with z2; blended here
     ranked = {name: blend_topk(model, split, weights, pad_token_id=pad_id, batch_size=batch_size)
               for name, split in splits.items()}
     rows = []

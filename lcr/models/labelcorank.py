@@ -1049,7 +1049,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                 logits2 = logits2 + base
 
         # What the model ranks with: Y, or (final_blend w != 0) Y's logits moved a share w back to S1's.
-        ranked = logits2 if cfg.final_blend == 0 else torch.lerp(logits2, logits1, cfg.final_blend)  # (B, K)
+        ranked = blended_logits(logits2, logits1, cfg.final_blend)  # (B, K)
         out = ModelOutput(logits=ranked, logits1=logits1, logits2=logits2, selected=selected,
                           selected_mask=selected_mask)
         if labels is not None:
@@ -1062,6 +1062,11 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             else:
                 out.loss = cfg.beta * out.loss1 + (1.0 - cfg.beta) * out.loss2  # L, eq. 8
         return out
+
+
+def blended_logits(logits2: torch.Tensor, logits1: torch.Tensor, weight: float) -> torch.Tensor:
+    """What LabelCoRank ranks with at ``final_blend`` w: (1 - w) z2 + w z1 (B x K); z2 itself at w = 0."""
+    return logits2 if weight == 0 else torch.lerp(logits2, logits1, weight)
 
 
 def reader_copy(encoder: nn.Module) -> nn.Module:
