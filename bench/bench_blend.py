@@ -142,14 +142,24 @@ def reference(dataset: str, settings: dict) -> dict | None:
     return matches[-1] if matches else None
 
 
+def run_labels(folders: list[Path]) -> list[str]:
+    """What names each scored run in the section: its folder's name (``labelcorank-s1``), or, where
+    two of the runs share one (the same seed from two benchmarks' run folders), the benchmark's
+    ``--runs-dir`` before it (``runs-sep-rlr05/labelcorank-s1``)."""
+    names = [folder.name for folder in folders]
+    return [f"{folder.parent.parent.name}/{folder.name}" if names.count(folder.name) > 1 else folder.name
+            for folder in folders]
+
+
 def markdown(runs: list[dict], command: str, revision: str) -> str:
     """The script's section of RESULTS.md."""
     first = runs[0]["settings"]
+    shared_names = len({r["run"] for r in runs}) < len(runs)  # the same folder name twice: say whose
     lines = [
         *report.rescored_header(f"{first['dataset']}: `labelcorank` ranked with `final_blend` w, (1 - w) z2 + w z1",
                                 command, runs, revision),
         f"- Machine: {report.machine()}",
-        f"- Runs: {', '.join('`' + r['run'] + '`' for r in runs)}; max_length {first['max_length']}, "
+        f"- Runs: {', '.join('`' + r['label'] + '`' for r in runs)}; max_length {first['max_length']}, "
         f"{first['epochs']} epochs, schedule {first['schedule']}; each run's best epoch was chosen on dev "
         "with w = 0 (training does not depend on w)",
         "- w chosen per run on dev nDCG@5 (marked **chosen**); metrics on the test split; `roberta` = the plain "
@@ -160,9 +170,10 @@ def markdown(runs: list[dict], command: str, revision: str) -> str:
     ]
     for run in runs:
         seed = run["settings"]["seed"]
+        name = f"labelcorank ({run['label'].split('/')[0]})" if shared_names else "labelcorank"
         for row in run["rows"]:
             mark = " **chosen**" if row["final_blend"] == run["chosen"] else ""
-            lines.append(f"| labelcorank | {seed} | {row['final_blend']:g}{mark} | {row['dev']['nDCG@5']:.4f} | "
+            lines.append(f"| {name} | {seed} | {row['final_blend']:g}{mark} | {row['dev']['nDCG@5']:.4f} | "
                          + " | ".join(f"{row['test'][c]:.4f}" for c in COLUMNS) + " |")
         ref = run["reference"]
         if ref:
@@ -202,12 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     command = report.command_line("python -m bench.bench_blend", argv).strip()
     revision = commit()
     runs = []
-    for folder in args.runs:
+    for folder, label in zip(args.runs, run_labels(args.runs)):
         settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         rows = blend_rows(folder, args.weights, data_dir=args.data_dir)
-        runs.append({"run": folder.name, "settings": settings, "rows": rows, "chosen": chosen_weight(rows),
+        runs.append({"run": folder.name, "label": label, "settings": settings, "rows": rows, "chosen": chosen_weight(rows),
                      "reference": reference(settings["dataset"], settings), **tracked_run(folder)})
-        print(json.dumps({"run": folder.name, "chosen": runs[-1]["chosen"], "rows": rows}), file=sys.stderr, flush=True)
+        print(json.dumps({"run": label, "chosen": runs[-1]["chosen"], "rows": rows}), file=sys.stderr, flush=True)
     text = markdown(runs, command, revision)
     print(text)
     if not args.no_report:

@@ -269,6 +269,16 @@ def test_blend_scores_a_trained_run_at_each_weight_and_picks_the_weight_on_dev(r
     assert [(r["run_id"] == "another", r["final_blend"]) for r in records] == [(False, 0.0), (False, 1.0), (True, 0.0)]
     text = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- begin toy-blend -->" in text and "| labelcorank | 0 | 0" in text and "**chosen**" in text
+    # two benchmarks' runs of one seed share a folder name: the section says which run dir each row is from
+    folders = [tmp_path / "runs-a" / "toy" / run.name, tmp_path / "runs-b" / "toy" / run.name, tmp_path / "c" / "x"]
+    assert bench_blend.run_labels(folders) == [f"runs-a/{run.name}", f"runs-b/{run.name}", "x"]
+    scored = [{"run": f.name, "label": label, "settings": {"dataset": "toy", "seed": 0, "max_length": 64,
+                                                          "epochs": 2, "schedule": "linear"},
+               "rows": rows[:1], "chosen": 0.0, "reference": None, "commit": "abc1234"}
+              for f, label in zip(folders[:2], bench_blend.run_labels(folders[:2]))]
+    table = bench_blend.markdown(scored, "python -m bench.bench_blend", "abc1234")
+    assert "| labelcorank (runs-a) | 0 | 0 **chosen** |" in table and "| labelcorank (runs-b) | 0 |" in table
+    assert f"`runs-a/{run.name}`, `runs-b/{run.name}`" in table
     # the plain fine-tune beside it: same seed, epochs, tokens, schedule and encoder learning rate
     base = {"dataset": "toy", "variant": "roberta", "seed": 0, "epochs": 2, "max_length": 64, "schedule": "linear"}
     (tmp_path / "results" / "toy-recipe.json").write_text(json.dumps(
