@@ -154,7 +154,6 @@ def run_labels(folders: list[Path]) -> list[str]:
 def markdown(runs: list[dict], command: str, revision: str) -> str:
     """The script's section of RESULTS.md."""
     first = runs[0]["settings"]
-    shared_names = len({r["run"] for r in runs}) < len(runs)  # the same folder name twice: say whose
     lines = [
         *report.rescored_header(f"{first['dataset']}: `labelcorank` ranked with `final_blend` w, (1 - w) z2 + w z1",
                                 command, runs, revision),
@@ -170,7 +169,8 @@ def markdown(runs: list[dict], command: str, revision: str) -> str:
     ]
     for run in runs:
         seed = run["settings"]["seed"]
-        name = f"labelcorank ({run['label'].split('/')[0]})" if shared_names else "labelcorank"
+        # a run named by its run dir too (run_labels) has its rows say so
+        name = "labelcorank" if run["label"] == run["run"] else f"labelcorank ({run['label'].split('/')[0]})"
         for row in run["rows"]:
             mark = " **chosen**" if row["final_blend"] == run["chosen"] else ""
             lines.append(f"| {name} | {seed} | {row['final_blend']:g}{mark} | {row['dev']['nDCG@5']:.4f} | "
