@@ -70,7 +70,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     The hyper-parameters of the models (alpha, beta, gamma, num_heads, dropout,
     attention_dropout, ffn_dim, selection, fill_to_gamma, classifier_rank, pooling, residual, final_head,
     detach_first, summary_tokens, query_confidence, rank_loss_weight, rerank_noise, rerank_swap,
-    first_temperature, label_init, final_blend, label_interaction_layers, label_attention, reader_weights,
+    rerank_focal, first_temperature, label_init, final_blend, label_interaction_layers, label_attention, reader_weights,
     reader_keys, reader_text_grad, separate_stages;
     label_text, label_name_length;
     max_length and the baselines' sizes) are declared in :mod:`lcr.models.hyperparams` and inherited.
@@ -145,6 +145,8 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
         rerank_swap: the probability, per training document, that the S1 logits the selection and
             the final prediction start from have a gold label swapped with a wrong label ranked
             below it (0 = off, the paper; see the model config).
+        rerank_focal: the focusing exponent g of a focal L2 (each label's BCE weighted by
+            (1 - p_t)^g; 0 = BCE, the paper; see the model config).
         first_temperature: T > 0: LabelCoRank's final prediction adds S1's logits divided by T
             (1 = off, the paper; see the model config).
         label_init: how LabelCoRank's label embedding M_f starts: ``random`` (the paper) or
@@ -308,6 +310,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.rerank_swap <= 1.0, "rerank_swap must be in [0, 1]"),
+            (self.rerank_focal >= 0.0, "rerank_focal must be at least 0"),
             (self.first_temperature > 0.0, "first_temperature must be above 0"),
             (self.final_blend <= 1.0, "final_blend must be at most 1"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),

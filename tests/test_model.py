@@ -17,9 +17,10 @@ from lcr.models.encoder import check_encoder, load_encoder
 from lcr.errors import LcrError
 from lcr.models.factory import build_model, load_model
 from lcr.models.labelcorank import (LabelCoRank, LabelCoRankConfig, LabelInteraction, LabelTextAttention, RobertaBaseline, cooc_csr,
-                       cooc_row_sums, cooc_transposed, oracle_rerank, select_labels, swap_gold_with_wrong,
+                       cooc_row_sums, cooc_transposed, focal_bce, oracle_rerank, select_labels, swap_gold_with_wrong,
                        top_labels)
 from lcr.models.variants import MODEL_VARIANTS
+from lcr.models.base import bce
 
 K = 8
 PAD = K
@@ -803,6 +804,35 @@ def test_pairwise_rank_loss_equals_a_hand_computation_and_trains_the_reranker(ti
     assert term.item() > 0 and torch.allclose(b.loss2, a.loss2 + 0.5 * term)
     with pytest.raises(LcrError, match="rank_loss_weight must be at least 0"):
         train_params({"rank_loss_weight": -1})
+
+
+def test_focal_bce_equals_a_hand_computation_and_bce_at_zero():
+    logits = torch.tensor([[2.0, -1.0, 0.0], [-3.0, 0.5, 4.0]])
+    labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    expected = 0.0
+    for z, y in zip(logits.flatten().tolist(), labels.flatten().tolist()):
+        p_true = 1 / (1 + math.exp(-z)) if y else 1 / (1 + math.exp(z))
+        expected += (1 - p_true) ** 2 * -math.log(p_true)
+    assert focal_bce(logits, labels, 2.0).item() == pytest.approx(expected / 6, rel=1e-6)
+    assert torch.equal(focal_bce(logits, labels, 0.0), bce(logits, labels))
+    # a sure, right label weighs less than under BCE; a wrong one nearly as much
+    sure = focal_bce(torch.tensor([[6.0]]), torch.tensor([[1.0]]), 2.0) / bce(torch.tensor([[6.0]]), torch.tensor([[1.0]]))
+    wrong = focal_bce(torch.tensor([[-6.0]]), torch.tensor([[1.0]]), 2.0) / bce(torch.tensor([[-6.0]]), torch.tensor([[1.0]]))
+    assert sure.item() < 1e-4 and wrong.item() > 0.99
+
+
+def test_rerank_focal_changes_l2_alone(tiny):
+    ids, attn = _batch(tiny)
+    labels = torch.zeros(len(TEXTS), K)
+    labels[:, 2] = 1
+    plain, focal = _model(tiny).eval(), _model(tiny, rerank_focal=2.0).eval()
+    a, b = plain(ids, attn, labels=labels), focal(ids, attn, labels=labels)
+    assert torch.equal(a.logits2, b.logits2) and torch.equal(a.loss1, b.loss1)
+    assert torch.allclose(b.loss2, focal_bce(b.logits2, labels, 2.0)) and b.loss2 < a.loss2
+    with pytest.raises(LcrError, match="rerank_focal must be at least 0"):
+        train_params({"rerank_focal": -1})
+    with pytest.raises(LcrError, match="rerank_focal must be at least 0"):
+        LabelCoRankConfig(num_labels=K, rerank_focal=-0.5).validate()
 
 
 def _perturbed_first_prediction(tiny, **setting):

@@ -113,6 +113,7 @@ class LabelCoRankSettings(SharedModelSettings):
     rank_loss_weight: float = 0.0
     rerank_noise: float = 0.0
     rerank_swap: float = 0.0
+    rerank_focal: float = 0.0
     first_temperature: float = 1.0
     label_init: Literal["random", "names"] = "random"
     final_blend: float = 0.0

@@ -151,6 +151,12 @@ class LabelCoRankConfig(LabelCoRankSettings):
             the one S1 makes on unseen text: a gold label out-ranked by a wrong one, while the other
             labels keep their logits; L1 still scores the clean z1, and the swapped pair's logits
             carry no gradient into S1; 0 = off, the paper).
+        rerank_focal: g >= 0: L2 weights each label's BCE by (1 - p_t)^g, p_t the final
+            prediction's probability of the label's true value (a focal loss; L1 stays BCE). An
+            extension against the stacking trap (0 = BCE, the paper): on its own training
+            documents S1 is right about nearly every label, so BCE's gradient is a sum over
+            thousands of labels the stage must leave alone; with g > 0 those weigh next to
+            nothing and the stage learns from the labels it still ranks wrongly or unsurely.
         first_temperature: T > 0: where the final prediction adds S1's logits (``per_label``, and
             ``residual`` with ``dense``; with ``per_label_alone``, the labels outside S), it adds
             z1 / T, in training and in prediction; S, L1 and S1's own ranking are untouched. An
@@ -255,6 +261,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
             (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
             (0.0 <= self.rerank_swap <= 1.0, "rerank_swap must be in [0, 1]"),
+            (self.rerank_focal >= 0.0, "rerank_focal must be at least 0"),
             (self.first_temperature > 0.0, "first_temperature must be above 0"),
             (self.final_blend <= 1.0, "final_blend must be at most 1"),
             (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
@@ -1054,7 +1061,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                           selected_mask=selected_mask)
         if labels is not None:
             out.loss1 = bce(logits1, labels)  # L1, eq. 4
-            out.loss2 = bce(logits2, labels)  # L2, eq. 7
+            out.loss2 = focal_bce(logits2, labels, cfg.rerank_focal)  # L2, eq. 7 (BCE at rerank_focal 0)
             if cfg.rank_loss_weight > 0:  # the reranker's own objective: gold labels of S first
                 out.loss2 = out.loss2 + cfg.rank_loss_weight * pairwise_rank_loss(logits2, labels, selected, selected_mask)
             if cfg.separate_stages:  # no weight is shared: each stage's gradient is its own loss's
@@ -1126,6 +1133,26 @@ def swap_gold_with_wrong(first: torch.Tensor, labels: torch.Tensor, gamma: int, 
     swapped = swapped.scatter(1, n, torch.where(swap, z_g, z_n))  # (B, K)
     moved = torch.zeros_like(gold).scatter(1, g[:, None], swap).scatter(1, n, swap)  # (B, K) the swapped pair
     return torch.where(moved, swapped, first)  # (B, K) no gradient through the swapped pair
+
+
+def focal_bce(logits: torch.Tensor, labels: torch.Tensor, focusing: float) -> torch.Tensor:
+    """BCE with each label's term weighted by (1 - p_t)^g (``rerank_focal``), averaged as :func:`bce`.
+
+    Args:
+        logits: scores before the sigmoid (B x K).
+        labels: multi-hot gold labels (B x K).
+        focusing: g >= 0; 0 is :func:`bce` itself.
+
+    Returns:
+        A scalar.
+    """
+    if focusing == 0:
+        return bce(logits, labels)
+    z, y = logits.float(), labels.float()  # (B, K), (B, K)
+    terms = F.binary_cross_entropy_with_logits(z, y, reduction="none")  # (B, K) -log p_t
+    # 1 - p_t from the logit of the wrong value: sigmoid(-z) for gold labels, sigmoid(z) for the rest.
+    miss = torch.sigmoid(torch.where(y > 0, -z, z))  # (B, K)
+    return (miss.pow(focusing) * terms).mean()
 
 
 def pairwise_rank_loss(logits: torch.Tensor, labels: torch.Tensor, selected: torch.Tensor,
