@@ -124,6 +124,19 @@ class LabelCoRankSettings(SharedModelSettings):
     reader_text_grad: bool = True
     separate_stages: bool = False
 
+    def second_stage_checks(self) -> list[tuple[bool, str]]:
+        """The ranges of the reranking stage's extensions: the checks that the model config and the
+        training settings both make, as ``(ok, message)`` pairs."""
+        return [
+            (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
+            (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
+            (0.0 <= self.rerank_swap <= 1.0, "rerank_swap must be in [0, 1]"),
+            (self.rerank_focal >= 0.0, "rerank_focal must be at least 0"),
+            (self.first_temperature > 0.0, "first_temperature must be above 0"),
+            (self.final_blend <= 1.0, "final_blend must be at most 1"),
+            (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
+        ]
+
     def reading_checks(self) -> list[tuple[bool, str]]:
         """How the label queries read the text: the checks that the model config and the training
         settings both make, as ``(ok, message)`` pairs."""

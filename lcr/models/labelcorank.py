@@ -260,13 +260,7 @@ class LabelCoRankConfig(LabelCoRankSettings):
             (self.pooling in ("cls", "mean"), "pooling must be 'cls' or 'mean'"),
             (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
             (self.summary_tokens == 1 or self.pooling == "cls", "summary_tokens > 1 needs pooling 'cls'"),
-            (self.rank_loss_weight >= 0.0, "rank_loss_weight must be at least 0"),
-            (self.rerank_noise >= 0.0, "rerank_noise must be at least 0"),
-            (0.0 <= self.rerank_swap <= 1.0, "rerank_swap must be in [0, 1]"),
-            (self.rerank_focal >= 0.0, "rerank_focal must be at least 0"),
-            (self.first_temperature > 0.0, "first_temperature must be above 0"),
-            (self.final_blend <= 1.0, "final_blend must be at most 1"),
-            (self.label_interaction_layers >= 0, "label_interaction_layers must be at least 0"),
+            *self.second_stage_checks(),
             (self.label_attention in LABEL_ATTENTION, f"label_attention must be one of {', '.join(LABEL_ATTENTION)}"),
             *self.reading_checks(),
         ]
@@ -1150,10 +1144,8 @@ def focal_bce(logits: torch.Tensor, labels: torch.Tensor, focusing: float) -> to
     """
     if focusing == 0:
         return bce(logits, labels)
-    z, y = logits.float(), labels.float()  # (B, K), (B, K)
-    terms = F.binary_cross_entropy_with_logits(z, y, reduction="none")  # (B, K) -log p_t
-    # 1 - p_t from the logit of the wrong value: sigmoid(-z) for gold labels, sigmoid(z) for the rest.
-    miss = torch.sigmoid(torch.where(y > 0, -z, z))  # (B, K)
+    terms = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")  # (B, K) -log p_t
+    miss = -torch.expm1(-terms)  # (B, K) 1 - p_t
     return (miss.pow(focusing) * terms).mean()
 
 
