@@ -49,7 +49,7 @@ COLUMNS = ("P@1", "P@3", "P@5", "nDCG@3", "nDCG@5")
 # Settings of the selection and the second stage, with their project defaults (the extensions off,
 # params.yaml's final head): a record names those a run set otherwise, and a run with another value
 # of one of them is another recipe (kept beside, not replacing).
-SECOND_STAGE = {"selection": "threshold", "fill_to_gamma": False, "final_head": "per_label", "detach_first": False, "query_confidence": False, "rank_loss_weight": 0.0, "rerank_noise": 0.0, "rerank_swap": 0.0, "rerank_focal": 0.0, "first_temperature": 1.0, "label_init": "random",
+SECOND_STAGE = {"selection": "threshold", "fill_to_gamma": False, "final_head": "per_label", "detach_first": False, "query_confidence": False, "rank_loss_weight": 0.0, "rerank_noise": 0.0, "rerank_swap": 0.0, "rerank_focal": 0.0, "rerank_epochs": 0, "first_temperature": 1.0, "label_init": "random",
                 "final_blend": 0.0, "label_interaction_layers": 0, "cross_fit_folds": 0,
                 "label_attention": "head", "reader_weights": "shared", "reader_lr": None,
                 "reader_keys": "encoder", "first_in_training": "current",

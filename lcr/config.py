@@ -181,6 +181,11 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             logits the model gave that document on its first visit, before any step had trained on
             it: a first prediction that errs as on unseen text, against the stacking trap, at no
             extra training cost; kept in memory and in the checkpoint, N x K floats).
+        rerank_epochs: with ``separate_stages``: passes over the training split after ``epochs``
+            that train the reranking stage alone, stacked on the finished first stage (S1 computed
+            without a gradient, its weights those of the plain fine-tune after ``epochs``). The
+            first stage's learning-rate schedule ends with ``epochs``; the reranking stage's
+            (warm-up and decay) spans all ``epochs + rerank_epochs``. 0 = off (the paper).
         cross_fit_fold: set by a cross-fitted run for its fold models: train on every fold of
             the ``cross_fit_folds`` but this one (None = the whole training split).
         grad_accum: micro-batches accumulated per optimiser step.
@@ -234,6 +239,7 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
     cross_fit_folds: int = 0
     cross_fit_fold: int | None = None
     first_in_training: str = "current"
+    rerank_epochs: int = 0
     batch_size: int = 16
     grad_accum: int = 1
     epochs: int = 10
@@ -303,6 +309,10 @@ class TrainParams(LabelCoRankSettings, BaselineSettings):
             (self.first_in_training == "current" or self.cross_fit_folds == 0,
              "first_in_training 'unseen' and cross_fit_folds both choose what the second stage starts from; "
              "set one of them"),
+            (self.rerank_epochs >= 0, "rerank_epochs must be >= 0"),
+            (self.rerank_epochs == 0 or (self.variant in LABELCORANK_FAMILY and self.separate_stages),
+             f"rerank_epochs trains LabelCoRank's reranking stage alone on a finished first stage and needs "
+             f"separate_stages true (variant '{self.variant}', separate_stages {self.separate_stages})"),
             (self.summary_tokens >= 1, "summary_tokens must be at least 1"),
             (self.summary_tokens == 1 or self.resolved_pooling == "cls",
              f"summary_tokens = {self.summary_tokens} needs pooling cls (the summary states are pooled, not the "

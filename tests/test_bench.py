@@ -197,7 +197,7 @@ def test_reuters_recipe_records_carry_the_issue_keys_and_merge_by_run(tmp_path, 
     assert bench_reuters.records(turned_on, args, "abc1234")[0]["rank_loss_weight"] == 0.1
     text = bench_reuters.markdown(results, args, "python -m bench.bench_reuters", "abc1234")
     assert "| labelcorank | 0 | 0.9000 |" in text and "93.0%" in text and "abc1234" in text
-    assert ("query_confidence False, rank_loss_weight 0.0, rerank_noise 0.0, rerank_swap 0.0, rerank_focal 0.0, first_temperature 1.0, "
+    assert ("query_confidence False, rank_loss_weight 0.0, rerank_noise 0.0, rerank_swap 0.0, rerank_focal 0.0, rerank_epochs 0, first_temperature 1.0, "
             "label_init random, final_blend 0.0, label_interaction_layers 0, cross_fit_folds 0, label_attention head, "
             "reader_weights shared, reader_lr None, reader_keys encoder, "
             "first_in_training current, reader_text_grad True, separate_stages False; "

@@ -116,14 +116,16 @@ def _weights(folder: Path) -> dict:
     return load_file(files[0])
 
 
-@pytest.mark.parametrize("setting", ["first_in_training=current", "first_in_training=unseen", "separate_stages=true"])
+@pytest.mark.parametrize("setting", ["first_in_training=current", "first_in_training=unseen", "separate_stages=true",
+                                     "separate_stages=true rerank_epochs=1"])
 def test_resume_after_kill_reaches_the_same_weights(toy, tmp_path, setting):
     """Killed after its first checkpoint (in the first epoch) and resumed, a run ends with the
     weights of an uninterrupted one; with first_in_training unseen the first-epoch logits it had
     recorded come back from the checkpoint, with separate_stages the count of the reranking
-    stage's own random draws."""
+    stage's own random draws, with rerank_epochs the two stages' schedules."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = lambda output, *extra: _train_command(toy, output, "--set", setting, *extra)  # noqa: E731
+    sets = [arg for value in setting.split() for arg in ("--set", value)]
+    command = lambda output, *extra: _train_command(toy, output, *sets, *extra)  # noqa: E731
     reference = tmp_path / "reference"
     subprocess.run(command(reference), check=True, env=env, capture_output=True)
 
@@ -535,3 +537,61 @@ def test_separate_stages_trains_the_first_stage_exactly_as_the_plain_fine_tune(t
         assert np.abs(model["label_scorer.weight"]).max() > 0  # the per-label head starts at zero: it learned
     joint = trained("joint", "labelcorank", **readers)
     assert any(not np.array_equal(joint[key], plain[key]) for key in first_stage)
+
+
+def test_rerank_epochs_train_the_reranking_stage_alone_on_the_finished_plain_fine_tune(toy, tmp_path):
+    """rerank_epochs: after its epochs the first stage stays, to the bit, the plain fine-tune's
+    while the reranking stage goes on learning; the first stage's schedule ends with the epochs,
+    the reranking stage's spans all of them. It needs separate_stages."""
+    import torch
+
+    from lcr.models.factory import build_model
+    from lcr.models.encoder import load_encoder
+    from lcr.train.loop import RERANK_GROUP, _group_schedules, build_optimizer, check_inputs
+    from tests.tiny_encoder import make_tiny_encoder
+
+    encoder = make_tiny_encoder(tmp_path / "encoder")  # dropout on, as checkpoints ship
+    common = dict(encoder=encoder, dropout=0.1, epochs=1, schedule="linear", warmup_ratio="0.2", head_lr=0.01,
+                  fill_to_gamma=True, clip_norm=0.5, final_head="per_label", patience=None)
+    stacked = dict(separate_stages=True, label_attention="encoder_readers", reader_weights="own", reader_keys="own",
+                   reader_lr=0.01)
+
+    def final_state(name, variant, **overrides):  # the last weights (the checkpoint's), not the dev's best
+        params = settings(toy, variant=variant, **{**common, **overrides})
+        result = train_job("toy", params, data_dir=toy["data"], output_dir=tmp_path / name, track=False,
+                           progress=False)
+        return torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)["model"], result
+
+    plain, _ = final_state("plain", "roberta")
+    once, _ = final_state("once", "labelcorank", **stacked)
+    again, result = final_state("again", "labelcorank", rerank_epochs=1, **stacked)
+    assert [row["epoch"] for row in result["history"]] == [1, 2]
+    steps = result["steps"]
+    assert steps == 2 * result["history"][0]["step"]
+    assert int(again["stage_stream"][1]) == steps  # the reranking stage ran on every step of both epochs
+    first_stage = [key for key in plain if key.startswith(("encoder.", "pool.", "classifier1."))]
+    for key in first_stage:
+        assert torch.equal(again[key], plain[key]), key
+    second_stage = [key for key in again if key.startswith(("reader_encoder.", "label_scorer."))]
+    assert second_stage and any(not torch.equal(again[key], once[key]) for key in second_stage)
+
+    # The schedules: at the end of the epochs the first stage's rate is 0, the reranking stage's is not.
+    params = settings(toy, variant="labelcorank", rerank_epochs=1, **{**common, **stacked})
+    model_encoder, tokenizer = load_encoder(encoder)
+    _, artifacts = check_inputs(toy["data"] / "toy", params)
+    model = build_model(params, model_encoder, cooc=artifacts.cooc, freq_rank=artifacts.rank, tokenizer=tokenizer)
+    optimizer = build_optimizer(model, params, torch.device("cpu"))
+    names = [group["name"] for group in optimizer.param_groups]
+    assert any(n.startswith(RERANK_GROUP) for n in names) and any(not n.startswith(RERANK_GROUP) for n in names)
+    first_ids = {id(p) for p in model.first_stage_parameters()}
+    for group in optimizer.param_groups:
+        assert all((id(p) in first_ids) != group["name"].startswith(RERANK_GROUP) for p in group["params"])
+    factors = _group_schedules(optimizer, params, first_steps=10, total_steps=20)
+    for name, factor in zip(names, factors):  # warm-up 0.2 of each span: 2 steps of 10, 4 of 20
+        rerank = name.startswith(RERANK_GROUP)
+        assert (factor(1), factor(10)) == ((0.5, 10 / 16) if rerank else (1.0, 0.0)), name
+
+    with pytest.raises(LcrError, match="rerank_epochs .* needs separate_stages true"):
+        settings(toy, rerank_epochs=1)
+    with pytest.raises(LcrError, match="rerank_epochs must be >= 0"):
+        settings(toy, rerank_epochs=-1, separate_stages=True)

@@ -47,7 +47,7 @@ the output record, the loss and safetensors saving that every model shares: :mod
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from copy import deepcopy
 
 import numpy as np
@@ -909,7 +909,7 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor | None = None, first_stage_only: bool = False,
-                first_logits: torch.Tensor | None = None) -> ModelOutput:
+                first_logits: torch.Tensor | None = None, first_frozen: bool = False) -> ModelOutput:
         """
         Args:
             input_ids: token ids (B x T).
@@ -921,6 +921,9 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                 (B x K, no gradient): in training with ``cross_fit_folds``, out-of-fold first
                 predictions of these documents (:mod:`lcr.train.cross_fit`). L1 still scores the
                 model's own S1; None = its own S1 (the paper; always in prediction).
+            first_frozen: step 1 runs without a gradient, so that only steps 2-5 learn (the
+                ``rerank_epochs`` of training, after the first stage has finished; L1 is still
+                reported). Needs ``separate_stages``, where no weight is shared between the stages.
 
         Returns:
             A :class:`ModelOutput`; ``logits`` is what the model ranks with: the final prediction
@@ -928,22 +931,16 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
             ``first_stage_only``.
         """
         cfg = self.config
+        if first_frozen and not cfg.separate_stages:
+            raise ValueError("first_frozen needs separate_stages: otherwise the stages share weights")
         # Step 1: first prediction from the [CLS] token (or the mean of the tokens, see pooling).
         text_mask = attention_mask  # (B, T) the text's own mask (a second encoder pass reads it)
         readers = cfg.label_attention == "encoder_readers" and not first_stage_only
-        if readers:  # the text is encoded once; the labels of S read every layer's keys and values later
-            if cfg.reader_keys == "own":  # ... as the readers' own weights project each layer's text states
-                hidden, attention_mask, layer_inputs = encode_text_states(self.encoder, input_ids, attention_mask,
-                                                                          limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
-                if cfg.separate_stages or not cfg.reader_text_grad:  # L2 does not reach the encoder through what the readers read
-                    layer_inputs = tuple(states.detach() for states in layer_inputs)  # each (B, T, delta)
-                cache = project_text_for_readers(self.reader_encoder, layer_inputs)
-            else:  # ... as the text pass itself computed (and cached) them
-                hidden, attention_mask, cache = encode_text_for_readers(self.encoder, input_ids, attention_mask,
-                                                                        limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
-            logits1 = self.first_logits_of(hidden, attention_mask)  # (B, K)
-        else:
-            hidden, attention_mask, logits1 = self.first_prediction(input_ids, attention_mask)  # (B, T, delta) H, (B, T), (B, K)
+        with torch.no_grad() if first_frozen else nullcontext():  # rerank_epochs: the first stage is finished
+            hidden, attention_mask, logits1, layer_inputs, cache = self._first_step(
+                input_ids, attention_mask, readers)
+        if readers and cfg.reader_keys == "own":  # the readers' own weights project each layer's text states
+            cache = project_text_for_readers(self.reader_encoder, layer_inputs)
         if first_stage_only:
             out = ModelOutput(logits=logits1, logits1=logits1)
             if labels is not None:
@@ -976,6 +973,29 @@ class LabelCoRank(FirstPrediction, SaveLoad, nn.Module):
                                           selected_mask)  # (B, gamma, delta)
 
             return self.final_prediction(attended, selected, selected_mask, logits1, first, labels)
+
+    def _first_step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, readers: bool):
+        """Step 1, and what the readers need of the text pass. Returns the text states H
+        (B x T x delta), their mask (B x T), S1's logits (B x K), and for ``encoder_readers``
+        either each layer's input states (``reader_keys: own``: a tuple of B x T x delta, which
+        the readers' own weights project) or the text pass's cached keys and values; None where
+        not used."""
+        cfg = self.config
+        if not readers:
+            hidden, attention_mask, logits1 = self.first_prediction(input_ids, attention_mask)  # (B, T, delta) H, (B, T), (B, K)
+            return hidden, attention_mask, logits1, None, None
+        # The text is encoded once; the labels of S read every layer's keys and values later.
+        layer_inputs = cache = None
+        if cfg.reader_keys == "own":  # ... as the readers' own weights project each layer's text states
+            hidden, attention_mask, layer_inputs = encode_text_states(self.encoder, input_ids, attention_mask,
+                                                                      limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
+            if cfg.separate_stages or not cfg.reader_text_grad:  # L2 does not reach the encoder through what the readers read
+                layer_inputs = tuple(states.detach() for states in layer_inputs)  # each (B, T, delta)
+        else:  # ... as the text pass itself computed (and cached) them
+            hidden, attention_mask, cache = encode_text_for_readers(self.encoder, input_ids, attention_mask,
+                                                                    limit=self.token_limit, room=cfg.gamma)  # (B, T, delta), (B, T)
+        logits1 = self.first_logits_of(hidden, attention_mask)  # (B, K)
+        return hidden, attention_mask, logits1, layer_inputs, cache
 
     @contextmanager
     def reranking_stream(self):

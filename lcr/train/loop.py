@@ -47,6 +47,7 @@ from lcr.models.variants import (LABEL_TEXT_VARIANTS, LINEAR_VARIANTS, METADATA_
                                  uses_gamma)
 
 CHECKPOINT = "checkpoint.pt"
+RERANK_GROUP = "rerank_"  # the name prefix of the reranking stage's parameter groups (rerank_epochs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,11 +70,13 @@ def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
       pretrained encoder (the word-level baselines) is new throughout and learns at ``lr``, its
       own block's rate.
     * Biases and LayerNorm weights get no weight decay; every other parameter ``weight_decay``.
+    * With ``rerank_epochs``, the reranking stage's parameters are grouped apart from the first
+      stage's (``rerank_`` before the name), since the two follow schedules of different lengths.
 
     Returns:
-        Up to six groups, each ``{"name", "params", "lr", "weight_decay"}`` (empty ones are
-        left out); ``name`` is ``encoder``, ``readers`` (with ``reader_lr``) or ``head``, with
-        ``/no_decay`` for the undecayed.
+        Up to six groups (twelve with ``rerank_epochs``), each ``{"name", "params", "lr",
+        "weight_decay"}`` (empty ones are left out); ``name`` is ``encoder``, ``readers`` (with
+        ``reader_lr``) or ``head``, with ``/no_decay`` for the undecayed.
     """
     encoder = getattr(model, "encoder", None)
     readers = getattr(model, "reader_encoder", None)
@@ -87,6 +90,8 @@ def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
         for name, parameter in module.named_parameters(recurse=False):
             if name.endswith("bias") or _is_layer_norm(module):
                 undecayed.add(id(parameter))
+    first_stage = ({id(p) for p in model.first_stage_parameters()}
+                   if params.rerank_epochs and hasattr(model, "first_stage_parameters") else None)
     groups: dict[str, dict] = {}
     seen = set()
     for parameter in model.parameters():
@@ -95,7 +100,8 @@ def parameter_groups(model: torch.nn.Module, params: TrainParams) -> list[dict]:
         seen.add(id(parameter))
         part = part_of.get(id(parameter), "head")
         decay = id(parameter) not in undecayed
-        name = part if decay else f"{part}/no_decay"
+        stage = "" if first_stage is None or id(parameter) in first_stage else RERANK_GROUP
+        name = stage + (part if decay else f"{part}/no_decay")
         group = groups.setdefault(name, {"name": name, "params": [], "lr": rates[part],
                                          "weight_decay": params.weight_decay if decay else 0.0})
         group["params"].append(parameter)
@@ -475,6 +481,14 @@ class ProgressLines:
         self._print(f"epoch {epoch + 1}/{self.epochs} dev: {shown}")
 
 
+def _group_schedules(optimizer, params: TrainParams, first_steps: int, total_steps: int) -> list:
+    """Each parameter group's learning-rate factor by step: the schedule over ``total_steps``,
+    except that with ``rerank_epochs`` the first stage's groups follow it over ``first_steps``
+    (the plain fine-tune's), the reranking stage's over all ``total_steps``."""
+    return [_schedule(params, total_steps if group["name"].startswith(RERANK_GROUP) or not params.rerank_epochs
+                      else first_steps) for group in optimizer.param_groups]
+
+
 def _schedule(params: TrainParams, total_steps: int):
     warmup = int(params.warmup_ratio * total_steps)
 
@@ -502,11 +516,13 @@ def settings_block(params: TrainParams, sources: dict[str, str] | None, used: in
              + (f", readers {params.reader_lr:g}" if params.reader_lr is not None else ""))
     lines = [f"training {params.variant} (seed {params.seed})",
              f"  documents: {used:,} of {available:,} training documents" + origin("max_train_docs"),
-             f"  epochs: {params.epochs}" + origin("epochs", "max_steps"),
+             f"  epochs: {params.epochs}"
+             + (f" + {params.rerank_epochs} of the reranking stage alone" if params.rerank_epochs else "")
+             + origin("epochs", "rerank_epochs", "max_steps"),
              f"  tokens: {params.max_length}" + origin("max_length"),
              f"  encoder: {encoder}" + origin("encoder"),
              f"  learning rates: {rates}" + origin("lr", "head_lr", "reader_lr")]
-    shown = {"max_train_docs", "epochs", "max_steps", "max_length", "encoder", "lr", "head_lr", "reader_lr"}
+    shown = {"max_train_docs", "epochs", "rerank_epochs", "max_steps", "max_length", "encoder", "lr", "head_lr", "reader_lr"}
     rest = [f"    {key} = {getattr(params, key)!r} ({where})" for key, where in sources.items() if key not in shown]
     if rest:
         lines += ["  other settings that are not the built-in defaults:", *rest]
@@ -635,11 +651,13 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     warm_up = params.first_stage_steps > 0 and hasattr(raw_model, "s2_sizes")  # LabelCoRank family only
     global_batch = params.batch_size * env.world_size
     steps_per_epoch = math.ceil(len(train_split) / global_batch / params.grad_accum)
-    total_steps = steps_per_epoch * params.epochs
+    epochs = params.epochs + params.rerank_epochs  # rerank_epochs: the reranking stage alone, after the first's
+    first_steps, total_steps = steps_per_epoch * params.epochs, steps_per_epoch * epochs
     if params.max_steps is not None:
-        total_steps = min(total_steps, params.max_steps)
+        first_steps, total_steps = min(first_steps, params.max_steps), min(total_steps, params.max_steps)
     optimizer = build_optimizer(raw_model, params, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(params, total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _group_schedules(optimizer, params, first_steps,
+                                                                              total_steps))
     # first_in_training unseen: the second stage starts from each document's first-visit S1 after epoch 1.
     unseen = (cross_fit.UnseenFirst(len(train_split), train_split.labels.shape[1])
               if params.first_in_training == "unseen" else None)
@@ -687,13 +705,13 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
     output_dir.mkdir(parents=True, exist_ok=True)
     model.train()
     stop = position["step"] >= total_steps
-    lines = ProgressLines(total_steps, params.epochs, global_batch, enabled=env.is_main and not progress)
+    lines = ProgressLines(total_steps, epochs, global_batch, enabled=env.is_main and not progress)
     started = time.time()
-    while not stop and position["epoch"] < params.epochs:
+    while not stop and position["epoch"] < epochs:
         epoch = position["epoch"]
         batches = length_bucketed_batches(train_split.lengths, global_batch, shuffle=True,
                                           seed=params.seed, epoch=epoch)
-        bar = tqdm(total=len(batches), initial=position["batch"], desc=f"epoch {epoch + 1}/{params.epochs}",
+        bar = tqdm(total=len(batches), initial=position["batch"], desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not progress, unit="batch")
         accumulated = 0
         epoch_losses: dict[str, list] = {}  # name -> [sum as a tensor (no host sync per step), batches]
@@ -703,6 +721,8 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
             batch = {name: t.to(device) for name, t in collate(train_split, mine, pad_id).items()}
             # The first-stage warm-up: L1 alone until S1 is worth building S from.
             extra = {"first_stage_only": True} if warm_up and position["step"] < params.first_stage_steps else {}
+            if epoch >= params.epochs:  # rerank_epochs: the first stage is finished; the reranking stage goes on
+                extra["first_frozen"] = True
             if out_of_fold is not None and not extra:  # cross-fitting: the second stage starts from unseen-text S1
                 extra["first_logits"] = out_of_fold[torch.from_numpy(np.asarray(mine))].to(device)  # (B, K)
             if unseen is not None and epoch > 0 and not extra:  # the S1 of the document's first visit
