@@ -723,9 +723,9 @@ def train(dataset_dir: str | Path, output_dir: str | Path, params: TrainParams, 
             extra = {"first_stage_only": True} if warm_up and position["step"] < params.first_stage_steps else {}
             if epoch >= params.epochs:  # rerank_epochs: the first stage is finished; the reranking stage goes on
                 extra["first_frozen"] = True
-            if out_of_fold is not None and not extra:  # cross-fitting: the second stage starts from unseen-text S1
+            if out_of_fold is not None and "first_stage_only" not in extra:  # cross-fitting: the second stage starts from unseen-text S1
                 extra["first_logits"] = out_of_fold[torch.from_numpy(np.asarray(mine))].to(device)  # (B, K)
-            if unseen is not None and epoch > 0 and not extra:  # the S1 of the document's first visit
+            if unseen is not None and epoch > 0 and "first_stage_only" not in extra:  # the S1 of the document's first visit
                 extra["first_logits"] = unseen.of(mine, device)  # (B, K)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"], **extra)
