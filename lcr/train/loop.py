@@ -485,8 +485,8 @@ def _group_schedules(optimizer, params: TrainParams, first_steps: int, total_ste
     """Each parameter group's learning-rate factor by step: the schedule over ``total_steps``,
     except that with ``rerank_epochs`` the first stage's groups follow it over ``first_steps``
     (the plain fine-tune's), the reranking stage's over all ``total_steps``."""
-    return [_schedule(params, total_steps if group["name"].startswith(RERANK_GROUP) or not params.rerank_epochs
-                      else first_steps) for group in optimizer.param_groups]
+    return [_schedule(params, total_steps if group["name"].startswith(RERANK_GROUP) else first_steps)
+            for group in optimizer.param_groups]  # without rerank_epochs the two spans are the same
 
 
 def _schedule(params: TrainParams, total_steps: int):
